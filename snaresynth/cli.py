@@ -1,0 +1,140 @@
+"""Command line: argument parsing only; every sub-command calls into the library.
+
+Heavy modules (TensorFlow, sounddevice) are imported inside the command functions, so
+``snaresynth --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from snaresynth import __version__
+from snaresynth.errors import SnareSynthError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+# --- serve / render / models -------------------------------------------------------------------
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the instrument daemon (MIDI + OSC + audio)")
+    p.add_argument("--model", help="model file or bundled model name (default: bundled model)")
+    p.add_argument("--preset", help="preset/kit name or TOML file to start with")
+    p.add_argument("--config", type=Path, help="settings TOML (command line wins over it)")
+    p.add_argument("--audio", default=None,
+                   help="auto | jack | null | DEVICE name substring or index (default auto)")
+    p.add_argument("--rate", type=int, default=None, help="output sample rate in Hz")
+    p.add_argument("--blocksize", type=int, default=None, help="audio block in frames")
+    p.add_argument("--record", type=Path, help="also write exactly what is played to this WAV")
+    p.add_argument("--midi-in", default=None,
+                   help='virtual | none | NAME substring (default: virtual port "snaresynth")')
+    p.add_argument("--midi-api", choices=["alsa", "jack"], default=None)
+    p.add_argument("--midi-out", default=None,
+                   help="MIDI output for controller feedback: virtual | none | NAME substring")
+    p.add_argument("--osc-host", default=None, help="address to bind (default 127.0.0.1)")
+    p.add_argument("--osc-port", type=int, default=None, help="UDP port, 0 = any free (default 9000)")
+    p.add_argument("--osc-allow", nargs="+", metavar="CIDR", default=None,
+                   help="only obey OSC senders in these networks")
+    p.add_argument("--voices", type=int, default=None, help="polyphony limit")
+    p.add_argument("--latency", choices=["constant", "lowest"], default=None,
+                   help="constant: sample-accurate at arrival + one block; lowest: next block")
+    p.add_argument("--state-file", type=Path, default=None,
+                   help="where the current state is saved on exit (default: user state dir)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from snaresynth.config import settings_from_args
+    from snaresynth.server import serve
+
+    return serve(settings_from_args(args))
+
+
+def _add_render(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render", help="decode latent point(s) to WAV file(s)")
+    p.add_argument("--model", help="model file or bundled model name (default: bundled model)")
+    p.add_argument("--knobs", type=_floats, help="comma-separated knob positions 0..1 per dim")
+    p.add_argument("--z", type=_floats, help="comma-separated raw latent vector")
+    p.add_argument("--random", type=int, metavar="N", help="render N random latent points")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latents", type=Path, help="(B, latent_dim) .npy of raw latent vectors")
+    p.add_argument("--out", type=Path, help="output WAV for a single latent")
+    p.add_argument("--out-dir", type=Path, help="output folder for a batch (one WAV per row)")
+    p.add_argument("--rate", type=int, help="resample to this rate in Hz (default: model rate)")
+    p.set_defaults(func=_cmd_render)
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from snaresynth.render import render_command
+
+    return render_command(
+        model=args.model, knobs=args.knobs, z=args.z, random=args.random, seed=args.seed,
+        latents=args.latents, out=args.out, out_dir=args.out_dir, rate=args.rate,
+    )
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list available models and their metadata")
+    p.add_argument("paths", nargs="*", type=Path, help="model files or folders (default: bundled)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_models)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from snaresynth.render import models_command
+
+    return models_command(args.paths, as_json=args.json)
+
+
+# --- train (models/train.py) ---------------------------------------------------------------------
+# --- dataset (data/) -----------------------------------------------------------------------------
+# --- eval / explore / listener (evaluate.py) -----------------------------------------------------
+
+
+# --- plumbing ------------------------------------------------------------------------------------
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.replace(" ", ",").split(",") if part]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_serve, _add_render, _add_models,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snaresynth", description="A neural snare-drum instrument (MIDI/OSC sound server)."
+    )
+    parser.add_argument("--version", action="version", version=f"snaresynth {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in PARSERS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        return int(args.func(args) or 0)
+    except SnareSynthError as exc:
+        print(f"snaresynth {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model families, the Decoder contract and the registry (TensorFlow is imported lazily)."""
