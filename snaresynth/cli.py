@@ -92,6 +92,43 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 # --- train (models/train.py) ---------------------------------------------------------------------
 # --- dataset (data/) -----------------------------------------------------------------------------
+
+def _add_dataset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dataset", help="build or inspect a training corpus")
+    dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    b = dsub.add_parser("build", help="sample folders / Hydrogen kits -> aligned corpus folder")
+    b.add_argument("--out", type=Path, required=True, help="corpus folder to write")
+    b.add_argument("--from", dest="folders", type=Path, nargs="+", action="extend", default=[],
+                   metavar="FOLDER", help="folders of WAV/FLAC/AIFF/OGG one-shots (recursive)")
+    b.add_argument("--hydrogen", nargs="?", type=Path, metavar="DRUMKITS_DIR",
+                   const=Path("/usr/share/hydrogen/data/drumkits"),
+                   help="add Hydrogen drum kits (default folder: the Debian install)")
+    b.add_argument("--label", help="label every --from file with this class (default: by name)")
+    b.add_argument("--instruments", help="keep only these classes, e.g. snare,kick")
+    b.add_argument("--rate", type=int, default=32000, help="model sample rate in Hz")
+    b.add_argument("--augment", type=int, default=0, metavar="N",
+                   help="N extra seeded copies per file (gain, pitch, timing)")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=_cmd_dataset_build)
+    i = dsub.add_parser("info", help="items per label of a corpus folder")
+    i.add_argument("path", type=Path)
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=_cmd_dataset_info)
+
+
+def _cmd_dataset_build(args: argparse.Namespace) -> int:
+    from snaresynth.data.build import build_command
+
+    return build_command(out=args.out, folders=args.folders, hydrogen=args.hydrogen,
+                         label=args.label, instruments=args.instruments, rate=args.rate,
+                         augment=args.augment, seed=args.seed)
+
+
+def _cmd_dataset_info(args: argparse.Namespace) -> int:
+    from snaresynth.data.build import info_command
+
+    return info_command(args.path, as_json=args.json)
+
 # --- eval / explore / listener (evaluate.py) -----------------------------------------------------
 
 
@@ -106,6 +143,7 @@ def _floats(text: str) -> list[float]:
 
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_serve, _add_render, _add_models,
+    _add_dataset,
 ]
 
 
