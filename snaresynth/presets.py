@@ -1,0 +1,566 @@
+"""Kits and presets: the schema, a strict TOML loader, atomic saving and a name-based store.
+
+A *kit* maps MIDI notes to *slots*; each slot is one snare sound (a latent position plus level,
+tune, decay, pan and choke group). A preset file is one kit in TOML; see docs/presets.md for the
+file format. Everything here is pure apart from reading and writing files; no threads.
+
+Public API (used by engine.py and io/*):
+
+- ``Slot``, ``Kit``: the dataclasses; ``Slot.knobs_for(latent_dim)`` adapts a slot made for
+  another model size.
+- ``load_kit(path) -> Kit``, ``save_kit(kit, path)``, ``kit_to_dict(kit)``, ``kit_from_dict(d)``.
+- ``load_state(path) -> (Kit, selected_slot)``, ``save_state(path, kit, selected_slot)``: the
+  daemon's "current state" file (a kit plus ``selected_slot``).
+- ``PresetStore``: ``list()``, ``load(name)``, ``save(name, kit)``, ``name_for_program(n)``.
+- ``check_name(name)``: the rule every preset name from the network must pass.
+
+Every problem with outside data raises ``PresetError`` naming the file and the field path, e.g.
+``default.toml: slot[1].tune_semitones: must be a number in -12..12, got "high"``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from snaresynth.atomic import atomic_write_text
+from snaresynth.dsp import VELOCITY_CURVES
+from snaresynth.errors import PresetError
+from snaresynth.mapping import MAX_LATENT_DIM, parse_param
+
+FORMAT_VERSION = 1
+"""The ``format`` key written into every file; a file with a newer format is refused."""
+
+MAX_NAME_CHARS = 64
+PRESET_SUFFIX = ".toml"
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
+
+_SLOT_REQUIRED = ("name", "notes", "knobs")
+_SLOT_FIELDS = (
+    *_SLOT_REQUIRED, "level_db", "tune_semitones", "decay", "pan", "choke_group"
+)
+_KIT_REQUIRED = ("name", "slot")
+_KIT_FIELDS = (
+    "format", "name", "description", "velocity_curve", "velocity_latent",
+    "velocity_latent_amount", "midi_channel", "cc", "slot",
+)
+
+
+def default_cc(latent_dims: int = 8) -> dict[int, str]:
+    """The default CC map: CC 20.. -> latent/0.., CC 7 level, 10 pan, 74 tune, 75 decay, 1 morph.
+
+    CC 20..31 are undefined in the MIDI spec, so no controller sends them by accident; at most
+    12 latent dimensions get a default CC (20..31), the rest can be bound by MIDI learn.
+    """
+    cc = {20 + i: f"latent/{i}" for i in range(min(latent_dims, 12))}
+    cc.update({7: "level", 10: "pan", 74: "tune", 75: "decay", 1: "morph"})
+    return dict(sorted(cc.items()))
+
+
+# --------------------------------------------------------------------------------------------
+# field checkers: each takes the raw value and its field path, returns the canonical value
+# --------------------------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it (TOML spelling), shortened for error messages."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    elif isinstance(value, int) and abs(value) > 10**30:
+        text = "a very large integer"
+    elif isinstance(value, Mapping):
+        text = "a table"
+    elif isinstance(value, list | tuple):
+        text = f"an array of {len(value)}"
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fail(path: str, reason: str) -> PresetError:
+    return PresetError(f"{path}: {reason}")
+
+
+def _num_text(x: float) -> str:
+    return f"{x:g}"
+
+
+def _number(value: Any, path: str, lo: float, hi: float) -> float:
+    """A finite number in lo..hi; an int is accepted (becomes float), a bool is not a number."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    # compare before float(): a huge TOML integer would overflow float conversion; NaN and
+    # infinities fail the comparison
+    if ok and lo <= value <= hi:
+        return float(value)
+    raise _fail(path, f"must be a number in {_num_text(lo)}..{_num_text(hi)}, got {_show(value)}")
+
+
+def _integer(value: Any, path: str, lo: int, hi: int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+        return int(value)
+    raise _fail(path, f"must be an integer in {lo}..{hi}, got {_show(value)}")
+
+
+def _text(value: Any, path: str, max_chars: int, allow_empty: bool = False) -> str:
+    """A string; names (``allow_empty=False``) are one line, descriptions may have newlines."""
+    if isinstance(value, str) and len(value) <= max_chars and (allow_empty or value.strip()):
+        allowed = "\t\n" if allow_empty else ""
+        if not any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
+            return value
+        raise _fail(path, "must not contain control characters")
+    what = "a string" if allow_empty else "a non-empty string"
+    raise _fail(path, f"must be {what} of at most {max_chars} characters, got {_show(value)}")
+
+
+def _array(value: Any, path: str, lo_len: int, hi_len: int, what: str) -> list[Any]:
+    if isinstance(value, list | tuple) and lo_len <= len(value) <= hi_len:
+        return list(value)
+    raise _fail(path, f"must be an array of {lo_len}..{hi_len} {what}, got {_show(value)}")
+
+
+def _table(value: Any, path: str) -> Mapping[Any, Any]:
+    if isinstance(value, Mapping):
+        return value
+    raise _fail(path, f"must be a table, got {_show(value)}")
+
+
+def _check_keys(table: Mapping[Any, Any], path: str, known: tuple[str, ...],
+                required: tuple[str, ...]) -> None:
+    prefix = f"{path}." if path else ""
+    for key in table:
+        if key not in known:
+            shown = key if isinstance(key, str) else _show(key)
+            raise _fail(f"{prefix}{shown}", f"unknown field (known: {', '.join(known)})")
+    for key in required:
+        if key not in table:
+            raise _fail(f"{prefix}{key}", "required field is missing")
+
+
+def _cc_key(key: Any, path: str) -> int:
+    """A CC number: an int (Python callers) or a decimal TOML key such as "20"."""
+    if isinstance(key, str) and re.fullmatch(r"[0-9]{1,3}", key):
+        key = int(key)
+    if isinstance(key, int) and not isinstance(key, bool) and 0 <= key <= 127:
+        return int(key)
+    raise _fail(f"{path}.{key if isinstance(key, str) else _show(key)}",
+                "a CC number must be an integer in 0..127")
+
+
+# --------------------------------------------------------------------------------------------
+# dataclasses
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    """One sound of a kit. Values are validated on construction (``PresetError``).
+
+    ``knobs`` holds one 0..1 value per latent dimension: 0 and 1 are the ends of the model's
+    ``latent_range()`` for that dimension, 0.5 its centre. Mutating a field afterwards is allowed
+    (the engine does it when a CC moves); ``save_kit`` validates again before writing.
+    """
+
+    name: str
+    notes: list[int]
+    knobs: list[float]
+    level_db: float = 0.0
+    tune_semitones: float = 0.0
+    decay: float = 1.0
+    pan: float = 0.0
+    choke_group: int = 0
+
+    def __post_init__(self) -> None:
+        checked = _slot_values(
+            {f: getattr(self, f) for f in _SLOT_FIELDS}, "slot"
+        )
+        for key, value in checked.items():
+            object.__setattr__(self, key, value)
+
+    def knobs_for(self, latent_dim: int) -> list[float]:
+        """The knobs adapted to a model with ``latent_dim`` dimensions.
+
+        A kit made for a smaller model is padded with 0.5 (the centre of each extra dimension);
+        one made for a larger model is truncated. The slot itself is not changed, so saving the
+        kit keeps the original knobs.
+        """
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
+        knobs = list(self.knobs[:latent_dim])
+        return knobs + [0.5] * (latent_dim - len(knobs))
+
+
+@dataclass
+class Kit:
+    """A set of slots plus the controller set-up that goes with them (saved together).
+
+    ``cc`` maps a CC number to a parameter address (``latent/<i>``, ``level``, ``tune``,
+    ``decay``, ``pan``, ``morph``; see ``mapping.parse_param``); parameters apply to the slot
+    the engine has selected. ``velocity_latent``/``velocity_latent_amount``: at full velocity the
+    knob of that latent dimension moves by ``amount`` (-1..1), so harder hits sound different.
+    ``midi_channel`` None = omni, else 1..16 (the channel number printed on gear).
+    """
+
+    name: str
+    slots: list[Slot]
+    cc: dict[int, str]
+    velocity_curve: str = "linear"
+    velocity_latent: int | None = None
+    velocity_latent_amount: float = 0.0
+    midi_channel: int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.slots, list | tuple):
+            raise _fail("slot", f"must be a list of Slots, got {_show(self.slots)}")
+        self.slots = list(self.slots)
+        for i, slot in enumerate(self.slots):
+            if not isinstance(slot, Slot):
+                raise _fail(f"slot[{i}]", f"must be a Slot, got {type(slot).__name__}")
+        _check_kit_fields(self, "")
+
+
+def _slot_values(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """Check every present field of one slot; returns canonical values."""
+    out: dict[str, Any] = {}
+    p = f"{path}."
+    if "name" in raw:
+        out["name"] = _text(raw["name"], p + "name", MAX_NAME_CHARS)
+    if "notes" in raw:
+        notes = _array(raw["notes"], p + "notes", 0, 128, "MIDI notes 0..127")
+        out["notes"] = [_integer(n, f"{p}notes[{j}]", 0, 127) for j, n in enumerate(notes)]
+        seen: set[int] = set()
+        for j, n in enumerate(out["notes"]):
+            if n in seen:
+                raise _fail(f"{p}notes[{j}]", f"note {n} is listed twice")
+            seen.add(n)
+    if "knobs" in raw:
+        knobs = _array(raw["knobs"], p + "knobs", 1, MAX_LATENT_DIM, "numbers 0..1")
+        out["knobs"] = [_number(k, f"{p}knobs[{j}]", 0.0, 1.0) for j, k in enumerate(knobs)]
+    if "level_db" in raw:
+        out["level_db"] = _number(raw["level_db"], p + "level_db", -60.0, 12.0)
+    if "tune_semitones" in raw:
+        out["tune_semitones"] = _number(raw["tune_semitones"], p + "tune_semitones", -12.0, 12.0)
+    if "decay" in raw:
+        out["decay"] = _number(raw["decay"], p + "decay", 0.0, 1.0)
+    if "pan" in raw:
+        out["pan"] = _number(raw["pan"], p + "pan", -1.0, 1.0)
+    if "choke_group" in raw:
+        out["choke_group"] = _integer(raw["choke_group"], p + "choke_group", 0, 127)
+    return out
+
+
+def _cc_values(raw: Any, path: str) -> dict[int, str]:
+    table = _table(raw, path)
+    out: dict[int, str] = {}
+    for key, value in table.items():
+        cc = _cc_key(key, path)
+        if cc in out:
+            raise _fail(f"{path}.{cc}", "CC number is listed twice")
+        if not isinstance(value, str):
+            raise _fail(f"{path}.{cc}", f"must be a parameter address string, got {_show(value)}")
+        try:
+            parse_param(value)
+        except ValueError as exc:
+            raise _fail(f"{path}.{cc}", str(exc)) from None
+        out[cc] = value
+    return dict(sorted(out.items()))
+
+
+def _check_kit_fields(kit: Kit, path: str) -> None:
+    """Validate and canonicalise the kit-level fields in place (slots are already Slots)."""
+    p = f"{path}." if path else ""
+    kit.name = _text(kit.name, p + "name", MAX_NAME_CHARS)
+    kit.description = _text(kit.description, p + "description", 2000, allow_empty=True)
+    if kit.velocity_curve not in VELOCITY_CURVES:
+        raise _fail(p + "velocity_curve",
+                    f"must be one of {', '.join(VELOCITY_CURVES)}, got {_show(kit.velocity_curve)}")
+    if kit.velocity_latent is not None:
+        kit.velocity_latent = _integer(kit.velocity_latent, p + "velocity_latent",
+                                       0, MAX_LATENT_DIM - 1)
+    kit.velocity_latent_amount = _number(kit.velocity_latent_amount,
+                                         p + "velocity_latent_amount", -1.0, 1.0)
+    if kit.midi_channel is not None:
+        kit.midi_channel = _integer(kit.midi_channel, p + "midi_channel", 1, 16)
+    kit.cc = _cc_values(kit.cc, p + "cc")
+    if not 1 <= len(kit.slots) <= 128:
+        raise _fail(p + "slot", f"a kit needs 1..128 slots, got {len(kit.slots)}")
+    owner: dict[int, int] = {}
+    for i, slot in enumerate(kit.slots):
+        for j, note in enumerate(slot.notes):
+            if note in owner:
+                other = owner[note]
+                raise _fail(f"{p}slot[{i}].notes[{j}]",
+                            f"note {note} is already used by slot[{other}] "
+                            f"({_show(kit.slots[other].name)})")
+            owner[note] = i
+
+
+# --------------------------------------------------------------------------------------------
+# dict <-> Kit
+# --------------------------------------------------------------------------------------------
+
+
+def kit_to_dict(kit: Kit) -> dict[str, Any]:
+    """The TOML document of a kit (plain dicts, lists, str keys); None fields are left out."""
+    doc: dict[str, Any] = {"format": FORMAT_VERSION, "name": kit.name}
+    if kit.description:
+        doc["description"] = kit.description
+    doc["velocity_curve"] = kit.velocity_curve
+    if kit.velocity_latent is not None:
+        doc["velocity_latent"] = kit.velocity_latent
+    doc["velocity_latent_amount"] = float(kit.velocity_latent_amount)
+    if kit.midi_channel is not None:
+        doc["midi_channel"] = kit.midi_channel
+    doc["cc"] = {str(cc): param for cc, param in sorted(kit.cc.items())}
+    doc["slot"] = [
+        {
+            "name": s.name,
+            "notes": list(s.notes),
+            "knobs": [float(k) for k in s.knobs],
+            "level_db": float(s.level_db),
+            "tune_semitones": float(s.tune_semitones),
+            "decay": float(s.decay),
+            "pan": float(s.pan),
+            "choke_group": s.choke_group,
+        }
+        for s in kit.slots
+    ]
+    return doc
+
+
+def kit_from_dict(data: Any, source: str | None = None) -> Kit:
+    """Build a Kit from a parsed TOML document, checking every field.
+
+    Raises ``PresetError`` (and nothing else, whatever ``data`` is) naming ``source`` and the
+    field path. An absent ``[cc]`` table means no CC mapping; absent optional fields take the
+    dataclass defaults.
+    """
+    return _kit_from_dict(data, source, extra=())[0]
+
+
+def _kit_from_dict(data: Any, source: str | None,
+                   extra: tuple[str, ...]) -> tuple[Kit, dict[str, Any]]:
+    try:
+        table = _table(data, "(document)")
+        _check_keys(table, "", _KIT_FIELDS + extra, _KIT_REQUIRED + extra)
+        if "format" in table:
+            _integer(table["format"], "format", 1, FORMAT_VERSION)
+        raw_slots = _array(table["slot"], "slot", 1, 128, "slot tables")
+        slots = []
+        for i, raw in enumerate(raw_slots):
+            path = f"slot[{i}]"
+            raw = _table(raw, path)
+            _check_keys(raw, path, _SLOT_FIELDS, _SLOT_REQUIRED)
+            slots.append(Slot(**_slot_values(raw, path)))
+        kwargs = {
+            key: table[key]
+            for key in ("name", "description", "velocity_curve", "velocity_latent",
+                        "velocity_latent_amount", "midi_channel")
+            if key in table
+        }
+        kit = Kit(slots=slots, cc=table.get("cc", {}), **kwargs)
+        return kit, {key: table[key] for key in extra}
+    except PresetError as exc:
+        if source is None:
+            raise
+        raise PresetError(f"{source}: {exc}") from None
+    except RecursionError:  # pathological nesting from a fuzzer, never from tomllib
+        raise PresetError(f"{source or '(document)'}: nested too deeply") from None
+
+
+def validate_kit(kit: Kit, source: str | None = None) -> Kit:
+    """Check a (possibly mutated) Kit as if it were loaded from a file; returns a fresh copy."""
+    return kit_from_dict(kit_to_dict(kit), source)
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{path}: not valid UTF-8 TOML: {exc}") from exc
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _write_toml(path: Path, doc: dict[str, Any]) -> None:
+    try:
+        atomic_write_text(path, tomli_w.dumps(doc))
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def load_kit(path: str | os.PathLike[str]) -> Kit:
+    """Read one kit file strictly (unknown keys, missing fields, wrong types, out-of-range
+    values and notes used by two slots are all ``PresetError`` naming file and field path)."""
+    path = Path(path)
+    return kit_from_dict(_read_toml(path), str(path))
+
+
+def save_kit(kit: Kit, path: str | os.PathLike[str]) -> None:
+    """Validate ``kit`` and write it as TOML atomically: the old file survives any failure."""
+    path = Path(path)
+    validate_kit(kit, str(path))
+    _write_toml(path, kit_to_dict(kit))
+
+
+def load_state(path: str | os.PathLike[str]) -> tuple[Kit, int]:
+    """The daemon's state file: a kit plus ``selected_slot`` (index into the kit's slots).
+
+    A missing file is a ``PresetError`` like any other; the caller decides whether to fall back
+    to a preset.
+    """
+    path = Path(path)
+    kit, extra = _kit_from_dict(_read_toml(path), str(path), extra=("selected_slot",))
+    try:
+        selected = _integer(extra["selected_slot"], "selected_slot", 0, len(kit.slots) - 1)
+    except PresetError as exc:
+        raise PresetError(f"{path}: {exc}") from None
+    return kit, selected
+
+
+def save_state(path: str | os.PathLike[str], kit: Kit, selected_slot: int) -> None:
+    """Write the daemon's state file atomically (same TOML as a kit plus ``selected_slot``)."""
+    path = Path(path)
+    validate_kit(kit, str(path))
+    try:
+        selected = _integer(selected_slot, "selected_slot", 0, len(kit.slots) - 1)
+    except PresetError as exc:
+        raise PresetError(f"{path}: {exc}") from None
+    doc = kit_to_dict(kit)
+    doc["selected_slot"] = selected
+    _write_toml(path, doc)
+
+
+def default_state_path() -> Path:
+    """Where the daemon keeps its state file unless told otherwise (platformdirs state dir)."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("snaresynth")) / "state.toml"
+
+
+# --------------------------------------------------------------------------------------------
+# the store
+# --------------------------------------------------------------------------------------------
+
+
+def check_name(name: Any) -> str:
+    """Return ``name`` if it is a safe preset name, else raise ``PresetError``.
+
+    Names arrive from the network (OSC), so the rule is strict: 1..64 characters of letters,
+    digits, space, ``_``, ``.`` and ``-``, starting with a letter or digit, not ending in a space
+    or dot, no ``..``. Path separators, absolute paths and control characters cannot pass.
+    """
+    if not isinstance(name, str):
+        raise PresetError(f"preset name must be a string, got {_show(name)}")
+    if (
+        not _NAME_RE.fullmatch(name)
+        or ".." in name
+        or name.endswith((" ", "."))
+    ):
+        raise PresetError(
+            f"invalid preset name {_show(name)}: use 1..64 letters, digits, space, '_', '.', '-',"
+            " starting with a letter or digit (no '..', no path separators)"
+        )
+    return name
+
+
+def shipped_preset_dir() -> Path:
+    """The repository's top-level presets/ folder (the package is installed editable)."""
+    import snaresynth
+
+    return Path(snaresynth.__file__).resolve().parent.parent / "presets"
+
+
+def user_preset_dir() -> Path:
+    """``$SNARESYNTH_PRESET_DIR`` if set, else ``user_data_dir("snaresynth")/presets``."""
+    env = os.environ.get("SNARESYNTH_PRESET_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("snaresynth")) / "presets"
+
+
+class PresetStore:
+    """Presets by name: the user's folder first, then the shipped ones.
+
+    ``save`` only ever writes into the user folder, so a shipped preset is never overwritten; a
+    user preset with the same name shadows it. Names are checked with ``check_name`` and the
+    resolved file must lie inside its folder. Program change ``n`` selects ``list()[n]``: the
+    union of both folders, sorted case-insensitively (ties by exact spelling).
+    """
+
+    def __init__(self, user_dir: str | os.PathLike[str] | None = None,
+                 shipped_dir: str | os.PathLike[str] | None = None) -> None:
+        self.user_dir = Path(user_dir) if user_dir is not None else user_preset_dir()
+        self.shipped_dir = Path(shipped_dir) if shipped_dir is not None else shipped_preset_dir()
+
+    def _path_in(self, folder: Path, name: str) -> Path:
+        check_name(name)
+        path = folder / f"{name}{PRESET_SUFFIX}"
+        if not path.resolve().is_relative_to(folder.resolve()):
+            raise PresetError(f"preset name {_show(name)} resolves outside {folder}")
+        return path
+
+    def user_path(self, name: str) -> Path:
+        """The file ``save(name, ...)`` writes."""
+        return self._path_in(self.user_dir, name)
+
+    def path(self, name: str) -> Path:
+        """The file ``load(name)`` reads: the user's if present, else the shipped one."""
+        for folder in (self.user_dir, self.shipped_dir):
+            path = self._path_in(folder, name)
+            if path.is_file():
+                return path
+        raise PresetError(f"no preset named {_show(name)} (see /snaresynth/preset/list)")
+
+    def list(self) -> list[str]:
+        """All preset names, user and shipped, without duplicates, in program-change order."""
+        names: set[str] = set()
+        for folder in (self.user_dir, self.shipped_dir):
+            if not folder.is_dir():
+                continue
+            for path in folder.glob(f"*{PRESET_SUFFIX}"):
+                stem = path.name[: -len(PRESET_SUFFIX)]
+                try:
+                    self._path_in(folder, stem)
+                except PresetError:
+                    continue  # temp files, hidden files, names we could never load
+                if path.is_file():
+                    names.add(stem)
+        return sorted(names, key=lambda n: (n.casefold(), n))
+
+    def load(self, name: str) -> Kit:
+        """Load a preset by name (user folder first); ``PresetError`` if absent or invalid."""
+        return load_kit(self.path(name))
+
+    def save(self, name: str, kit: Kit) -> Path:
+        """Save ``kit`` as ``name`` in the user folder, atomically; returns the file written."""
+        path = self.user_path(name)
+        save_kit(kit, path)
+        return path
+
+    def name_for_program(self, program: int) -> str | None:
+        """The preset a MIDI program change (0..127) selects, or None past the end."""
+        if isinstance(program, bool) or not isinstance(program, int) or program < 0:
+            return None
+        names = self.list()
+        return names[program] if program < len(names) else None
+
