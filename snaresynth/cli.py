@@ -91,6 +91,49 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 # --- train (models/train.py) ---------------------------------------------------------------------
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model family on a corpus folder")
+    p.add_argument("--family", help="autoencoder | conv_autoencoder | wavegan | vae | ddsp_snare")
+    p.add_argument("--recipe", help="training recipe: name in presets/training/ or a .toml path")
+    p.add_argument("--data", type=Path, required=True, help="corpus folder (snaresynth dataset)")
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.keras)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total batches (counted across --resume)")
+    length.add_argument("--epochs", type=int, help="passes over the corpus (the study: 700)")
+    p.add_argument("--batch-size", type=int, help="batch size (default: the family's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the family's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N",
+                   help="checkpoint every N batches; 0 = only at the end")
+    p.add_argument("--checkpoint-dir", type=Path, help="default: OUT with .ckpt instead of .keras")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--log-dir", type=Path, help="TensorBoard logs (default: CHECKPOINT_DIR/logs)")
+    p.add_argument("--latent-dim", type=int, help="config latent_dim")
+    p.add_argument("--kl-weight", type=float, help="config kl_weight (vae)")
+    p.add_argument("--kl-warmup", type=int, help="config kl_warmup in batches (vae)")
+    p.add_argument("--d", type=int, help="config d, the model size (wavegan, conv_autoencoder)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config value (TOML syntax), repeatable")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from snaresynth.models.train import TrainSettings, parse_set, train
+
+    overrides = parse_set(args.set)
+    for key in ("latent_dim", "kl_weight", "kl_warmup", "d"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    path = train(TrainSettings(
+        family=args.family, data=args.data, out=args.out, steps=args.steps, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume, log_dir=args.log_dir, recipe=args.recipe, overrides=overrides,
+    ))
+    print(path)
+    return 0
+
 # --- dataset (data/) -----------------------------------------------------------------------------
 
 def _add_dataset(sub: argparse._SubParsersAction) -> None:
@@ -144,6 +187,7 @@ def _floats(text: str) -> list[float]:
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_serve, _add_render, _add_models,
     _add_dataset,
+    _add_train,
 ]
 
 
