@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -174,6 +175,76 @@ def _cmd_dataset_info(args: argparse.Namespace) -> int:
 
 # --- eval / explore / listener (evaluate.py) -----------------------------------------------------
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="quality figures of models (reconstruction, smoothness, ...)")
+    p.add_argument("--model", nargs="+", required=True, metavar="M", help="model file(s)")
+    p.add_argument("--data", type=Path, required=True, help="corpus folder (real snares)")
+    p.add_argument("--points", type=int, default=1000, help="random latent points (snare share)")
+    p.add_argument("--lines", type=int, default=50, help="latent lines for smoothness / span")
+    p.add_argument("--steps", type=int, default=64, help="steps along each line")
+    p.add_argument("--timing", type=int, default=200, metavar="N", help="single decodes timed")
+    p.add_argument("--listener", type=Path, help="listener file (default: bundled)")
+    p.add_argument("--seed", type=int, default=0)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable output")
+    out.add_argument("--markdown", action="store_true", help="a table for docs/models.md")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from snaresynth.evaluate import eval_command
+
+    return eval_command(models=args.model, data=args.data, points=args.points, lines=args.lines,
+                        steps=args.steps, timing=args.timing, listener=args.listener,
+                        seed=args.seed, as_json=args.json, markdown=args.markdown)
+
+
+def _add_explore(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explore", help="picture a model over two latent dimensions")
+    p.add_argument("--model", help="model file (default: bundled model)")
+    p.add_argument("--dims", type=int, nargs=2, default=[0, 1], metavar=("X", "Y"))
+    p.add_argument("--steps", type=int, default=5, help="knob positions per dimension")
+    p.add_argument("--kind", choices=["wave", "spec"], default="wave")
+    p.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    p.set_defaults(func=_cmd_explore)
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from snaresynth.explore import explore_command
+
+    return explore_command(model=args.model, dims=tuple(args.dims), steps=args.steps,
+                           kind=args.kind, out=args.out)
+
+
+def _add_listener(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("listener", help="train or inspect the instrument classifier")
+    lsub = p.add_subparsers(dest="listener_command", required=True, metavar="ACTION")
+    t = lsub.add_parser("train", help="train on a labelled corpus, report held-out accuracy")
+    t.add_argument("--data", type=Path, required=True, help="labelled corpus folder")
+    t.add_argument("--out", type=Path, required=True, help="listener file to write (.keras)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--holdout", type=float, default=0.25, help="share of items in held-out kits")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_cmd_listener_train)
+    i = lsub.add_parser("info", help="classes, features and held-out accuracy of a listener")
+    i.add_argument("path", type=Path, nargs="?", help="listener file (default: bundled)")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=_cmd_listener_info)
+
+
+def _cmd_listener_train(args: argparse.Namespace) -> int:
+    from snaresynth.listener import listener_train_command
+
+    return listener_train_command(data=args.data, out=args.out, epochs=args.epochs,
+                                  seed=args.seed, holdout=args.holdout)
+
+
+def _cmd_listener_info(args: argparse.Namespace) -> int:
+    from snaresynth.listener import listener_info_command
+
+    return listener_info_command(args.path, as_json=args.json)
+
+
 
 # --- plumbing ------------------------------------------------------------------------------------
 
@@ -186,7 +257,7 @@ def _floats(text: str) -> list[float]:
 
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_serve, _add_render, _add_models,
-    _add_dataset,
+    _add_dataset, _add_eval, _add_explore, _add_listener,
     _add_train,
 ]
 
@@ -205,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",

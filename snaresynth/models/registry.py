@@ -52,3 +52,61 @@ def load(path: str | Path):  # -> KerasDecoder (lazy import keeps TensorFlow out
     from snaresynth.models.base import load_model_file
 
     return load_model_file(path)
+
+
+UNTRAINED_PREFIX = "untrained:"
+FALLBACK_FAMILY = "ddsp_snare"
+"""Family of the fixed-random-weight decoder used when no trained model is bundled."""
+
+
+def untrained(family: str, sample_rate: int = 32000, seed: int = 0):  # -> KerasDecoder
+    """A real decoder of ``family`` with fixed random weights (seeded): not trained, but a true
+    network through the whole serving path. Used before a model is bundled, and in tests."""
+    import keras
+
+    from snaresynth.models.base import LENGTH, KerasDecoder, ModelMetadata
+
+    module = get_family(family)
+    config = module.default_config()
+    keras.utils.set_random_seed(seed)
+    trainer = module.build_trainer(config, sample_rate, LENGTH)
+    dim = int(config["latent_dim"])
+    prior_lo, prior_hi = (-1.0, 1.0) if family == "wavegan" else (-2.0, 2.0)
+    metadata = ModelMetadata(
+        family=family, latent_dim=dim, sample_rate=sample_rate,
+        latent_lo=[prior_lo] * dim, latent_hi=[prior_hi] * dim,
+        latent_prior="uniform" if family == "wavegan" else "normal",
+        training={"config": config, "steps": 0, "untrained_seed": seed},
+        description=f"untrained {family} (fixed random weights, seed {seed})",
+    )
+    return KerasDecoder(trainer.decoder, metadata)
+
+
+def resolve(spec: str | None):  # -> KerasDecoder
+    """``--model`` value -> Decoder: None = the bundled model (or, if none is bundled, an
+    untrained one, said in the log); "untrained:FAMILY"; a bundled name; or a file path."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    if spec is None:
+        if DEFAULT_MODEL.exists():
+            return load(DEFAULT_MODEL)
+        log.warning("no trained model is bundled: using an UNTRAINED %s decoder with fixed "
+                    "random weights (expect noise, not a snare)", FALLBACK_FAMILY)
+        return untrained(FALLBACK_FAMILY if FALLBACK_FAMILY in _available() else "autoencoder")
+    if spec.startswith(UNTRAINED_PREFIX):
+        return untrained(spec[len(UNTRAINED_PREFIX):])
+    path = Path(spec)
+    if not path.exists() and (BUNDLED_DIR / f"{spec}.keras").exists():
+        path = BUNDLED_DIR / f"{spec}.keras"
+    return load(path)
+
+
+def bundled_models() -> list[Path]:
+    return sorted(p for p in BUNDLED_DIR.glob("*.keras") if p.name != "listener.keras")
+
+
+def _available() -> set[str]:
+    import importlib.util
+
+    return {name for name, module in FAMILIES.items() if importlib.util.find_spec(module)}

@@ -1,0 +1,191 @@
+"""Decoding off the audio thread: a latest-wins request slot per kit slot, and an LRU cache.
+
+A knob sweep sends hundreds of latent changes a second; the model needs milliseconds for each.
+So requests are never queued: each kit slot has one pending request, a newer one replaces it
+(counted as dropped), and the worker always decodes the newest. Decoded buffers are cached by
+their quantized latent, so returning to a sound is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from snaresynth.models.base import Decoder
+
+log = logging.getLogger(__name__)
+
+KNOB_STEPS = 1024
+"""Latent quantization: each dimension's range in 1024 steps (finer than a 7-bit CC's 128)."""
+
+
+def quantize_knobs(knobs: np.ndarray) -> tuple[int, ...]:
+    """Cache key of a knob position (each dimension 0..1)."""
+    q = np.rint(np.clip(np.asarray(knobs, dtype=np.float64), 0.0, 1.0) * KNOB_STEPS)
+    return tuple(int(v) for v in q)
+
+
+def knobs_to_z(key: tuple[int, ...], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The latent vector a quantized knob position stands for (so cache hits are exact)."""
+    frac = np.asarray(key, dtype=np.float32) / KNOB_STEPS
+    return (lo + frac * (hi - lo)).astype(np.float32)
+
+
+class BufferCache:
+    """LRU of decoded buffers keyed by quantized latent, bounded in bytes. Thread: decode worker."""
+
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        buf = self._items.get(key)
+        if buf is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return buf
+
+    def put(self, key: tuple, buf: np.ndarray) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old.nbytes
+        self._items[key] = buf
+        self.bytes += buf.nbytes
+        while self.bytes > self.max_bytes and len(self._items) > 1:
+            _, evicted = self._items.popitem(last=False)
+            self.bytes -= evicted.nbytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Decode the sound of one kit slot. ``render`` turns the raw model output (model rate)
+    into the playback buffer (output rate, tune, decay) — pure and fast, run by the worker."""
+
+    slot: int
+    key: tuple[int, ...]
+    render: Callable[[np.ndarray], np.ndarray]
+    tag: object = None
+
+
+class DecodeWorker:
+    """One thread that runs the model; publishes finished buffers through ``on_ready``.
+
+    ``on_ready(slot, buffer, request)`` is called on the worker thread; it should only swap a
+    reference. A decode that raises or returns non-finite audio keeps the previous buffer and is
+    counted in ``failures`` (with a log line).
+    """
+
+    def __init__(self, decoder: Decoder, on_ready: Callable[[int, np.ndarray, Request], None],
+                 cache: BufferCache | None = None) -> None:
+        self.decoder = decoder
+        self.on_ready = on_ready
+        self.cache = cache or BufferCache()
+        lo, hi = decoder.latent_range()
+        self._lo = np.asarray(lo, dtype=np.float32)
+        self._hi = np.asarray(hi, dtype=np.float32)
+        self._cond = threading.Condition()
+        self._pending: dict[int, Request] = {}
+        self._stop = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="snaresynth-decode", daemon=True)
+        # counters (worker writes, anyone reads)
+        self.decodes = 0
+        self.dropped = 0
+        self.failures = 0
+        self.decode_seconds: list[float] = []  # recent decode times, bounded below
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def set_decoder(self, decoder: Decoder) -> None:
+        """Swap the model (thread: any); the cache is cleared since keys mean other sounds."""
+        lo, hi = decoder.latent_range()
+        with self._cond:
+            self.decoder = decoder
+            self._lo = np.asarray(lo, dtype=np.float32)
+            self._hi = np.asarray(hi, dtype=np.float32)
+            self.cache = BufferCache(self.cache.max_bytes)
+
+    def submit(self, request: Request) -> None:
+        """Ask for a slot's sound; replaces an older pending request for that slot. Thread: any."""
+        with self._cond:
+            if request.slot in self._pending:
+                self.dropped += 1
+            self._pending[request.slot] = request
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._pending and not self._busy
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every submitted request is published (start-up, tests, render)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.idle():
+                return True
+            time.sleep(0.002)
+        return False
+
+    def decode_key(self, key: tuple[int, ...]) -> np.ndarray:
+        """Raw model output for a quantized knob position, through the cache. Thread: worker."""
+        buf = self.cache.get(key)
+        if buf is not None:
+            return buf
+        z = knobs_to_z(key, self._lo, self._hi)
+        t0 = time.perf_counter()
+        out = np.asarray(self.decoder.decode(z[None, :]), dtype=np.float32)
+        elapsed = time.perf_counter() - t0
+        self.decodes += 1
+        self.decode_seconds.append(elapsed)
+        if len(self.decode_seconds) > 512:
+            del self.decode_seconds[:256]
+        if out.ndim != 2 or out.shape[0] != 1 or not np.all(np.isfinite(out)):
+            raise ValueError(f"decoder returned {out.shape} with non-finite or wrong-shape output")
+        buf = out[0]
+        self.cache.put(key, buf)
+        return buf
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                slot = next(iter(self._pending))
+                request = self._pending.pop(slot)
+                self._busy = True
+            try:
+                raw = self.decode_key(request.key)
+                buffer = request.render(raw)
+            except Exception as exc:  # a model fault must never stop the instrument
+                self.failures += 1
+                log.error("decode failed for slot %d, keeping the previous sound: %s",
+                          request.slot, exc)
+            else:
+                self.on_ready(request.slot, buffer, request)
+            finally:
+                with self._cond:
+                    self._busy = False

@@ -1,0 +1,399 @@
+"""Engine: the one object the outside world talks to, and the one place threads meet.
+
+Threads that call in:
+- audio callback -> ``process`` only (mixes; never waits on the model, a long lock or the disk);
+- MIDI and OSC threads -> ``note_on``, ``control_change``, ``trigger``, ``set_param``, ...;
+- decode worker -> ``_publish`` (swaps a slot's buffer reference);
+- main thread -> ``start``, ``stop``, ``save_state``.
+
+The control state (the kit) is guarded by ``_lock``, held only for short updates and never by
+the audio callback. The audio callback sees the world through two things: the mixer's inbox of
+scheduled hits and the list of per-slot buffers, whose elements are swapped whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snaresynth import dsp, mapping
+from snaresynth.decode import BufferCache, DecodeWorker, Request, quantize_knobs
+from snaresynth.mapping import ControlMap, History, MidiLearn, morph_knobs, randomize_knobs
+from snaresynth.models.base import Decoder
+from snaresynth.presets import Kit, PresetStore, save_state
+from snaresynth.voices import Hit, Mixer, pan_gains
+
+log = logging.getLogger(__name__)
+
+UNIT_FIELDS = {"level": "level_db", "tune": "tune_semitones", "decay": "decay", "pan": "pan"}
+"""Slot fields set by the non-latent parameters, in the units ``mapping.to_units`` returns."""
+
+Listener = Callable[[str, Any, object], None]
+"""Called as listener(address, value, source) after every change, on the changing thread."""
+
+
+@dataclass
+class EngineSettings:
+    rate: int = 48000  # output sample rate in Hz
+    blocksize: int = 128  # audio block in frames
+    max_voices: int = 16
+    latency: str = "constant"  # "constant": arrival + one block, sample-accurate; "lowest"
+    cache_bytes: int = 64 * 2**20
+
+
+class Engine:
+    def __init__(self, decoder: Decoder, kit: Kit, settings: EngineSettings | None = None,
+                 store: PresetStore | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        if self.settings.latency not in ("constant", "lowest"):
+            raise ValueError(
+                f"latency must be 'constant' or 'lowest', got {self.settings.latency!r}")
+        self.decoder = decoder
+        self.store = store
+        self.rate = self.settings.rate
+        self.mixer = Mixer(self.rate, self.settings.max_voices,
+                           max_block=max(8192, 4 * self.settings.blocksize))
+        self.worker = DecodeWorker(decoder, self._publish, BufferCache(self.settings.cache_bytes))
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self.kit = copy.deepcopy(kit)
+        self.controls = ControlMap.from_kit(self.kit)
+        self.learn = MidiLearn.from_kit(self.kit)
+        self.history: History[Kit] = History()
+        self.history.push(self.kit)
+        self.selected = 0
+        self.buffers: list[np.ndarray | None] = [None] * len(self.kit.slots)
+        self._morph_pair: tuple[Kit, Kit] | None = None
+        self._clock = (0, time.monotonic())  # (frame at block start, monotonic s) by the callback
+        self.started_at = time.monotonic()
+        # counters: written under _lock or by one thread each; read by status()
+        self.xruns = 0
+        self.bad_messages = 0
+        self.unmapped = 0
+        self.callback_seconds = 0.0  # time spent inside process(), for the CPU-load figure
+
+    # --- lifecycle (main thread) ---------------------------------------------------------------
+    def start(self, wait: float = 30.0) -> None:
+        """Start the decode worker and decode every slot, so the first hit already has a sound."""
+        self.worker.start()
+        self._request_all()
+        if not self.worker.wait_idle(wait):
+            log.warning("initial decode still running after %.0f s", wait)
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    # --- audio thread --------------------------------------------------------------------------
+    def process(self, out: np.ndarray, xrun: bool = False) -> None:
+        """Fill one output block (frames, 2). Thread: audio callback only."""
+        t0 = time.monotonic()
+        self._clock = (self.mixer.frame, t0)
+        if xrun:
+            self.xruns += 1
+        self.mixer.render(out)
+        self.callback_seconds += time.monotonic() - t0
+
+    # --- clock (any thread) --------------------------------------------------------------------
+    def frame_at(self, t: float | None = None) -> int:
+        """Output frame at which an event arriving at monotonic time ``t`` is played."""
+        frame0, t0 = self._clock
+        if self.settings.latency == "lowest":
+            return 0  # whatever block comes next
+        t = time.monotonic() if t is None else t
+        return int(round(frame0 + (t - t0) * self.rate)) + self.settings.blocksize
+
+    # --- playing (MIDI / OSC threads) ----------------------------------------------------------
+    def trigger(self, velocity: float = 1.0, slot: int | None = None,
+                at: float | None = None) -> bool:
+        """Play a slot's current sound; ``at`` is a monotonic time (None = now). Thread: any."""
+        with self._lock:
+            index = self.selected if slot is None else slot
+            if not 0 <= index < len(self.kit.slots):
+                raise ValueError(f"slot must be 0..{len(self.kit.slots) - 1}, got {index}")
+            buffer = self.buffers[index]
+            spec = self.kit.slots[index]
+            gain = dsp.velocity_gain(velocity, self.kit.velocity_curve) * dsp.db_to_gain(
+                spec.level_db)
+            left, right = pan_gains(spec.pan)
+            choke = spec.choke_group
+        if buffer is None or gain <= 0.0:
+            return False
+        self.mixer.schedule(Hit(self.frame_at(at), buffer, gain * left, gain * right,
+                                choke, index))
+        return True
+
+    def note_on(self, note: int, velocity: int, channel: int = 1, at: float | None = None) -> bool:
+        """MIDI note-on (velocity 1..127; 0 is a note-off and plays nothing)."""
+        if velocity <= 0:
+            return False
+        if not self.controls.accepts(channel):
+            return False
+        slot = self.controls.note_to_slot(note)
+        if slot is None:
+            self.unmapped += 1
+            return False
+        return self.trigger(velocity / 127.0, slot, at)
+
+    def control_change(self, cc: int, value: int, channel: int = 1, source: object = None) -> None:
+        """MIDI CC: MIDI learn first, then the kit's CC map."""
+        if not self.controls.accepts(channel):
+            return
+        with self._lock:
+            binding = self.learn.feed_cc(cc, value)
+            if binding is not None:
+                self.learn.apply_to(self.kit)
+                self.controls = ControlMap.from_kit(self.kit)
+        if binding is not None:
+            self._notify("/learn", [binding.cc, binding.param], source)
+        if self.learn.consumes(cc):
+            return
+        param = self.controls.cc_to_param(cc)
+        if param is None:
+            self.unmapped += 1
+            return
+        self.set_param(param, mapping.cc_to_unit(value), source=source)
+
+    # --- controls (any thread) -----------------------------------------------------------------
+    def set_param(self, param: str, value: float, slot: int | None = None,
+                  source: object = None) -> None:
+        """Set a normalized 0..1 parameter: latent/<i>, level, tune, decay, pan or morph."""
+        name, dim = mapping.parse_param(param)
+        value = mapping.osc_to_unit(value)
+        with self._lock:
+            index = self._slot_index(slot)
+            spec = self.kit.slots[index]
+            if name == "morph":
+                self._apply_morph(value, index)
+            elif name == "latent":
+                knobs = self._knobs(index)
+                if dim is None or not 0 <= dim < len(knobs):
+                    raise ValueError(f"latent dimension must be 0..{len(knobs) - 1}, got {dim}")
+                knobs[dim] = value
+                spec.knobs = knobs
+            else:
+                setattr(spec, UNIT_FIELDS[name], mapping.to_units(name, value))
+            self.learn.touch(param)
+            self.history.push(self.kit, coalesce=f"{index}:{param}")
+        if name not in ("level", "pan"):
+            self._request(index)
+        self._notify(f"/{param}", value, source)
+
+    def set_z(self, z: list[float], slot: int | None = None, source: object = None) -> None:
+        """Set the raw latent vector of a slot (clipped to the knob range)."""
+        lo, hi = self.decoder.latent_range()
+        z_arr = np.asarray(z, dtype=np.float64)
+        if z_arr.shape != (self.decoder.latent_dim,):
+            raise ValueError(f"z needs {self.decoder.latent_dim} values, got {len(z)}")
+        if not np.all(np.isfinite(z_arr)):
+            raise ValueError("z values must be finite")
+        knobs = np.clip((z_arr - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+        with self._lock:
+            index = self._slot_index(slot)
+            self.kit.slots[index].knobs = [float(k) for k in knobs]
+            self.history.push(self.kit)
+        self._request(index)
+        self._notify("/z", [float(v) for v in z_arr], source)
+
+    def arm_learn(self, param: str) -> None:
+        """The next CC that moves is bound to ``param`` (saved with the kit)."""
+        with self._lock:
+            self.learn.arm(param)
+
+    def select(self, slot: int, source: object = None) -> None:
+        with self._lock:
+            self.selected = self._slot_index(slot)
+        self._notify("/select", slot, source)
+
+    def randomize(self, amount: float = 1.0, seed: int | None = None, slot: int | None = None,
+                  source: object = None) -> int:
+        """Move a slot's latent point at random; returns the seed, to find the sound again."""
+        if seed is None:
+            seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+        rng = np.random.default_rng(seed)
+        with self._lock:
+            index = self._slot_index(slot)
+            spec = self.kit.slots[index]
+            spec.knobs = randomize_knobs(self._knobs(index), amount, rng)
+            self.history.push(self.kit)
+        self._request(index)
+        self._notify("/randomize", [float(amount), seed], source)
+        return seed
+
+    def undo(self, source: object = None) -> bool:
+        with self._lock:
+            previous = self.history.undo()
+            if previous is None:
+                return False
+            self._set_kit(previous)
+        self._request_all()
+        self._notify("/undo", 1, source)
+        return True
+
+    # --- presets (any thread; file I/O happens here, never on the audio thread) --------------
+    def load_kit(self, kit: Kit, source: object = None) -> None:
+        """Switch kits; hits already sounding finish with their own buffers."""
+        with self._lock:
+            self._set_kit(copy.deepcopy(kit))
+            self.history.push(self.kit)
+        self._request_all()
+        self._notify("/preset/load", kit.name, source)
+
+    def load_preset(self, name: str, source: object = None) -> Kit:
+        store = self._require_store()
+        kit = store.load(name)
+        self.load_kit(kit, source)
+        return kit
+
+    def program_change(self, program: int, source: object = None) -> Kit | None:
+        store = self._require_store()
+        names = store.list()
+        if not 0 <= program < len(names):
+            self.unmapped += 1
+            return None
+        return self.load_preset(names[program], source)
+
+    def save_preset(self, name: str, source: object = None) -> str:
+        store = self._require_store()
+        with self._lock:
+            kit = copy.deepcopy(self.kit)
+        kit.name = name
+        path = store.save(name, kit)
+        self._notify("/preset/save", name, source)
+        return str(path)
+
+    def save_state(self, path: Path) -> None:
+        """Write the current kit and selection atomically (main thread: exit and autosave)."""
+        with self._lock:
+            kit, selected = copy.deepcopy(self.kit), self.selected
+        save_state(path, kit, selected)
+
+    def set_morph_targets(self, a: str, b: str) -> None:
+        """Choose the two presets the morph control glides between."""
+        store = self._require_store()
+        pair = (store.load(a), store.load(b))
+        with self._lock:
+            self._morph_pair = pair
+
+    # --- reporting (any thread) ----------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def state(self) -> dict[str, Any]:
+        """The whole control state, as plain data (for /state, autosave and tests)."""
+        from snaresynth.presets import kit_to_dict
+
+        with self._lock:
+            return {"kit": kit_to_dict(self.kit), "selected": self.selected,
+                    "latent_dim": self.decoder.latent_dim, "family": self.decoder.family}
+
+    def status(self) -> dict[str, float | int]:
+        """Counters in the spirit of scsynth's /status."""
+        uptime = max(time.monotonic() - self.started_at, 1e-9)
+        decode_times = sorted(self.worker.decode_seconds)
+        return {
+            "voices": self.mixer.active_voices(),
+            "hits": self.mixer.hits_started,
+            "late_hits": self.mixer.hits_late,
+            "stolen": self.mixer.voices_stolen,
+            "xruns": self.xruns,
+            "decodes": self.worker.decodes,
+            "decode_failures": self.worker.failures,
+            "cache_hits": self.worker.cache.hits,
+            "cache_misses": self.worker.cache.misses,
+            "cache_items": len(self.worker.cache),
+            "dropped_requests": self.worker.dropped,
+            "bad_messages": self.bad_messages,
+            "unmapped": self.unmapped,
+            "cpu_load": self.callback_seconds / uptime,
+            "decode_ms_median": 1000.0 * decode_times[len(decode_times) // 2]
+            if decode_times else 0.0,
+        }
+
+    def count_bad(self) -> None:
+        with self._lock:
+            self.bad_messages += 1
+
+    # --- internals -----------------------------------------------------------------------------
+    def _require_store(self) -> PresetStore:
+        if self.store is None:
+            raise ValueError("no preset store configured")
+        return self.store
+
+    def _slot_index(self, slot: int | None) -> int:
+        index = self.selected if slot is None else int(slot)
+        if not 0 <= index < len(self.kit.slots):
+            raise ValueError(f"slot must be 0..{len(self.kit.slots) - 1}, got {index}")
+        return index
+
+    def _knobs(self, index: int) -> list[float]:
+        return list(self.kit.slots[index].knobs_for(self.decoder.latent_dim))
+
+    def _apply_morph(self, amount: float, index: int) -> None:
+        if self._morph_pair is None:
+            raise ValueError("no morph targets: send /snaresynth/morph/targets A B first")
+        a, b = self._morph_pair
+        sa = a.slots[min(index, len(a.slots) - 1)]
+        sb = b.slots[min(index, len(b.slots) - 1)]
+        dim = self.decoder.latent_dim
+        self.kit.slots[index].knobs = morph_knobs(sa.knobs_for(dim), sb.knobs_for(dim), amount)
+
+    def _set_kit(self, kit: Kit) -> None:
+        self.kit = kit
+        self.controls = ControlMap.from_kit(kit)
+        self.learn = MidiLearn.from_kit(kit)
+        self.selected = min(self.selected, len(kit.slots) - 1)
+        if len(self.buffers) != len(kit.slots):
+            old = self.buffers
+            self.buffers = [old[i] if i < len(old) else None for i in range(len(kit.slots))]
+
+    def _request_all(self) -> None:
+        for index in range(len(self.kit.slots)):
+            self._request(index)
+
+    def _request(self, index: int) -> None:
+        with self._lock:
+            spec = self.kit.slots[index]
+            key = quantize_knobs(np.asarray(self._knobs(index)))
+            tune, decay = spec.tune_semitones, spec.decay
+        model_rate = self.decoder.sample_rate
+        out_rate = self.rate
+
+        def render(raw: np.ndarray) -> np.ndarray:
+            return playback_buffer(raw, model_rate, out_rate, tune, decay)
+
+        self.worker.submit(Request(index, key, render))
+
+    def _publish(self, slot: int, buffer: np.ndarray, request: Request) -> None:
+        """Thread: decode worker. One reference swap; sounding voices keep their old buffer."""
+        buffers = self.buffers
+        if slot < len(buffers):
+            buffers[slot] = buffer
+
+    def _notify(self, address: str, value: Any, source: object) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(address, value, source)
+            except Exception as exc:  # a broken controller must not break the instrument
+                log.warning("change listener failed for %s: %s", address, exc)
+
+
+def playback_buffer(raw: np.ndarray, model_rate: int, out_rate: int, tune_semitones: float,
+                    decay: float) -> np.ndarray:
+    """Model output -> what a voice plays: resampled to the output rate, tuned, decay-shaped.
+
+    Tuning up by r plays the sound r times faster, i.e. it is resampled to out_rate / r.
+    """
+    ratio = dsp.semitones_to_ratio(tune_semitones)
+    target = out_rate / ratio
+    buf = dsp.resample(raw, model_rate, int(round(target))) if abs(target - model_rate) > 0.5 \
+        else np.asarray(raw, dtype=np.float32).copy()
+    buf *= dsp.decay_envelope(buf.shape[0], out_rate, decay)
+    return np.ascontiguousarray(buf, dtype=np.float32)

@@ -1,0 +1,233 @@
+"""Audio output backends behind one tiny contract, chosen by name.
+
+- ``sounddevice``: PortAudio, the system default output or a named device (``auto``), or
+  PortAudio's JACK host API (``jack``);
+- ``null``: a real clocked sink that runs the same callback in real time with no device;
+- any backend can also record exactly what it played (``Recorder``).
+
+Each backend calls ``process(out, xrun)`` with a (frames, 2) float32 block to fill. Thread: the
+backend's audio thread. Errors raised inside ``process`` are counted and the block is silenced:
+nothing escapes into PortAudio's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from snaresynth.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+Process = Callable[[np.ndarray, bool], None]
+CHANNELS = 2
+
+# libjack would otherwise start a JACK server of its own when PortAudio probes for one.
+os.environ.setdefault("JACK_NO_START_SERVER", "1")
+
+
+class AudioOut:
+    """Base: start/stop, a name for the ready line, and the callback-fault counter."""
+
+    name = "audio"
+
+    def __init__(self, process: Process, rate: int, blocksize: int) -> None:
+        self.process = process
+        self.rate = rate
+        self.blocksize = blocksize
+        self.callback_errors = 0
+        self.last_error: str = ""
+
+    def _run_process(self, out: np.ndarray, xrun: bool) -> None:
+        try:
+            self.process(out, xrun)
+        except Exception as exc:  # never let an exception reach the audio driver's thread
+            out.fill(0.0)
+            self.callback_errors += 1
+            self.last_error = repr(exc)
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def alive(self) -> bool:
+        return True
+
+
+class NullAudio(AudioOut):
+    """A clocked sink: calls ``process`` every block period against the monotonic clock."""
+
+    name = "null"
+
+    def __init__(self, process: Process, rate: int, blocksize: int) -> None:
+        super().__init__(process, rate, blocksize)
+        self._out = np.zeros((blocksize, CHANNELS), dtype=np.float32)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snaresynth-null-audio",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(1.0)
+
+    def _run(self) -> None:
+        period = self.blocksize / self.rate
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            late = time.monotonic() - deadline > period  # a missed period is an xrun
+            self._run_process(self._out, late)
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.5:  # fell far behind (suspended process): resynchronise
+                deadline = time.monotonic()
+
+
+class SoundDeviceAudio(AudioOut):
+    """PortAudio output through python-sounddevice."""
+
+    def __init__(self, process: Process, rate: int, blocksize: int,
+                 device: int | str | None = None) -> None:
+        super().__init__(process, rate, blocksize)
+        import sounddevice as sd
+
+        self._sd = sd
+        self.device = device
+        try:
+            info = sd.query_devices(device, kind="output")
+            api = sd.query_hostapis(info["hostapi"])["name"]
+        except (ValueError, sd.PortAudioError) as exc:
+            raise DeviceError(f"audio device {device!r}: {exc}") from exc
+        self.name = f"{info['name']} ({api})"
+        self._stream = None
+
+    def start(self) -> None:
+        sd = self._sd
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=self.rate, blocksize=self.blocksize, device=self.device,
+                channels=CHANNELS, dtype="float32", latency="low", callback=self._callback)
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            raise DeviceError(f"cannot open audio output {self.name}: {exc}") from exc
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        self._run_process(outdata, bool(status.output_underflow))
+
+    def stop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except self._sd.PortAudioError as exc:
+                log.warning("closing audio output: %s", exc)
+
+    @property
+    def alive(self) -> bool:
+        return self._stream is not None and self._stream.active
+
+
+def jack_device() -> int:
+    """Index of PortAudio's JACK output device (the JACK server must be running)."""
+    import sounddevice as sd
+
+    for api in sd.query_hostapis():
+        if api["name"].startswith("JACK") and api["default_output_device"] >= 0:
+            return int(api["default_output_device"])
+    raise DeviceError("no JACK server found (start one, e.g. `jackd -d dummy -r 48000 -p 128`)")
+
+
+def open_audio(spec: str, process: Process, rate: int, blocksize: int) -> AudioOut:
+    """Open the backend named by ``--audio``: auto | jack | null | DEVICE (name part or index).
+
+    ``auto`` falls back to ``null`` with one log line when there is no output device.
+    """
+    if spec == "null":
+        return NullAudio(process, rate, blocksize)
+    if spec == "jack":
+        return SoundDeviceAudio(process, rate, blocksize, jack_device())
+    if spec == "auto":
+        try:
+            return SoundDeviceAudio(process, rate, blocksize, None)
+        except (DeviceError, OSError) as exc:
+            log.warning("no audio output device (%s); using the null sink", _one_line(exc))
+            return NullAudio(process, rate, blocksize)
+    device: int | str = int(spec) if spec.isdigit() else spec
+    return SoundDeviceAudio(process, rate, blocksize, device)
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class Recorder:
+    """Writes every played block to a WAV file from a writer thread.
+
+    The audio thread copies each block into a preallocated ring slot and hands the slot index
+    over a queue (no allocation, no disk); if the writer falls a whole ring behind, blocks are
+    counted in ``dropped`` rather than waited for.
+    """
+
+    def __init__(self, path: Path, rate: int, blocksize: int, ring_blocks: int = 1024) -> None:
+        import soundfile as sf
+
+        self.path = Path(path)
+        self._file = sf.SoundFile(self.path, "w", samplerate=rate, channels=CHANNELS,
+                                  subtype="FLOAT")
+        self._ring = np.zeros((ring_blocks, blocksize, CHANNELS), dtype=np.float32)
+        self._lengths = np.zeros(ring_blocks, dtype=np.int64)
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._next = 0
+        self._queued = 0  # written by the audio thread only
+        self._written = 0  # written by the writer thread only
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._write, name="snaresynth-record", daemon=True)
+        self._thread.start()
+
+    def wrap(self, process: Process) -> Process:
+        """A process function that plays through ``process`` and records the result."""
+        ring, lengths, put = self._ring, self._lengths, self._queue.put
+
+        def recording_process(out: np.ndarray, xrun: bool) -> None:
+            process(out, xrun)
+            if self._queued - self._written >= ring.shape[0]:
+                self.dropped += 1
+                return
+            frames = min(out.shape[0], ring.shape[1])
+            slot = self._next
+            ring[slot, :frames] = out[:frames]
+            lengths[slot] = frames
+            self._next = (slot + 1) % ring.shape[0]
+            self._queued += 1
+            put(slot)
+
+        return recording_process
+
+    def _write(self) -> None:
+        while True:
+            slot = self._queue.get()
+            if slot is None:
+                break
+            self._file.write(self._ring[slot, : self._lengths[slot]])
+            self._written += 1
+        self._file.close()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5.0)

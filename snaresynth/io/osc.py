@@ -1,0 +1,367 @@
+"""OSC control: the /snaresynth/... address space over UDP (python-osc).
+
+``OscController.handle_packet(data, sender)`` parses one datagram and calls the Engine; it never
+touches the network, so tests drive it with raw bytes. ``OscServer`` is the thin part: one
+blocking server thread (so messages keep their order) and the socket that replies go out of.
+
+Timetags: python-osc's own timetag handling sleeps in the dispatcher, so it is switched off
+(``strict_timing=False``) and bundle times are handed to the engine, which places each trigger on
+the audio clock. Bad input of any kind gets ``/snaresynth/fail <address> <reason>`` back, a
+counter and a (rate-limited) log line; the daemon keeps playing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pythonosc import osc_packet
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_server import BlockingOSCUDPServer
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/snaresynth"
+MAX_AHEAD_S = 60.0
+"""Bundles timetagged further ahead than this are refused (a typo'd year would hold a voice)."""
+
+Address = tuple[str, int]
+Reply = tuple[str, list[Any], Address]
+
+
+class OscError(ValueError):
+    """Bad arguments for an address; the text goes back in /snaresynth/fail."""
+
+
+def _number(args: Sequence[Any], i: int, name: str, default: float | None = None) -> float:
+    if i >= len(args):
+        if default is None:
+            raise OscError(f"missing argument {i + 1} ({name})")
+        return default
+    value = args[i]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OscError(f"argument {i + 1} ({name}) must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise OscError(f"argument {i + 1} ({name}) must be finite, got {value}")
+    return float(value)
+
+
+def _integer(args: Sequence[Any], i: int, name: str, default: int | None = None) -> int | None:
+    if i >= len(args):
+        return default
+    value = _number(args, i, name)
+    if value != int(value) or abs(value) > 2**31:
+        raise OscError(f"argument {i + 1} ({name}) must be a whole number, got {value}")
+    return int(value)
+
+
+def _string(args: Sequence[Any], i: int, name: str) -> str:
+    if i >= len(args) or not isinstance(args[i], str):
+        raise OscError(f"argument {i + 1} ({name}) must be a string")
+    return args[i]
+
+
+def _unit(args: Sequence[Any], i: int, name: str = "value") -> float:
+    """A normalized knob value; outside 0..1 is an error (a controller bug), not clamped."""
+    value = _number(args, i, name)
+    if not 0.0 <= value <= 1.0:
+        raise OscError(f"{name} must be in 0..1, got {value}")
+    return value
+
+
+def _no_more(args: Sequence[Any], count: int) -> None:
+    if len(args) > count:
+        raise OscError(f"expected at most {count} argument(s), got {len(args)}")
+
+
+def build_message(address: str, args: Sequence[Any]) -> bytes:
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+class RateLimitedLog:
+    """At most ``per_second`` warnings a second, then one summary of how many were suppressed."""
+
+    def __init__(self, per_second: int = 5) -> None:
+        self.per_second = per_second
+        self._window = 0
+        self._count = 0
+        self._suppressed = 0
+
+    def warning(self, fmt: str, *args: Any) -> None:
+        now = int(time.monotonic())
+        if now != self._window:
+            if self._suppressed:
+                log.warning("... %d more bad OSC messages not shown", self._suppressed)
+            self._window, self._count, self._suppressed = now, 0, 0
+        self._count += 1
+        if self._count <= self.per_second:
+            log.warning(fmt, *args)
+        else:
+            self._suppressed += 1
+
+
+class OscController:
+    """Routes parsed OSC messages to Engine calls and produces replies (no sockets here)."""
+
+    def __init__(self, engine: Any, allow: Sequence[str] | None = None,
+                 send: Callable[[str, list[Any], Address], None] | None = None) -> None:
+        self.engine = engine
+        self.allow = [ipaddress.ip_network(net, strict=False) for net in (allow or [])]
+        self.send = send  # used for pushes to subscribers; replies are returned instead
+        self.subscribers: set[Address] = set()
+        self.received = 0
+        self.failed = 0
+        self.refused = 0
+        self.late = 0
+        self._log = RateLimitedLog()
+        self._current_time: float | None = None  # timetag (monotonic) of the message in hand
+        self.dispatcher = Dispatcher(strict_timing=False)
+        self._routes: dict[str, Callable[[Sequence[Any], Address], list[Reply] | None]] = {
+            "/trigger": self._trigger, "/z": self._z, "/morph/targets": self._morph_targets,
+            "/select": self._select, "/randomize": self._randomize, "/undo": self._undo,
+            "/preset/load": self._preset_load, "/preset/save": self._preset_save,
+            "/preset/list": self._preset_list, "/learn": self._learn,
+            "/learn/cancel": self._learn_cancel, "/ping": self._ping, "/state": self._state,
+            "/status": self._status, "/subscribe": self._subscribe,
+            "/unsubscribe": self._unsubscribe,
+        }
+        for name in ("level", "tune", "decay", "pan", "morph"):
+            self._routes["/" + name] = self._param_route(name)
+        for route in self._routes:
+            self.dispatcher.map(PREFIX + route, self._noop)
+        self.dispatcher.map(PREFIX + "/latent/*", self._noop)
+        engine.add_listener(self._on_change)
+
+    @staticmethod
+    def _noop(*_args: Any) -> None:
+        """Handlers are looked up through the dispatcher but run by ``handle_packet``."""
+
+    # --- entry point (OSC server thread) -------------------------------------------------------
+    def handle_packet(self, data: bytes, sender: Address) -> list[Reply]:
+        """Handle one datagram; returns the replies to send. Thread: OSC server thread."""
+        if self.allow and not self._allowed(sender[0]):
+            self.refused += 1
+            self._log.warning("OSC from %s refused (not in --osc-allow)", sender[0])
+            return []
+        try:
+            packet = osc_packet.OscPacket(data)
+            messages = packet.messages
+        except Exception as exc:  # ParseError, and RecursionError for absurdly nested bundles
+            return self._fail("?", f"unparseable packet ({type(exc).__name__}: {exc})", sender)
+        replies: list[Reply] = []
+        bundled = data[:8] == b"#bundle\x00"
+        for timed in messages:
+            replies.extend(self._handle_message(timed.message.address, list(timed.message.params),
+                                                timed.time if bundled else None, sender))
+        return replies
+
+    def _handle_message(self, address: str, args: list[Any], timetag: float | None,
+                        sender: Address) -> list[Reply]:
+        self.received += 1
+        if not self.dispatcher.handlers_for_address(address):
+            return self._fail(address, "unknown address", sender)
+        try:
+            self._current_time = self._schedule_time(timetag)
+            route = address[len(PREFIX):]
+            if route.startswith("/latent/"):
+                return self._latent(route, args, sender)
+            return self._routes[route](args, sender) or []
+        except (OscError, ValueError, TypeError, KeyError, OSError) as exc:
+            return self._fail(address, str(exc) or type(exc).__name__, sender)
+        except Exception as exc:  # anything else is our bug, but the daemon keeps playing
+            log.exception("OSC handler for %s failed", address)
+            return self._fail(address, f"internal error: {type(exc).__name__}", sender)
+        finally:
+            self._current_time = None
+
+    def _schedule_time(self, timetag: float | None) -> float | None:
+        """Bundle timetag (Unix s) -> monotonic s; None = play on arrival."""
+        if timetag is None:
+            return None
+        now = time.time()
+        ahead = timetag - now
+        if ahead > MAX_AHEAD_S:
+            raise OscError(f"timetag {ahead:.1f} s ahead (limit {MAX_AHEAD_S:.0f} s)")
+        if ahead <= 0:
+            if ahead < -0.001:
+                self.late += 1
+            return None
+        return time.monotonic() + ahead
+
+    def _fail(self, address: str, reason: str, sender: Address) -> list[Reply]:
+        self.failed += 1
+        self.engine.count_bad()
+        self._log.warning("OSC %s from %s:%s failed: %s", address, sender[0], sender[1], reason)
+        return [(PREFIX + "/fail", [address, reason], sender)]
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.allow)
+
+    # --- handlers: args -> Engine call (-> replies) --------------------------------------------
+    def _trigger(self, args: Sequence[Any], sender: Address) -> None:
+        _no_more(args, 2)
+        velocity = _unit(args, 0, "velocity") if args else 1.0
+        slot = _integer(args, 1, "slot")
+        self.engine.trigger(velocity, slot, at=self._current_time)
+
+    def _latent(self, route: str, args: Sequence[Any], sender: Address) -> None:
+        index = route[len("/latent/"):]
+        if not index.isdigit():
+            raise OscError(f"latent index must be a whole number, got {index!r}")
+        _no_more(args, 2)
+        self.engine.set_param(f"latent/{int(index)}", _unit(args, 0),
+                              slot=_integer(args, 1, "slot"), source=sender)
+
+    def _z(self, args: Sequence[Any], sender: Address) -> None:
+        values = [_number(args, i, f"z[{i}]") for i in range(len(args))]
+        self.engine.set_z(values, source=sender)
+
+    def _param_route(self, name: str) -> Callable[[Sequence[Any], Address], None]:
+        def handler(args: Sequence[Any], sender: Address) -> None:
+            _no_more(args, 2)
+            self.engine.set_param(name, _unit(args, 0), slot=_integer(args, 1, "slot"),
+                                  source=sender)
+        return handler
+
+    def _select(self, args: Sequence[Any], sender: Address) -> None:
+        _no_more(args, 1)
+        slot = _integer(args, 0, "slot")
+        if slot is None:
+            raise OscError("missing argument 1 (slot)")
+        self.engine.select(slot, source=sender)
+
+    def _randomize(self, args: Sequence[Any], sender: Address) -> list[Reply]:
+        _no_more(args, 2)
+        amount = _unit(args, 0, "amount") if args else 1.0
+        seed = self.engine.randomize(amount, _integer(args, 1, "seed"), source=sender)
+        return [(PREFIX + "/randomize.reply", [amount, seed], sender)]
+
+    def _undo(self, args: Sequence[Any], sender: Address) -> None:
+        _no_more(args, 0)
+        if not self.engine.undo(source=sender):
+            raise OscError("nothing to undo")
+
+    def _preset_load(self, args: Sequence[Any], sender: Address) -> None:
+        _no_more(args, 1)
+        self.engine.load_preset(_string(args, 0, "name"), source=sender)
+
+    def _preset_save(self, args: Sequence[Any], sender: Address) -> list[Reply]:
+        _no_more(args, 1)
+        name = _string(args, 0, "name")
+        self.engine.save_preset(name, source=sender)
+        return [(PREFIX + "/preset/save.reply", [name], sender)]
+
+    def _preset_list(self, args: Sequence[Any], sender: Address) -> list[Reply]:
+        return [(PREFIX + "/preset/list.reply", list(self.engine.store.list()), sender)]
+
+    def _morph_targets(self, args: Sequence[Any], sender: Address) -> None:
+        _no_more(args, 2)
+        self.engine.set_morph_targets(_string(args, 0, "preset A"), _string(args, 1, "preset B"))
+
+    def _learn(self, args: Sequence[Any], sender: Address) -> None:
+        _no_more(args, 1)
+        self.engine.arm_learn(_string(args, 0, "parameter"))
+
+    def _learn_cancel(self, args: Sequence[Any], sender: Address) -> None:
+        self.engine.learn.cancel()
+
+    def _ping(self, args: Sequence[Any], sender: Address) -> list[Reply]:
+        return [(PREFIX + "/pong", list(args), sender)]
+
+    def _state(self, args: Sequence[Any], sender: Address) -> list[Reply]:
+        return [(PREFIX + "/state.reply", [json.dumps(self.engine.state())], sender)]
+
+    def _status(self, args: Sequence[Any], sender: Address) -> list[Reply]:
+        status = dict(self.engine.status())
+        status.update(osc_received=self.received, osc_failed=self.failed,
+                      osc_refused=self.refused, osc_late=self.late)
+        flat: list[Any] = []
+        for key, value in status.items():
+            flat.extend([key, float(value) if isinstance(value, float) else int(value)])
+        return [(PREFIX + "/status.reply", flat, sender)]
+
+    def _subscribe(self, args: Sequence[Any], sender: Address) -> list[Reply]:
+        target = self._target(args, sender)
+        self.subscribers.add(target)
+        return [(PREFIX + "/subscribe.reply", [target[0], target[1]], sender)]
+
+    def _unsubscribe(self, args: Sequence[Any], sender: Address) -> None:
+        self.subscribers.discard(self._target(args, sender))
+
+    def _target(self, args: Sequence[Any], sender: Address) -> Address:
+        _no_more(args, 2)
+        if not args:
+            return sender
+        host = _string(args, 0, "host")
+        port = _integer(args, 1, "port")
+        if port is None or not 1 <= port <= 65535:
+            raise OscError(f"port must be 1..65535, got {port}")
+        return (host, port)
+
+    # --- pushes to subscribers (thread of whoever made the change) -----------------------------
+    def _on_change(self, address: str, value: Any, source: object) -> None:
+        if not self.subscribers or self.send is None:
+            return
+        args = value if isinstance(value, list) else [value]
+        for target in list(self.subscribers):
+            if target != source:
+                self.send(PREFIX + address, args, target)
+
+
+class OscServer:
+    """UDP server thread feeding an OscController; replies go out of the same socket."""
+
+    def __init__(self, engine: Any, host: str = "127.0.0.1", port: int = 9000,
+                 allow: Sequence[str] | None = None) -> None:
+        self.controller = OscController(engine, allow, send=self.send)
+        server_self = self
+
+        class _Server(BlockingOSCUDPServer):
+            def finish_request(self, request: Any, client_address: Address) -> None:
+                data = request[0]
+                for address, args, target in server_self.controller.handle_packet(
+                        data, client_address):
+                    server_self.send(address, args, target)
+
+        try:
+            self.server = _Server((host, port), self.controller.dispatcher)
+        except OSError as exc:
+            from snaresynth.errors import DeviceError
+
+            raise DeviceError(f"cannot listen for OSC on {host}:{port}: {exc}") from exc
+        self.host, self.port = self.server.server_address[:2]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={
+            "poll_interval": 0.1}, name="snaresynth-osc", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"osc.udp://{self.host}:{self.port}"
+
+    def send(self, address: str, args: list[Any], target: Address) -> None:
+        try:
+            self.server.socket.sendto(build_message(address, args), target)
+        except (OSError, socket.gaierror, ValueError) as exc:
+            log.debug("OSC reply to %s failed: %s", target, exc)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(1.0)

@@ -1,0 +1,130 @@
+"""``snaresynth serve``: wire model, engine, audio, MIDI and OSC together and run until a signal.
+
+Main thread only. Start-up order: model (warmed up) -> engine (every slot decoded) -> audio ->
+MIDI -> OSC -> one "ready" line on stdout. SIGINT/SIGTERM stop everything within a second and
+save the current state; the state is also autosaved periodically when it changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from snaresynth.config import Settings
+from snaresynth.engine import Engine, EngineSettings
+from snaresynth.errors import DeviceError, PresetError
+from snaresynth.presets import Kit, PresetStore, default_state_path, load_kit, load_state
+
+log = logging.getLogger(__name__)
+
+
+def choose_kit(settings: Settings, store: PresetStore, state_file: Path) -> tuple[Kit, int]:
+    """--preset (a name or a TOML path), else the last saved state, else the "default" kit."""
+    if settings.preset:
+        path = Path(settings.preset)
+        kit = load_kit(path) if path.suffix == ".toml" and path.exists() else store.load(
+            settings.preset)
+        return kit, 0
+    if state_file.exists():
+        try:
+            return load_state(state_file)
+        except PresetError as exc:
+            log.warning("ignoring saved state: %s", exc)
+    return store.load("default"), 0
+
+
+def device_rate(settings: Settings) -> int:
+    """The output rate: --rate, else the audio device's own rate (JACK's), else 48000 Hz."""
+    if settings.rate:
+        return settings.rate
+    if settings.audio == "null":
+        return 48000
+    try:
+        import sounddevice as sd
+
+        from snaresynth.io.audio import jack_device
+
+        device = jack_device() if settings.audio == "jack" else (
+            None if settings.audio == "auto" else settings.audio)
+        return int(sd.query_devices(device, kind="output")["default_samplerate"])
+    except Exception:  # no device: the audio backend will say so in its own words
+        return 48000
+
+
+def serve(settings: Settings) -> int:
+    from snaresynth.io.audio import Recorder, open_audio
+    from snaresynth.io.midi import open_midi_in
+    from snaresynth.io.osc import OscServer
+    from snaresynth.models import registry
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    decoder = registry.resolve(settings.model)
+    decoder.warm_up()
+    log.info("model: %s (%s, %d latent dims, %d Hz)", getattr(decoder, "path", None) or
+             decoder.metadata.description, decoder.family, decoder.latent_dim,
+             decoder.sample_rate)
+    store = PresetStore()
+    state_file = settings.state_file or default_state_path()
+    kit, selected = choose_kit(settings, store, state_file)
+    rate = device_rate(settings)
+    engine = Engine(decoder, kit, EngineSettings(
+        rate=rate, blocksize=settings.blocksize, max_voices=settings.voices,
+        latency=settings.latency), store=store)
+    engine.selected = min(selected, len(kit.slots) - 1)
+    engine.start()
+
+    recorder = Recorder(settings.record, rate, settings.blocksize) if settings.record else None
+    process = recorder.wrap(engine.process) if recorder else engine.process
+    audio = open_audio(settings.audio, process, rate, settings.blocksize)
+    midi = osc = None
+    try:
+        audio.start()
+        try:
+            midi = open_midi_in(engine, settings.midi_in, settings.midi_api)
+        except DeviceError as exc:
+            if settings.midi_in != "virtual":
+                raise
+            log.warning("no MIDI input: %s", exc)
+        osc = OscServer(engine, settings.osc_host, settings.osc_port, settings.osc_allow)
+        osc.start()
+        print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"
+              f" | MIDI {midi.name if midi else 'none'} | OSC {osc.address}"
+              f" | model {decoder.family} | kit {engine.kit.name}", flush=True)
+        _run_until(stop, engine, state_file, settings.autosave_s)
+    finally:
+        t0 = time.monotonic()
+        if osc:
+            osc.stop()
+        if midi:
+            midi.close()
+        audio.stop()
+        if recorder:
+            recorder.close()
+        engine.stop()
+        _save(engine, state_file)
+        log.info("stopped in %.2f s", time.monotonic() - t0)
+    return 0
+
+
+def _run_until(stop: threading.Event, engine: Engine, state_file: Path, autosave_s: float) -> None:
+    """Wait for a signal; meanwhile save the state every ``autosave_s`` seconds if it changed."""
+    saved = engine.state()
+    while not stop.wait(autosave_s):
+        current = engine.state()
+        if current != saved:
+            _save(engine, state_file)
+            saved = current
+
+
+def _save(engine: Engine, state_file: Path) -> None:
+    try:
+        engine.save_state(state_file)
+    except (OSError, PresetError) as exc:
+        print(f"snaresynth: could not save state to {state_file}: {exc}", file=sys.stderr)
