@@ -18,6 +18,11 @@ address         normalized 0..1 knob           value in units (``to_units``)
 MIDI CC values 0..127 map to ``cc / 127`` (127 is exactly 1.0; CC 64 is 0.504, so tune at
 CC 64 is +0.09 semitones). OSC floats are clamped to 0..1; NaN and infinities are refused.
 
+Public API (used by engine.py and io/*): ``parse_param``/``format_param``; ``cc_to_unit``,
+``unit_to_cc``, ``osc_to_unit``, ``unit_to_osc``, ``to_units``, ``from_units``,
+``value_to_cc``, ``value_to_osc``; ``slot_param``/``set_slot_param``; ``velocity_knobs``;
+``ControlMap``; ``MidiLearn``/``Binding``; ``morph_knobs``; ``randomize_knobs``; ``History``.
+
 MIDI learn from the controller alone: **CC 119 with a value >= 64** (a button press; CC 119 is
 undefined in the MIDI spec) toggles learn for the *last-touched* parameter, i.e. the last one
 moved by a bound CC or reported with ``MidiLearn.touch`` (OSC, UI). The next learnable CC that
@@ -37,7 +42,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 if TYPE_CHECKING:
-    from snaresynth.presets import Kit
+    from snaresynth.presets import Kit, Slot
 
 MAX_LATENT_DIM = 1024
 """The largest latent dimension count a kit or address may refer to."""
@@ -165,6 +170,68 @@ def value_to_cc(param: str, value: float) -> int:
 def value_to_osc(param: str, value: float) -> float:
     """Parameter value in units -> OSC 0..1 (controller feedback)."""
     return from_units(param, value)
+
+
+# --------------------------------------------------------------------------------------------
+# slots
+# --------------------------------------------------------------------------------------------
+
+_SLOT_ATTR = {"level": "level_db", "tune": "tune_semitones", "decay": "decay", "pan": "pan"}
+
+
+def slot_param(slot: Slot, param: str) -> float:
+    """The normalized 0..1 value of ``param`` on ``slot`` (for controller feedback).
+
+    ``latent/<i>`` past the end of ``slot.knobs`` reads 0.5 (see ``Slot.knobs_for``); ``morph``
+    is not a property of a slot (the engine holds it), so it is a ValueError here.
+    """
+    kind, index = parse_param(param)
+    if kind == "latent":
+        assert index is not None
+        return float(slot.knobs[index]) if index < len(slot.knobs) else 0.5
+    if kind == "morph":
+        raise ValueError("morph is not a slot parameter; the engine keeps the morph amount")
+    return from_units(param, getattr(slot, _SLOT_ATTR[kind]))
+
+
+def set_slot_param(slot: Slot, param: str, unit: float) -> float:
+    """Set ``param`` on ``slot`` from a normalized 0..1 value; returns the value in units.
+
+    ``latent/<i>`` past the end of ``slot.knobs`` pads the knobs with 0.5 up to ``i``. ``unit``
+    goes through ``osc_to_unit`` (clamped, NaN/inf refused). ``morph`` is a ValueError.
+    """
+    kind, index = parse_param(param)
+    x = osc_to_unit(unit)
+    if kind == "latent":
+        assert index is not None
+        if index >= len(slot.knobs):
+            slot.knobs.extend([0.5] * (index + 1 - len(slot.knobs)))
+        slot.knobs[index] = x
+        return x
+    if kind == "morph":
+        raise ValueError("morph is not a slot parameter; the engine keeps the morph amount")
+    value = to_units(param, x)
+    setattr(slot, _SLOT_ATTR[kind], value)
+    return value
+
+
+def velocity_knobs(knobs: Sequence[float], velocity: float, latent: int | None,
+                   amount: float, layers: int = 8) -> list[float]:
+    """The knobs a hit of ``velocity`` (0..1) plays: ``knobs[latent] += amount * velocity``.
+
+    Implements ``Kit.velocity_latent``/``velocity_latent_amount``. The velocity is rounded to
+    ``layers`` steps so hits reuse a few decoded buffers (the cache is keyed by latent) instead
+    of decoding every hit. ``latent`` None, past the end of ``knobs`` or ``amount`` 0 returns the
+    knobs unchanged. Results are clipped to 0..1.
+    """
+    out = [float(k) for k in knobs]
+    if latent is None or not 0 <= latent < len(out) or amount == 0.0:
+        return out
+    if layers < 1:
+        raise ValueError(f"layers must be at least 1, got {layers}")
+    v = round(osc_to_unit(velocity) * layers) / layers
+    out[latent] = min(max(out[latent] + float(amount) * v, 0.0), 1.0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,11 +26,14 @@ from snaresynth.mapping import (
     osc_to_unit,
     parse_param,
     randomize_knobs,
+    set_slot_param,
+    slot_param,
     to_units,
     unit_to_cc,
     unit_to_osc,
     value_to_cc,
     value_to_osc,
+    velocity_knobs,
 )
 from snaresynth.presets import Kit, Slot, default_cc, kit_to_dict
 
@@ -156,6 +159,43 @@ def test_osc_to_unit_returns_unit_or_value_error(value: Any) -> None:
     except ValueError:
         return
     assert 0.0 <= x <= 1.0
+
+
+# ---------------------------------------------------------------- slots
+
+
+def test_set_and_read_slot_params() -> None:
+    slot = Slot("s", [38], [0.5, 0.5])
+    assert set_slot_param(slot, "level", 60 / 72) == pytest.approx(0.0)
+    assert set_slot_param(slot, "tune", 1.0) == 12.0 and slot.tune_semitones == 12.0
+    assert set_slot_param(slot, "pan", 0.0) == -1.0 and slot.pan == -1.0
+    assert set_slot_param(slot, "decay", 0.25) == 0.25 and slot.decay == 0.25
+    assert set_slot_param(slot, "latent/1", 0.9) == 0.9 and slot.knobs == [0.5, 0.9]
+    assert set_slot_param(slot, "latent/3", 2.0) == 1.0 and slot.knobs == [0.5, 0.9, 0.5, 1.0]
+    assert slot_param(slot, "tune") == 1.0
+    assert slot_param(slot, "pan") == 0.0
+    assert slot_param(slot, "latent/1") == 0.9
+    assert slot_param(slot, "latent/10") == 0.5
+    assert slot_param(slot, "level") == pytest.approx(60 / 72)
+    for bad in ("morph", "volume"):
+        with pytest.raises(ValueError):
+            slot_param(slot, bad)
+        with pytest.raises(ValueError):
+            set_slot_param(slot, bad, 0.5)
+    with pytest.raises(ValueError):
+        set_slot_param(slot, "level", math.nan)
+    Kit("k", [slot], {})  # still a valid slot
+
+
+def test_velocity_knobs() -> None:
+    knobs = [0.5, 0.2]
+    assert velocity_knobs(knobs, 1.0, 0, 0.25) == [0.75, 0.2]
+    assert velocity_knobs(knobs, 0.0, 0, 0.25) == [0.5, 0.2]
+    assert velocity_knobs(knobs, 1.0, 1, -1.0) == [0.5, 0.0]  # clipped
+    assert velocity_knobs(knobs, 1.0, None, 0.5) == knobs
+    assert velocity_knobs(knobs, 1.0, 5, 0.5) == knobs
+    layered = {velocity_knobs(knobs, v / 127, 0, 0.5, layers=4)[0] for v in range(128)}
+    assert len(layered) == 5  # 0, 1/4 .. 4/4 of the travel: a few buffers, not 128
 
 
 # ---------------------------------------------------------------- control map
