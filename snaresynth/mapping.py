@@ -217,20 +217,22 @@ def set_slot_param(slot: Slot, param: str, unit: float) -> float:
 
 def velocity_knobs(knobs: Sequence[float], velocity: float, latent: int | None,
                    amount: float, layers: int = 8) -> list[float]:
-    """The knobs a hit of ``velocity`` (0..1) plays: ``knobs[latent] += amount * velocity``.
+    """The knobs a hit of ``velocity`` (0..1) plays, for ``Kit.velocity_latent``/``_amount``.
 
-    Implements ``Kit.velocity_latent``/``velocity_latent_amount``. The velocity is rounded to
-    ``layers`` steps so hits reuse a few decoded buffers (the cache is keyed by latent) instead
-    of decoding every hit. ``latent`` None, past the end of ``knobs`` or ``amount`` 0 returns the
-    knobs unchanged. Results are clipped to 0..1.
+    The hardest hit plays the knobs as set (the sound a user dials in is the loud one); softer
+    hits move ``knobs[latent]`` back by ``amount * (1 - v)``. ``v`` is the velocity rounded up
+    to one of ``layers`` steps (layer k of 0..layers-1 plays ``v = (k + 1) / layers``), the
+    same layering engine.py decodes, so hits reuse a few cached buffers instead of decoding
+    every hit. ``latent`` None or past the end of ``knobs`` returns the knobs unchanged.
+    Results are clipped to 0..1.
     """
-    out = [float(k) for k in knobs]
-    if latent is None or not 0 <= latent < len(out) or amount == 0.0:
-        return out
     if layers < 1:
         raise ValueError(f"layers must be at least 1, got {layers}")
-    v = round(osc_to_unit(velocity) * layers) / layers
-    out[latent] = min(max(out[latent] + float(amount) * v, 0.0), 1.0)
+    out = [float(k) for k in knobs]
+    if latent is None or not 0 <= latent < len(out):
+        return out
+    v = max(1, math.ceil(osc_to_unit(velocity) * layers)) / layers
+    out[latent] = min(max(out[latent] - float(amount) * (1.0 - v), 0.0), 1.0)
     return out
 
 

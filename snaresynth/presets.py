@@ -204,8 +204,9 @@ class Kit:
 
     ``cc`` maps a CC number to a parameter address (``latent/<i>``, ``level``, ``tune``,
     ``decay``, ``pan``, ``morph``; see ``mapping.parse_param``); parameters apply to the slot
-    the engine has selected. ``velocity_latent``/``velocity_latent_amount``: at full velocity the
-    knob of that latent dimension moves by ``amount`` (-1..1), so harder hits sound different.
+    the engine has selected. ``velocity_latent``/``velocity_latent_amount``: harder hits sound
+    different: the hardest hit plays the knobs as set, softer ones move the knob of that latent
+    dimension back by up to ``amount`` (-1..1); see ``mapping.velocity_knobs``.
     ``midi_channel`` None = omni, else 1..16 (the channel number printed on gear).
     """
 

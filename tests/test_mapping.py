@@ -189,13 +189,17 @@ def test_set_and_read_slot_params() -> None:
 
 def test_velocity_knobs() -> None:
     knobs = [0.5, 0.2]
-    assert velocity_knobs(knobs, 1.0, 0, 0.25) == [0.75, 0.2]
-    assert velocity_knobs(knobs, 0.0, 0, 0.25) == [0.5, 0.2]
-    assert velocity_knobs(knobs, 1.0, 1, -1.0) == [0.5, 0.0]  # clipped
-    assert velocity_knobs(knobs, 1.0, None, 0.5) == knobs
-    assert velocity_knobs(knobs, 1.0, 5, 0.5) == knobs
+    assert velocity_knobs(knobs, 1.0, 0, 0.25) == knobs  # the loudest hit is the dialled sound
+    assert velocity_knobs(knobs, 0.0, 0, 0.4, layers=8) == pytest.approx([0.5 - 0.4 * 7 / 8, 0.2])
+    assert velocity_knobs(knobs, 0.5, 0, 0.4, layers=2) == pytest.approx([0.3, 0.2])
+    assert velocity_knobs(knobs, 0.0, 1, 1.0, layers=8) == [0.5, 0.0]  # clipped
+    assert velocity_knobs(knobs, 0.0, 1, -1.0, layers=8) == [0.5, 1.0]
+    assert velocity_knobs(knobs, 0.1, None, 0.5) == knobs
+    assert velocity_knobs(knobs, 0.1, 5, 0.5) == knobs
     layered = {velocity_knobs(knobs, v / 127, 0, 0.5, layers=4)[0] for v in range(128)}
-    assert len(layered) == 5  # 0, 1/4 .. 4/4 of the travel: a few buffers, not 128
+    assert len(layered) == 4  # a few buffers, not 128
+    with pytest.raises(ValueError):
+        velocity_knobs(knobs, 0.5, 0, 0.5, layers=0)
 
 
 # ---------------------------------------------------------------- control map
