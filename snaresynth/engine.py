@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 UNIT_FIELDS = {"level": "level_db", "tune": "tune_semitones", "decay": "decay", "pan": "pan"}
 """Slot fields set by the non-latent parameters, in the units ``mapping.to_units`` returns."""
 
+VELOCITY_LAYERS = 4
+"""Decoded sounds per slot when velocity also moves a latent dimension (as sampler layers)."""
+
 Listener = Callable[[str, Any, object], None]
 """Called as listener(address, value, source) after every change, on the changing thread."""
 
@@ -70,7 +73,9 @@ class Engine:
         self.history: History[Kit] = History()
         self.history.push(self.kit)
         self.selected = 0
-        self.buffers: list[np.ndarray | None] = [None] * len(self.kit.slots)
+        # buffers[slot][layer]: the playback buffer of each velocity layer of each slot
+        self.buffers: list[list[np.ndarray | None]] = [
+            [None] * VELOCITY_LAYERS for _ in self.kit.slots]
         self._morph_pair: tuple[Kit, Kit] | None = None
         self._clock = (0, time.monotonic())  # (frame at block start, monotonic s) by the callback
         self.started_at = time.monotonic()
@@ -118,8 +123,9 @@ class Engine:
             index = self.selected if slot is None else slot
             if not 0 <= index < len(self.kit.slots):
                 raise ValueError(f"slot must be 0..{len(self.kit.slots) - 1}, got {index}")
-            buffer = self.buffers[index]
             spec = self.kit.slots[index]
+            buffer = _layer_buffer(self.buffers[index], velocity,
+                                   self.kit.velocity_latent is not None)
             gain = dsp.velocity_gain(velocity, self.kit.velocity_curve) * dsp.db_to_gain(
                 spec.level_db)
             left, right = pan_gains(spec.pan)
@@ -352,30 +358,48 @@ class Engine:
         self.selected = min(self.selected, len(kit.slots) - 1)
         if len(self.buffers) != len(kit.slots):
             old = self.buffers
-            self.buffers = [old[i] if i < len(old) else None for i in range(len(kit.slots))]
+            self.buffers = [old[i] if i < len(old) else [None] * VELOCITY_LAYERS
+                            for i in range(len(kit.slots))]
 
     def _request_all(self) -> None:
         for index in range(len(self.kit.slots)):
             self._request(index)
 
     def _request(self, index: int) -> None:
+        """Ask the worker for every velocity layer of a slot (one layer without velocity_latent).
+
+        Request ids are ``slot * VELOCITY_LAYERS + layer``, so each layer is latest-wins.
+        """
         with self._lock:
             spec = self.kit.slots[index]
-            key = quantize_knobs(np.asarray(self._knobs(index)))
+            knobs = np.asarray(self._knobs(index))
             tune, decay = spec.tune_semitones, spec.decay
+            dim, amount = self.kit.velocity_latent, self.kit.velocity_latent_amount
+        layers = [(VELOCITY_LAYERS - 1, knobs)]  # the top layer is the plain knob position
+        if dim is not None and 0 <= dim < knobs.shape[0]:
+            layers = []
+            for layer in range(VELOCITY_LAYERS):
+                shifted = knobs.copy()
+                # at full velocity the knob sits where the user put it; softer hits move it
+                # back by up to ``amount`` (so the sound a user dials in is the loud one)
+                shifted[dim] -= amount * (1.0 - (layer + 1) / VELOCITY_LAYERS)
+                layers.append((layer, shifted))
         model_rate = self.decoder.sample_rate
         out_rate = self.rate
 
         def render(raw: np.ndarray) -> np.ndarray:
             return playback_buffer(raw, model_rate, out_rate, tune, decay)
 
-        self.worker.submit(Request(index, key, render))
+        for layer, layer_knobs in reversed(layers):
+            self.worker.submit(Request(index * VELOCITY_LAYERS + layer,
+                                       quantize_knobs(layer_knobs), render))
 
     def _publish(self, slot: int, buffer: np.ndarray, request: Request) -> None:
         """Thread: decode worker. One reference swap; sounding voices keep their old buffer."""
+        index, layer = divmod(slot, VELOCITY_LAYERS)
         buffers = self.buffers
-        if slot < len(buffers):
-            buffers[slot] = buffer
+        if index < len(buffers):
+            buffers[index][layer] = buffer
 
     def _notify(self, address: str, value: Any, source: object) -> None:
         for listener in list(self._listeners):
@@ -383,6 +407,20 @@ class Engine:
                 listener(address, value, source)
             except Exception as exc:  # a broken controller must not break the instrument
                 log.warning("change listener failed for %s: %s", address, exc)
+
+
+def _layer_buffer(layers: list[np.ndarray | None], velocity: float,
+                  layered: bool) -> np.ndarray | None:
+    """The buffer of the velocity layer a hit falls in (the nearest decoded one, if that layer
+    is still decoding). Without velocity layering only the top layer is used."""
+    if not layered:
+        return layers[-1]
+    want = min(VELOCITY_LAYERS - 1, max(0, int(np.ceil(velocity * VELOCITY_LAYERS)) - 1))
+    for distance in range(VELOCITY_LAYERS):
+        for layer in (want - distance, want + distance):
+            if 0 <= layer < VELOCITY_LAYERS and layers[layer] is not None:
+                return layers[layer]
+    return None
 
 
 def playback_buffer(raw: np.ndarray, model_rate: int, out_rate: int, tune_semitones: float,

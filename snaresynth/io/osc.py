@@ -27,6 +27,8 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from snaresynth.errors import DeviceError, SnareSynthError
+
 log = logging.getLogger(__name__)
 
 PREFIX = "/snaresynth"
@@ -175,9 +177,9 @@ class OscController:
             self._current_time = self._schedule_time(timetag)
             route = address[len(PREFIX):]
             if route.startswith("/latent/"):
-                return self._latent(route, args, sender)
+                return self._latent(route, args, sender) or []
             return self._routes[route](args, sender) or []
-        except (OscError, ValueError, TypeError, KeyError, OSError) as exc:
+        except (OscError, SnareSynthError, ValueError, TypeError, KeyError, OSError) as exc:
             return self._fail(address, str(exc) or type(exc).__name__, sender)
         except Exception as exc:  # anything else is our bug, but the daemon keeps playing
             log.exception("OSC handler for %s failed", address)
@@ -341,8 +343,6 @@ class OscServer:
         try:
             self.server = _Server((host, port), self.controller.dispatcher)
         except OSError as exc:
-            from snaresynth.errors import DeviceError
-
             raise DeviceError(f"cannot listen for OSC on {host}:{port}: {exc}") from exc
         self.host, self.port = self.server.server_address[:2]
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={

@@ -1,0 +1,164 @@
+import numpy as np
+import pytest
+
+from snaresynth.engine import VELOCITY_LAYERS, Engine, EngineSettings, playback_buffer
+from snaresynth.presets import Kit, Slot
+
+
+def _kit(velocity_latent=None):
+    return Kit(name="t", slots=[Slot(name="a", notes=[38], knobs=[0.5] * 4),
+                                Slot(name="b", notes=[40], knobs=[0.9] * 4, pan=0.5)],
+               cc={20: "latent/0", 7: "level", 74: "tune"}, velocity_latent=velocity_latent,
+               velocity_latent_amount=0.5 if velocity_latent is not None else 0.0)
+
+
+@pytest.fixture
+def engine(sine_decoder, preset_store):
+    # "lowest" latency: a hit plays in the next block rendered, whatever the wall clock says,
+    # since these tests render blocks faster than real time
+    eng = Engine(sine_decoder, _kit(), EngineSettings(rate=48000, blocksize=64, latency="lowest"),
+                 store=preset_store)
+    eng.start()
+    yield eng
+    eng.stop()
+
+
+def _play(engine, blocks=40, frames=64):
+    out = np.zeros((frames, 2), dtype=np.float32)
+    chunks = []
+    for _ in range(blocks):
+        engine.process(out)
+        chunks.append(out.copy())
+    return np.concatenate(chunks)
+
+
+def test_every_slot_has_a_sound_after_start(engine):
+    assert all(layers[-1] is not None for layers in engine.buffers)
+
+
+def test_note_on_plays_the_mapped_slot_with_velocity(engine):
+    assert engine.note_on(38, 127)
+    loud = np.abs(_play(engine)).max()
+    _play(engine, 800)  # let the first hit (one second) finish
+    assert engine.note_on(38, 32)
+    soft = np.abs(_play(engine)).max()
+    assert loud > 0.1 and 0 < soft < loud / 4  # linear curve: (32/127)^2 ~ 0.06
+    assert not engine.note_on(99, 100)  # unmapped
+    assert not engine.note_on(38, 0)  # velocity 0 is a note-off
+    assert engine.unmapped == 1
+
+
+def test_latent_change_changes_next_hit_not_the_sounding_one(engine):
+    _play(engine, 1)
+    engine.trigger(1.0, 0)
+    first = _play(engine, 20)
+    before = engine.buffers[0][-1]
+    engine.set_param("latent/0", 0.95, slot=0)
+    assert engine.worker.wait_idle(5)
+    assert engine.buffers[0][-1] is not before
+    during = _play(engine, 20)  # the first hit continues with its own buffer
+    engine.trigger(1.0, 0)
+    second = _play(engine, 40)
+    # the sounding hit went on with the old buffer, sample for sample
+    continuing = np.concatenate([first, during])[:, 0]
+    gain = continuing[0] / before[0]
+    assert np.allclose(continuing, gain * before[:continuing.shape[0]], atol=1e-6)
+
+    def peak_hz(x):
+        spec = np.abs(np.fft.rfft(x[:, 0][np.abs(x[:, 0]).argmax():][:2048], 8192))
+        return np.fft.rfftfreq(8192, 1 / 48000)[spec.argmax()]
+    assert abs(peak_hz(second) - peak_hz(first)) > 50
+
+
+def test_cc_moves_latent_and_is_cached(engine):
+    engine.control_change(20, 127)
+    engine.worker.wait_idle(5)
+    assert engine.kit.slots[0].knobs[0] == pytest.approx(1.0)
+    decodes = engine.worker.decodes
+    engine.control_change(20, 64)
+    engine.control_change(20, 127)
+    engine.worker.wait_idle(5)
+    assert engine.worker.cache.hits >= 1 or engine.worker.decodes <= decodes + 2
+
+
+def test_level_tune_and_undo(engine):
+    engine.set_param("level", 0.0, slot=0)
+    assert engine.kit.slots[0].level_db == pytest.approx(-60.0)
+    engine.set_param("tune", 1.0, slot=0)
+    assert engine.kit.slots[0].tune_semitones == pytest.approx(12.0)
+    assert engine.undo()
+    assert engine.kit.slots[0].tune_semitones == pytest.approx(0.0)
+    assert engine.kit.slots[0].level_db == pytest.approx(-60.0)
+
+
+def test_randomize_is_reproducible_by_seed(engine):
+    engine.randomize(1.0, seed=7, slot=0)
+    a = list(engine.kit.slots[0].knobs)
+    engine.randomize(1.0, seed=8, slot=0)
+    engine.randomize(1.0, seed=7, slot=0)
+    assert engine.kit.slots[0].knobs == a
+
+
+def test_bad_parameters_raise_value_error(engine):
+    with pytest.raises(ValueError):
+        engine.set_param("latent/9", 0.5)
+    with pytest.raises(ValueError):
+        engine.set_param("volume", 0.5)
+    with pytest.raises(ValueError):
+        engine.set_param("level", float("nan"))
+    with pytest.raises(ValueError):
+        engine.trigger(1.0, slot=5)
+
+
+def test_constant_latency_places_hits_one_block_after_arrival(sine_decoder):
+    engine = Engine(sine_decoder, _kit(), EngineSettings(rate=48000, blocksize=64))
+    _play(engine, 10)
+    frame0, t0 = engine._clock
+    at = t0 + 0.0005  # 24 frames after the last block started
+    assert engine.frame_at(at) == frame0 + 24 + 64
+
+
+def test_velocity_layers_give_harder_hits_another_sound(sine_decoder, preset_store):
+    eng = Engine(sine_decoder, _kit(velocity_latent=0), EngineSettings(rate=48000, blocksize=64),
+                 store=preset_store)
+    eng.start()
+    try:
+        layers = eng.buffers[0]
+        assert all(layer is not None for layer in layers) and len(layers) == VELOCITY_LAYERS
+        assert not np.allclose(layers[0], layers[-1])
+    finally:
+        eng.stop()
+
+
+def test_listeners_hear_changes_with_their_source(engine):
+    heard = []
+    engine.add_listener(lambda address, value, source: heard.append((address, value, source)))
+    engine.set_param("latent/1", 0.25, source="osc-client")
+    assert heard == [("/latent/1", 0.25, "osc-client")]
+
+
+def test_preset_save_and_load_round_trip(engine, preset_store):
+    engine.set_param("latent/2", 0.1, slot=1)
+    engine.save_preset("mine")
+    engine.load_preset("default")
+    assert engine.kit.name == "default"
+    engine.load_preset("mine")
+    assert engine.kit.slots[1].knobs[2] == pytest.approx(0.1)
+    assert "mine" in preset_store.list()
+
+
+def test_playback_buffer_resamples_tunes_and_decays():
+    raw = np.ones(16000, dtype=np.float32)
+    plain = playback_buffer(raw, 16000, 48000, 0.0, 1.0)
+    assert plain.shape[0] == pytest.approx(48000, abs=2)
+    up = playback_buffer(raw, 16000, 48000, 12.0, 1.0)
+    assert up.shape[0] == pytest.approx(24000, abs=2)
+    short = playback_buffer(raw, 16000, 48000, 0.0, 0.0)
+    assert abs(short[-100:]).max() < 1e-3
+
+
+def test_status_counts(engine):
+    engine.trigger()
+    _play(engine, 2)
+    status = engine.status()
+    assert status["hits"] == 1 and status["decodes"] >= 2 and status["xruns"] == 0

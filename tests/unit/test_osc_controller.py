@@ -1,0 +1,183 @@
+"""The OSC address space, driven with raw datagrams (no sockets): python-osc's own builders
+make the packets, so these are the bytes a real controller sends."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pythonosc.osc_bundle_builder import OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from snaresynth.engine import Engine, EngineSettings
+from snaresynth.io.osc import OscController, build_message
+from snaresynth.presets import Kit, Slot
+
+SENDER = ("127.0.0.1", 50000)
+
+
+def _bundle(messages, timetag):
+    builder = OscBundleBuilder(timetag)
+    for address, args in messages:
+        m = OscMessageBuilder(address)
+        for a in args:
+            m.add_arg(a)
+        builder.add_content(m.build())
+    return builder.build().dgram
+
+
+@pytest.fixture
+def osc(sine_decoder, preset_store):
+    kit = Kit(name="t", slots=[Slot(name="a", notes=[38], knobs=[0.5] * 4),
+                               Slot(name="b", notes=[40], knobs=[0.2] * 4)], cc={})
+    engine = Engine(sine_decoder, kit, EngineSettings(rate=48000, blocksize=128),
+                    store=preset_store)
+    engine.start()
+    sent = []
+    controller = OscController(engine, send=lambda a, args, t: sent.append((a, args, t)))
+    controller.pushed = sent
+    yield controller
+    engine.stop()
+
+
+def _fails(replies):
+    return [r for r in replies if r[0] == "/snaresynth/fail"]
+
+
+def test_ping_pong(osc):
+    assert osc.handle_packet(build_message("/snaresynth/ping", []), SENDER) == [
+        ("/snaresynth/pong", [], SENDER)]
+
+
+def test_trigger_schedules_a_hit(osc):
+    assert osc.handle_packet(build_message("/snaresynth/trigger", [0.8, 1]), SENDER) == []
+    assert len(osc.engine.mixer._inbox) == 1
+
+
+def test_latent_and_params_change_state(osc):
+    for address, args in (("/snaresynth/latent/2", [0.75]), ("/snaresynth/tune", [1.0]),
+                          ("/snaresynth/level", [1])):  # an int is accepted as a float
+        assert osc.handle_packet(build_message(address, args), SENDER) == []
+    slot = osc.engine.kit.slots[0]
+    assert slot.knobs[2] == pytest.approx(0.75)
+    assert slot.tune_semitones == pytest.approx(12.0)
+
+
+def test_bad_input_gets_fail_and_is_counted(osc):
+    cases = [
+        build_message("/snaresynth/nope", []),
+        build_message("/snaresynth/latent/x", [0.5]),
+        build_message("/snaresynth/latent/99", [0.5]),
+        build_message("/snaresynth/latent/0", ["loud"]),
+        build_message("/snaresynth/latent/0", [float("nan")]),
+        build_message("/snaresynth/level", [7.0]),
+        build_message("/snaresynth/trigger", [1.0, 9]),
+        build_message("/snaresynth/preset/load", ["../../etc/passwd"]),
+        b"\x00garbage",
+        build_message("/snaresynth/level", [0.5])[:-6],  # truncated packet
+    ]
+    for data in cases:
+        replies = osc.handle_packet(data, SENDER)
+        assert len(_fails(replies)) == 1, data
+        assert _fails(replies)[0][1][1]  # a reason is given
+    assert osc.failed == len(cases)
+    assert osc.engine.bad_messages == len(cases)
+
+
+def test_status_reply_has_named_counters(osc):
+    (address, args, target), = osc.handle_packet(build_message("/snaresynth/status", []), SENDER)
+    assert address == "/snaresynth/status.reply" and target == SENDER
+    status = dict(zip(args[::2], args[1::2], strict=True))
+    for key in ("voices", "xruns", "decodes", "cache_hits", "dropped_requests", "bad_messages",
+                "cpu_load"):
+        assert key in status
+
+
+def test_state_reply_is_the_engine_state(osc):
+    osc.handle_packet(build_message("/snaresynth/latent/1", [0.1]), SENDER)
+    (_, args, _), = osc.handle_packet(build_message("/snaresynth/state", []), SENDER)
+    state = json.loads(args[0])
+    assert state["kit"]["slot"][0]["knobs"][1] == pytest.approx(0.1)
+
+
+def test_subscribers_get_changes_but_not_their_own(osc):
+    other = ("127.0.0.1", 50001)
+    osc.handle_packet(build_message("/snaresynth/subscribe", []), SENDER)
+    osc.handle_packet(build_message("/snaresynth/subscribe", []), other)
+    osc.handle_packet(build_message("/snaresynth/latent/0", [0.3]), SENDER)
+    assert osc.pushed == [("/snaresynth/latent/0", [pytest.approx(0.3)], other)]
+
+
+def test_bundle_timetag_schedules_in_the_future(osc):
+    engine = osc.engine
+    frame0, t0 = engine._clock
+    ahead = 0.25
+    data = _bundle([("/snaresynth/trigger", [1.0])], time.time() + ahead)
+    assert osc.handle_packet(data, SENDER) == []
+    hit = engine.mixer._inbox[0]
+    expected = engine.frame_at(time.monotonic() + ahead)
+    assert abs(hit.frame - expected) < 48000 * 0.01
+
+
+def test_far_future_timetag_is_refused(osc):
+    data = _bundle([("/snaresynth/trigger", [1.0])], time.time() + 3600 * 24 * 365)
+    assert _fails(osc.handle_packet(data, SENDER))
+
+
+def test_allow_list_refuses_other_senders(sine_decoder):
+    kit = Kit(name="t", slots=[Slot(name="a", notes=[38], knobs=[0.5] * 4)], cc={})
+    engine = Engine(sine_decoder, kit)
+    controller = OscController(engine, allow=["10.0.0.0/8"])
+    assert controller.handle_packet(build_message("/snaresynth/ping", []), SENDER) == []
+    assert controller.refused == 1
+    assert controller.handle_packet(build_message("/snaresynth/ping", []), ("10.1.2.3", 9)) != []
+
+
+def test_preset_save_and_list(osc):
+    replies = osc.handle_packet(build_message("/snaresynth/preset/save", ["gig one"]), SENDER)
+    assert replies == [("/snaresynth/preset/save.reply", ["gig one"], SENDER)]
+    (_, names, _), = osc.handle_packet(build_message("/snaresynth/preset/list", []), SENDER)
+    assert "gig one" in names and "default" in names
+
+
+osc_args = st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                              st.integers(-2**31, 2**31 - 1), st.text(max_size=20),
+                              st.booleans(), st.binary(max_size=16)), max_size=5)
+addresses = st.one_of(
+    st.sampled_from(["/snaresynth/trigger", "/snaresynth/latent/0", "/snaresynth/latent/3",
+                     "/snaresynth/z", "/snaresynth/level", "/snaresynth/tune",
+                     "/snaresynth/decay", "/snaresynth/pan", "/snaresynth/randomize",
+                     "/snaresynth/select", "/snaresynth/preset/load", "/snaresynth/learn",
+                     "/snaresynth/subscribe", "/snaresynth/morph"]),
+    st.text(min_size=1, max_size=30).map(lambda s: "/" + s))
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(address=addresses, args=osc_args)
+def test_any_message_is_handled_or_failed_never_raised(osc, address, args):
+    try:
+        data = build_message(address, args)
+    except Exception:
+        return  # python-osc cannot even encode it; no controller could send it
+    replies = osc.handle_packet(data, SENDER)
+    assert isinstance(replies, list)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=256))
+def test_arbitrary_bytes_never_raise(osc, data):
+    replies = osc.handle_packet(data, SENDER)
+    assert isinstance(replies, list)
+
+
+def test_deeply_nested_bundle_is_refused_not_crashing(osc):
+    inner = build_message("/snaresynth/ping", [])
+    for _ in range(2000):
+        inner = b"#bundle\x00" + b"\x00" * 7 + b"\x01" + len(inner).to_bytes(4, "big") + inner
+    replies = osc.handle_packet(inner, SENDER)
+    assert isinstance(replies, list)
+    assert np.isfinite(osc.engine.status()["bad_messages"])

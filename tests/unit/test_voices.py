@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from snaresynth.voices import Hit, Mixer, pan_gains
+
+
+def _buffer(n=1000, value=1.0):
+    return np.full(n, value, dtype=np.float32)
+
+
+def _render(mixer, blocks, frames=64):
+    out = np.zeros((frames, 2), dtype=np.float32)
+    chunks = []
+    for _ in range(blocks):
+        mixer.render(out)
+        chunks.append(out.copy())
+    return np.concatenate(chunks)
+
+
+def test_hit_starts_at_its_exact_frame():
+    mixer = Mixer(48000, max_voices=4)
+    mixer.schedule(Hit(frame=100, buffer=_buffer(), gain_left=1.0, gain_right=0.5))
+    audio = _render(mixer, 4)
+    assert np.all(audio[:100] == 0.0)
+    assert audio[100, 0] == pytest.approx(1.0)
+    assert audio[100, 1] == pytest.approx(0.5)
+    assert mixer.hits_started == 1 and mixer.hits_late == 0
+
+
+def test_late_hit_plays_at_block_start_and_is_counted():
+    mixer = Mixer(48000)
+    _render(mixer, 2)  # now at frame 128
+    mixer.schedule(Hit(frame=10, buffer=_buffer(), gain_left=1.0, gain_right=1.0))
+    audio = _render(mixer, 1)
+    assert audio[0, 0] == pytest.approx(1.0)
+    assert mixer.hits_late == 1
+
+
+def test_voice_keeps_its_buffer_when_a_new_one_is_scheduled():
+    mixer = Mixer(48000)
+    first = _buffer(500, 0.25)
+    mixer.schedule(Hit(0, first, 1.0, 1.0))
+    _render(mixer, 1)
+    first[:] = 0.25  # the engine never mutates published buffers; the voice owns its reference
+    mixer.schedule(Hit(64, _buffer(500, 0.5), 1.0, 1.0))
+    audio = _render(mixer, 1)
+    assert audio[0, 0] == pytest.approx(0.75)  # both voices sound: 0.25 + 0.5
+
+
+def test_voice_limit_steals_oldest_with_fade_not_cut():
+    mixer = Mixer(48000, max_voices=2)
+    for i in range(3):
+        mixer.schedule(Hit(i, _buffer(5000, 1.0), 1.0, 1.0))
+    audio = _render(mixer, 8)[:, 0]
+    assert mixer.voices_stolen == 1
+    fade = int(0.003 * 48000)
+    # after the steal, level goes from 3 voices down to 2 smoothly over the fade
+    tail = audio[2:2 + fade + 5]
+    assert np.all(np.diff(tail) <= 1e-6)
+    assert audio[2 + fade + 10] == pytest.approx(2.0)
+
+
+def test_choke_group_fades_previous_voice():
+    mixer = Mixer(48000, max_voices=8)
+    mixer.schedule(Hit(0, _buffer(5000), 1.0, 1.0, choke_group=1))
+    mixer.schedule(Hit(200, _buffer(5000), 1.0, 1.0, choke_group=1))
+    audio = _render(mixer, 10)[:, 0]
+    assert audio[400] == pytest.approx(1.0)  # only the new voice remains
+
+
+def test_render_does_not_allocate_voices_after_start():
+    mixer = Mixer(48000, max_voices=4)
+    voices = list(mixer.voices)
+    for i in range(50):
+        mixer.schedule(Hit(i * 10, _buffer(300), 0.1, 0.1))
+    _render(mixer, 20)
+    assert mixer.voices == voices
+
+
+def test_pan_is_constant_power():
+    for pan in (-1.0, -0.3, 0.0, 0.7, 1.0):
+        left, right = pan_gains(pan)
+        assert left * left + right * right == pytest.approx(1.0)
+    assert pan_gains(-1.0)[1] == pytest.approx(0.0, abs=1e-9)
