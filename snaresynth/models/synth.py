@@ -1,0 +1,268 @@
+"""A differentiable snare-drum synthesiser: pure TensorFlow functions, no Keras state.
+
+Why a synthesiser and not raw samples: a decoder that outputs the *parameters* of a physically
+plausible snare can only ever produce a snare, wherever it lands in latent space, and small latent
+moves give small parameter moves (sigmoid-bounded), so the latent space is smooth by construction.
+
+The sound is the sum of three parts, all ``length`` samples at ``sample_rate`` Hz:
+
+* **wires** — filtered noise. The noise is fixed (a seeded random-phase STFT, stored by the caller
+  as weights), so decoding is deterministic. Its magnitude is a per-band envelope: every one of
+  ``n_bands`` log-spaced bands has its own level (dB) and exponential decay time (s), under one
+  shared attack; band envelopes are spread over the STFT bins by triangular interpolation and the
+  result is turned back to audio with one inverse STFT (overlap-add).
+* **head** — ``n_modes`` damped sinusoids at the circular-membrane mode ratios times a
+  fundamental, each with a small learned detune, decay (s) and level, plus a short downward pitch
+  glide (the head's tension drop just after the hit). The phase is integrated analytically.
+* **click** — the stick's transient: fixed noise, tilted bright/dark, decaying within milliseconds.
+
+Every parameter comes from an unbounded vector ``raw`` of ``param_count(spec)`` values through a
+sigmoid mapped to a physical range (``SynthSpec``). The output is peak-normalised to
+``out_peak`` times a gain of at most 0 dB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+# Bessel-zero ratios of an ideal circular membrane (modes 01, 11, 21, 02, 31, 12, 41, 22):
+# the drum head's partials sit near these multiples of its fundamental.
+MEMBRANE_RATIOS = (1.0, 1.594, 2.136, 2.296, 2.653, 2.918, 3.156, 3.501)
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """Sizes and physical parameter ranges; (lo, hi) pairs in the unit named by the field."""
+
+    sample_rate: int = 44100
+    length: int = 16384
+    frame_length: int = 256  # samples per STFT frame of the wires noise
+    hop: int = 64  # samples between frames: the wires envelope's time resolution
+    n_bands: int = 16
+    n_modes: int = 6
+    band_fmin_hz: float = 80.0
+    band_db: tuple[float, float] = (-60.0, 0.0)
+    band_decay_s: tuple[float, float] = (0.015, 0.6)
+    noise_attack_s: tuple[float, float] = (0.0003, 0.01)
+    f0_hz: tuple[float, float] = (120.0, 420.0)
+    mode_detune: tuple[float, float] = (-0.12, 0.12)  # natural-log frequency ratio
+    mode_decay_s: tuple[float, float] = (0.01, 0.5)
+    mode_db: tuple[float, float] = (-50.0, 0.0)
+    glide: tuple[float, float] = (0.0, 0.6)  # relative pitch excess at the hit
+    glide_s: tuple[float, float] = (0.003, 0.06)
+    click_decay_s: tuple[float, float] = (0.0003, 0.006)
+    click_tilt: tuple[float, float] = (-1.0, 1.0)  # -1 dark ... +1 bright
+    wires_db: tuple[float, float] = (-18.0, 0.0)  # group levels; wires never vanish: a snare
+    head_db: tuple[float, float] = (-40.0, 0.0)
+    click_db: tuple[float, float] = (-40.0, 12.0)  # click peak vs. the unit-RMS wires
+    onset_s: tuple[float, float] = (0.0, 0.008)  # corpus: 3 ms pre-roll, +-4 ms augmentation
+    gain_db: tuple[float, float] = (-6.0, 0.0)  # output peak below out_peak (corpus gain aug.)
+    out_peak: float = 0.999
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SynthSpec:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @property
+    def n_frames(self) -> int:
+        """STFT frames whose overlap-add covers ``length`` samples."""
+        return int(math.ceil((self.length - self.frame_length) / self.hop)) + 1
+
+    @property
+    def n_bins(self) -> int:
+        return self.frame_length // 2 + 1
+
+
+def param_layout(spec: SynthSpec) -> list[tuple[str, int]]:
+    """Names and sizes of the slices of ``raw``, in order."""
+    return [
+        ("band_db", spec.n_bands),
+        ("band_decay_s", spec.n_bands),
+        ("noise_attack_s", 1),
+        ("f0_hz", 1),
+        ("mode_detune", spec.n_modes),
+        ("mode_decay_s", spec.n_modes),
+        ("mode_db", spec.n_modes),
+        ("glide", 1),
+        ("glide_s", 1),
+        ("click_decay_s", 1),
+        ("click_tilt", 1),
+        ("wires_db", 1),
+        ("head_db", 1),
+        ("click_db", 1),
+        ("onset_s", 1),
+        ("gain_db", 1),
+    ]
+
+
+SOFT_PEAK_POWER = 32.0
+"""p of the output normaliser's L_p norm: high enough to sit within ~1 dB of the peak."""
+
+LOG_SCALED = {"band_decay_s", "noise_attack_s", "f0_hz", "mode_decay_s", "glide_s",
+              "click_decay_s"}
+"""Parameters spread geometrically over their range (times and frequencies are heard in ratios)."""
+
+
+def param_count(spec: SynthSpec) -> int:
+    return sum(size for _, size in param_layout(spec))
+
+
+def bounded_params(raw: tf.Tensor, spec: SynthSpec) -> dict[str, tf.Tensor]:
+    """(B, param_count) unbounded -> dict of (B, size) physical values inside their ranges."""
+    out: dict[str, tf.Tensor] = {}
+    start = 0
+    for name, size in param_layout(spec):
+        unit = tf.sigmoid(raw[:, start:start + size])
+        lo, hi = getattr(spec, name)
+        if name in LOG_SCALED:
+            out[name] = lo * tf.exp(unit * math.log(hi / lo))
+        else:
+            out[name] = lo + unit * (hi - lo)
+        start += size
+    return out
+
+
+def db_to_gain(db: tf.Tensor) -> tf.Tensor:
+    return tf.pow(10.0, db / 20.0)
+
+
+def band_matrix(spec: SynthSpec) -> np.ndarray:
+    """(n_bands, n_bins) triangular interpolation from log-spaced band centres to STFT bins.
+
+    Columns sum to 1, so equal band levels give a flat spectrum and the envelope between two
+    centres is a straight-line blend (smooth in frequency, no gaps).
+    """
+    nyquist = spec.sample_rate / 2.0
+    centres = np.geomspace(spec.band_fmin_hz, nyquist, spec.n_bands)
+    freqs = np.linspace(0.0, nyquist, spec.n_bins)
+    log_c = np.log(centres)
+    log_f = np.log(np.maximum(freqs, 1.0))
+    weights = np.zeros((spec.n_bands, spec.n_bins), dtype=np.float64)
+    for j, lf in enumerate(log_f):
+        if lf <= log_c[0]:
+            weights[0, j] = 1.0
+        elif lf >= log_c[-1]:
+            weights[-1, j] = 1.0
+        else:
+            k = int(np.searchsorted(log_c, lf)) - 1
+            frac = (lf - log_c[k]) / (log_c[k + 1] - log_c[k])
+            weights[k, j] = 1.0 - frac
+            weights[k + 1, j] = frac
+    return weights.astype(np.float32)
+
+
+def make_noise(spec: SynthSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fixed noise sources: a random-phase STFT (wires) and a time-domain buffer (click).
+
+    Generated once from ``seed`` and stored as model weights by the caller, so decoding never
+    draws random numbers and the same latent always gives the same audio.
+    """
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0.0, 2.0 * np.pi, size=(spec.n_frames, spec.n_bins))
+    click = rng.standard_normal(spec.length).astype(np.float32)
+    return {
+        "noise_re": np.cos(phase).astype(np.float32),
+        "noise_im": np.sin(phase).astype(np.float32),
+        "click_noise": click / np.float32(np.max(np.abs(click))),
+    }
+
+
+def _time_gate(t: tf.Tensor, onset: tf.Tensor, width_s: float) -> tf.Tensor:
+    """Soft step at the onset: 0 before, 1 after, differentiable in the onset time."""
+    return tf.sigmoid((t - onset) / width_s)
+
+
+def wires(p: dict[str, tf.Tensor], spec: SynthSpec, noise_re: tf.Tensor, noise_im: tf.Tensor,
+          bands: tf.Tensor) -> tf.Tensor:
+    """Filtered noise: per-band level and decay, shared attack; one inverse STFT. -> (B, length)."""
+    frame_t = (tf.range(spec.n_frames, dtype=tf.float32) * spec.hop
+               + spec.frame_length / 2.0) / spec.sample_rate  # frame centres, s
+    t = frame_t[None, :, None] - p["onset_s"][:, :, None]  # (B, F, 1)
+    t_pos = tf.nn.relu(t)
+    attack = (1.0 - tf.exp(-t_pos / p["noise_attack_s"][:, :, None])) * _time_gate(t, 0.0, 0.001)
+    level = db_to_gain(p["band_db"])[:, None, :]  # (B, 1, K)
+    decay = tf.exp(-t_pos / p["band_decay_s"][:, None, :])  # (B, F, K)
+    band_env = level * decay * attack  # (B, F, K)
+    mag = tf.einsum("bfk,kn->bfn", band_env, bands)  # (B, F, bins)
+    stft = tf.complex(mag * noise_re, mag * noise_im)
+    audio = tf.signal.inverse_stft(
+        stft, frame_length=spec.frame_length, frame_step=spec.hop, fft_length=spec.frame_length,
+        window_fn=tf.signal.inverse_stft_window_fn(spec.hop),
+    )
+    return audio[:, :spec.length]
+
+
+def head(p: dict[str, tf.Tensor], spec: SynthSpec, t: tf.Tensor) -> tf.Tensor:
+    """Damped membrane modes with a pitch glide, analytic phase. t: (length,) s -> (B, length)."""
+    ratios = tf.constant(MEMBRANE_RATIOS[:spec.n_modes], dtype=tf.float32)
+    freqs = p["f0_hz"] * ratios[None, :] * tf.exp(p["mode_detune"])  # (B, M)
+    tt = tf.nn.relu(t[None, None, :] - p["onset_s"][:, :, None])  # (B, 1, T)
+    g, tau = p["glide"][:, :, None], p["glide_s"][:, :, None]
+    # instantaneous f = f_m (1 + g exp(-t/tau))  =>  phase = 2 pi f_m (t + g tau (1 - exp(-t/tau)))
+    warped = tt + g * tau * (1.0 - tf.exp(-tt / tau))  # (B, 1, T)
+    phase = 2.0 * math.pi * freqs[:, :, None] * warped  # (B, M, T)
+    # silence modes that would alias (with a soft edge, so gradients stay finite)
+    nyquist_ok = tf.sigmoid((0.45 * spec.sample_rate - freqs * (1.0 + p["glide"])) / 200.0)
+    amp = db_to_gain(p["mode_db"]) * nyquist_ok  # (B, M)
+    env = tf.exp(-tt / p["mode_decay_s"][:, :, None])  # (B, M, T)
+    gate = _time_gate(t[None, None, :], p["onset_s"][:, :, None], 0.0002)
+    modes = amp[:, :, None] * env * tf.sin(phase) * gate
+    return tf.reduce_sum(modes, axis=1)
+
+
+def click(p: dict[str, tf.Tensor], spec: SynthSpec, t: tf.Tensor,
+          click_noise: tf.Tensor) -> tf.Tensor:
+    """Stick transient: fixed noise, tilted by mixing in its first difference, fast decay."""
+    diff = tf.concat([click_noise[:1], click_noise[1:] - click_noise[:-1]], axis=0) * 0.5
+    tilt = p["click_tilt"]  # (B, 1) in [-1, 1]: -1 -> smoothed (dark), +1 -> differenced (bright)
+    smooth = tf.concat([click_noise[:1], click_noise[1:] + click_noise[:-1]], axis=0) * 0.5
+    bright = tf.nn.relu(tilt)
+    dark = tf.nn.relu(-tilt)
+    src = ((1.0 - bright - dark) * click_noise[None, :] + bright * diff[None, :]
+           + dark * smooth[None, :])
+    tt = t[None, :] - p["onset_s"]
+    env = tf.exp(-tf.nn.relu(tt) / p["click_decay_s"]) * _time_gate(tt, 0.0, 0.0001)
+    return src * env
+
+
+def synthesize(raw: tf.Tensor, spec: SynthSpec, noise: dict[str, tf.Tensor],
+               bands: tf.Tensor) -> tf.Tensor:
+    """(B, param_count) unbounded parameters -> (B, length) snare, peak <= ``out_peak``."""
+    p = bounded_params(raw, spec)
+    t = tf.range(spec.length, dtype=tf.float32) / spec.sample_rate
+    w = wires(p, spec, noise["noise_re"], noise["noise_im"], bands)
+    h = head(p, spec, t)
+    c = click(p, spec, t, noise["click_noise"])
+    # wires and head are normalised to unit RMS before mixing, so the group levels mean what
+    # they say whatever the band/mode levels are; the click already has unit peak
+    w = w / _rms(w)
+    h = h / _rms(h)
+    mix = (db_to_gain(p["wires_db"]) * w + db_to_gain(p["head_db"]) * h
+           + db_to_gain(p["click_db"]) * c)
+    return spec.out_peak * db_to_gain(p["gain_db"]) * mix / (soft_peak(mix) + 1e-6)
+
+
+def soft_peak(x: tf.Tensor, power: float = SOFT_PEAK_POWER) -> tf.Tensor:
+    """(B, T) -> (B, 1) L_p norm of the samples: >= the true peak, but smooth.
+
+    A hard max switches between samples as a parameter moves, which puts kinks into the latent
+    lines (a jump in step size along the line); the p-norm blends them. Dividing by it keeps
+    every sample within [-1, 1]. Computed relative to the (constant) max for float safety; the
+    norm is scale-invariant in that constant, so its gradient is exact.
+    """
+    top = tf.stop_gradient(tf.reduce_max(tf.abs(x), axis=1, keepdims=True)) + 1e-12
+    ratio = tf.abs(x) / top
+    return top * tf.pow(tf.reduce_sum(tf.pow(ratio + 1e-12, power), axis=1, keepdims=True),
+                        1.0 / power)
+
+
+def _rms(x: tf.Tensor) -> tf.Tensor:
+    return tf.sqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True) + 1e-8)
