@@ -80,7 +80,9 @@ class Engine:
         self._clock = (0, time.monotonic())  # (frame at block start, monotonic s) by the callback
         self.started_at = time.monotonic()
         # counters: written under _lock or by one thread each; read by status()
-        self.xruns = 0
+        self.xruns = 0  # output underflows since mark_running()
+        self.startup_xruns = 0  # flags while the stream was still starting (priming)
+        self._running = False
         self.bad_messages = 0
         self.unmapped = 0
         self.callback_seconds = 0.0  # time spent inside process(), for the CPU-load figure
@@ -93,6 +95,10 @@ class Engine:
         if not self.worker.wait_idle(wait):
             log.warning("initial decode still running after %.0f s", wait)
 
+    def mark_running(self) -> None:
+        """From now on underflow flags count as xruns (main thread, once the stream settled)."""
+        self._running = True
+
     def stop(self) -> None:
         self.worker.stop()
 
@@ -102,7 +108,10 @@ class Engine:
         t0 = time.monotonic()
         self._clock = (self.mixer.frame, t0)
         if xrun:
-            self.xruns += 1
+            if self._running:
+                self.xruns += 1
+            else:
+                self.startup_xruns += 1
         self.mixer.render(out)
         self.callback_seconds += time.monotonic() - t0
 
@@ -310,6 +319,7 @@ class Engine:
             "late_hits": self.mixer.hits_late,
             "stolen": self.mixer.voices_stolen,
             "xruns": self.xruns,
+            "startup_xruns": self.startup_xruns,
             "decodes": self.worker.decodes,
             "decode_failures": self.worker.failures,
             "cache_hits": self.worker.cache.hits,

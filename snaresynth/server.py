@@ -21,6 +21,10 @@ from snaresynth.presets import Kit, PresetStore, default_state_path, load_kit, l
 
 log = logging.getLogger(__name__)
 
+STREAM_SETTLE_S = 0.2
+"""Underflow flags in the first moments of a stream are PortAudio priming the device buffers;
+they are reported as start-up xruns, apart from the xruns that count."""
+
 
 def choose_kit(settings: Settings, store: PresetStore, state_file: Path) -> tuple[Kit, int]:
     """--preset (a name or a TOML path), else the last saved state, else the "default" kit."""
@@ -94,6 +98,8 @@ def serve(settings: Settings) -> int:
             log.warning("no MIDI input: %s", exc)
         osc = OscServer(engine, settings.osc_host, settings.osc_port, settings.osc_allow)
         osc.start()
+        time.sleep(STREAM_SETTLE_S)
+        engine.mark_running()
         print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"
               f" | MIDI {midi.name if midi else 'none'} | OSC {osc.address}"
               f" | model {decoder.family} | kit {engine.kit.name}", flush=True)

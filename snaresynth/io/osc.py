@@ -4,10 +4,12 @@
 touches the network, so tests drive it with raw bytes. ``OscServer`` is the thin part: one
 blocking server thread (so messages keep their order) and the socket that replies go out of.
 
-Timetags: python-osc's own timetag handling sleeps in the dispatcher, so it is switched off
-(``strict_timing=False``) and bundle times are handed to the engine, which places each trigger on
-the audio clock. Bad input of any kind gets ``/snaresynth/fail <address> <reason>`` back, a
-counter and a (rate-limited) log line; the daemon keeps playing.
+Timetags: python-osc's own timetag handling sleeps in the dispatcher, so packets are parsed
+here with ``osc_packet.OscPacket`` and routed by this module (the dispatcher is only there for
+the server class, with ``strict_timing=False``); bundle times are handed to the engine, which
+places each trigger on the audio clock. Bad input of any kind gets
+``/snaresynth/fail <address> <reason>`` back, a counter and a (rate-limited) log line; the
+daemon keeps playing.
 """
 
 from __future__ import annotations
@@ -128,7 +130,6 @@ class OscController:
         self.late = 0
         self._log = RateLimitedLog()
         self._current_time: float | None = None  # timetag (monotonic) of the message in hand
-        self.dispatcher = Dispatcher(strict_timing=False)
         self._routes: dict[str, Callable[[Sequence[Any], Address], list[Reply] | None]] = {
             "/trigger": self._trigger, "/z": self._z, "/morph/targets": self._morph_targets,
             "/select": self._select, "/randomize": self._randomize, "/undo": self._undo,
@@ -140,14 +141,7 @@ class OscController:
         }
         for name in ("level", "tune", "decay", "pan", "morph"):
             self._routes["/" + name] = self._param_route(name)
-        for route in self._routes:
-            self.dispatcher.map(PREFIX + route, self._noop)
-        self.dispatcher.map(PREFIX + "/latent/*", self._noop)
         engine.add_listener(self._on_change)
-
-    @staticmethod
-    def _noop(*_args: Any) -> None:
-        """Handlers are looked up through the dispatcher but run by ``handle_packet``."""
 
     # --- entry point (OSC server thread) -------------------------------------------------------
     def handle_packet(self, data: bytes, sender: Address) -> list[Reply]:
@@ -171,14 +165,15 @@ class OscController:
     def _handle_message(self, address: str, args: list[Any], timetag: float | None,
                         sender: Address) -> list[Reply]:
         self.received += 1
-        if not self.dispatcher.handlers_for_address(address):
+        route = address[len(PREFIX):] if address.startswith(PREFIX + "/") else ""
+        handler = self._routes.get(route)
+        if handler is None and route.startswith("/latent/"):
+            handler = lambda args, sender: self._latent(route, args, sender)  # noqa: E731
+        if handler is None:
             return self._fail(address, "unknown address", sender)
         try:
             self._current_time = self._schedule_time(timetag)
-            route = address[len(PREFIX):]
-            if route.startswith("/latent/"):
-                return self._latent(route, args, sender) or []
-            return self._routes[route](args, sender) or []
+            return handler(args, sender) or []
         except (OscError, SnareSynthError, ValueError, TypeError, KeyError, OSError) as exc:
             return self._fail(address, str(exc) or type(exc).__name__, sender)
         except Exception as exc:  # anything else is our bug, but the daemon keeps playing
@@ -334,6 +329,9 @@ class OscServer:
         server_self = self
 
         class _Server(BlockingOSCUDPServer):
+            def verify_request(self, request: Any, client_address: Address) -> bool:
+                return True  # malformed datagrams are answered with /fail, not dropped silently
+
             def finish_request(self, request: Any, client_address: Address) -> None:
                 data = request[0]
                 for address, args, target in server_self.controller.handle_packet(
@@ -341,7 +339,9 @@ class OscServer:
                     server_self.send(address, args, target)
 
         try:
-            self.server = _Server((host, port), self.controller.dispatcher)
+            # the dispatcher is never consulted (finish_request routes every datagram itself);
+            # strict_timing=False so nothing in python-osc would ever sleep on a timetag
+            self.server = _Server((host, port), Dispatcher(strict_timing=False))
         except OSError as exc:
             raise DeviceError(f"cannot listen for OSC on {host}:{port}: {exc}") from exc
         self.host, self.port = self.server.server_address[:2]

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Set up everything snaresynth needs on a Debian/Ubuntu machine, idempotently:
+#   system packages (PortAudio; JACK for the end-to-end tests) and a virtualenv in .venv with
+#   the package installed editable. Usage: scripts/setup.sh [serve|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose="${1:-serve}"
+
+packages=(libportaudio2 libsndfile1)
+if [ "$purpose" = test ]; then
+    packages+=(jackd2)
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing system packages: ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "setup: missing system packages; run: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "setup: Python 3.11 or newer is needed ($python is $("$python" --version 2>&1))" >&2
+    exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+# Reinstall only when the dependency list changed.
+stamp=.venv/.snaresynth-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup: installing Python dependencies into .venv (first run takes a few minutes)" >&2
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    echo "$want" > "$stamp"
+fi

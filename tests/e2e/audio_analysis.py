@@ -1,0 +1,35 @@
+"""Reading what the daemon played: onsets and the shape of a hit (pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def onsets(mono: np.ndarray, threshold: float = 1e-3, min_silence: int = 2400) -> list[int]:
+    """Sample indices where sound starts after at least ``min_silence`` quiet samples."""
+    loud = np.flatnonzero(np.abs(mono) > threshold)
+    if loud.size == 0:
+        return []
+    starts = [int(loud[0])]
+    gaps = np.flatnonzero(np.diff(loud) > min_silence)
+    starts.extend(int(loud[i + 1]) for i in gaps)
+    return starts
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def is_snare_shaped(hit: np.ndarray, rate: int) -> tuple[bool, str]:
+    """A drum hit: reaches its peak within 30 ms of the onset, then decays (the 150–250 ms
+    window is well below the first 50 ms), and is broadband (not a single sine)."""
+    ms = rate // 1000
+    peak_at = int(np.argmax(np.abs(hit[: 200 * ms])))
+    early = rms(hit[: 50 * ms])
+    late = rms(hit[150 * ms: 250 * ms])
+    spectrum = np.abs(np.fft.rfft(hit[: 100 * ms]))
+    top = np.sort(spectrum)[::-1]
+    tonal = top[0] / (np.sum(top[: spectrum.size // 4]) + 1e-12)
+    ok = peak_at <= 30 * ms and late < 0.5 * early and early > 1e-3 and tonal < 0.2
+    return ok, (f"peak at {peak_at / ms:.1f} ms, rms 0-50 ms {early:.4f}, 150-250 ms {late:.4f}, "
+                f"strongest bin share {tonal:.3f}")
