@@ -33,9 +33,6 @@ from snaresynth.voices import Hit, Mixer, pan_gains
 
 log = logging.getLogger(__name__)
 
-UNIT_FIELDS = {"level": "level_db", "tune": "tune_semitones", "decay": "decay", "pan": "pan"}
-"""Slot fields set by the non-latent parameters, in the units ``mapping.to_units`` returns."""
-
 VELOCITY_LAYERS = 4
 """Decoded sounds per slot when velocity also moves a latent dimension (as sampler layers)."""
 
@@ -187,14 +184,11 @@ class Engine:
             spec = self.kit.slots[index]
             if name == "morph":
                 self._apply_morph(value, index)
-            elif name == "latent":
-                knobs = self._knobs(index)
-                if dim is None or not 0 <= dim < len(knobs):
-                    raise ValueError(f"latent dimension must be 0..{len(knobs) - 1}, got {dim}")
-                knobs[dim] = value
-                spec.knobs = knobs
             else:
-                setattr(spec, UNIT_FIELDS[name], mapping.to_units(name, value))
+                if name == "latent" and not 0 <= (dim or 0) < self.decoder.latent_dim:
+                    raise ValueError(
+                        f"latent dimension must be 0..{self.decoder.latent_dim - 1}, got {dim}")
+                mapping.set_slot_param(spec, param, value)
             self.learn.touch(param)
             self.history.push(self.kit, coalesce=f"{index}:{param}")
         if name not in ("level", "pan"):
@@ -333,6 +327,14 @@ class Engine:
             if decode_times else 0.0,
         }
 
+    def param_values(self, slot: int | None = None) -> dict[str, float]:
+        """Every parameter of a slot as a normalized 0..1 value (for controller feedback)."""
+        with self._lock:
+            spec = copy.deepcopy(self.kit.slots[self._slot_index(slot)])
+        params = [f"latent/{i}" for i in range(self.decoder.latent_dim)]
+        params += ["level", "tune", "decay", "pan"]
+        return {p: mapping.slot_param(spec, p) for p in params}
+
     def count_bad(self) -> None:
         with self._lock:
             self.bad_messages += 1
@@ -382,18 +384,15 @@ class Engine:
         """
         with self._lock:
             spec = self.kit.slots[index]
-            knobs = np.asarray(self._knobs(index))
+            knobs = self._knobs(index)
             tune, decay = spec.tune_semitones, spec.decay
             dim, amount = self.kit.velocity_latent, self.kit.velocity_latent_amount
         layers = [(VELOCITY_LAYERS - 1, knobs)]  # the top layer is the plain knob position
-        if dim is not None and 0 <= dim < knobs.shape[0]:
-            layers = []
-            for layer in range(VELOCITY_LAYERS):
-                shifted = knobs.copy()
-                # at full velocity the knob sits where the user put it; softer hits move it
-                # back by up to ``amount`` (so the sound a user dials in is the loud one)
-                shifted[dim] -= amount * (1.0 - (layer + 1) / VELOCITY_LAYERS)
-                layers.append((layer, shifted))
+        if dim is not None and 0 <= dim < len(knobs):
+            # the hardest hit plays the knobs as set; softer layers move knob ``dim`` back
+            layers = [(layer, mapping.velocity_knobs(knobs, (layer + 1) / VELOCITY_LAYERS, dim,
+                                                     amount, VELOCITY_LAYERS))
+                      for layer in range(VELOCITY_LAYERS)]
         model_rate = self.decoder.sample_rate
         out_rate = self.rate
 

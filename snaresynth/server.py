@@ -62,6 +62,7 @@ def device_rate(settings: Settings) -> int:
 def serve(settings: Settings) -> int:
     from snaresynth.io.audio import Recorder, open_audio
     from snaresynth.io.midi import open_midi_in
+    from snaresynth.io.midi_feedback import open_midi_feedback
     from snaresynth.io.osc import OscServer
     from snaresynth.models import registry
 
@@ -87,7 +88,7 @@ def serve(settings: Settings) -> int:
     recorder = Recorder(settings.record, rate, settings.blocksize) if settings.record else None
     process = recorder.wrap(engine.process) if recorder else engine.process
     audio = open_audio(settings.audio, process, rate, settings.blocksize)
-    midi = osc = None
+    midi = osc = feedback = None
     try:
         audio.start()
         try:
@@ -96,12 +97,15 @@ def serve(settings: Settings) -> int:
             if settings.midi_in != "virtual":
                 raise
             log.warning("no MIDI input: %s", exc)
+        feedback = open_midi_feedback(engine, settings.midi_out,
+                                      midi.api if midi else settings.midi_api, skip_source=midi)
         osc = OscServer(engine, settings.osc_host, settings.osc_port, settings.osc_allow)
         osc.start()
         time.sleep(STREAM_SETTLE_S)
         engine.mark_running()
         print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"
-              f" | MIDI {midi.name if midi else 'none'} | OSC {osc.address}"
+              f" | MIDI {midi.name if midi else 'none'}"
+              + (f" -> {feedback.name}" if feedback else "") + f" | OSC {osc.address}"
               f" | model {decoder.family} | kit {engine.kit.name}", flush=True)
         _run_until(stop, engine, state_file, settings.autosave_s)
     finally:
@@ -110,6 +114,8 @@ def serve(settings: Settings) -> int:
             osc.stop()
         if midi:
             midi.close()
+        if feedback:
+            feedback.close()
         audio.stop()
         if recorder:
             recorder.close()

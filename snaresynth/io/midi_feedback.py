@@ -1,0 +1,102 @@
+"""Controller feedback over MIDI: every change, from any source, goes out as the CC bound to it,
+so motorised faders and LED rings follow what OSC, MIDI learn, presets and undo did.
+
+Thread: whichever thread made the change (the engine calls listeners synchronously); sends are
+serialised by a lock, and a change that came in from this controller's own input is not echoed
+back to it (a moving fader would fight its own echo).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from snaresynth import mapping
+from snaresynth.errors import DeviceError
+from snaresynth.io.midi import CLIENT_NAME, backend
+
+log = logging.getLogger(__name__)
+
+REFRESH_EVENTS = frozenset({"/preset/load", "/undo", "/randomize", "/z", "/select", "/learn"})
+"""Changes that move many parameters at once: the whole selected slot is sent again."""
+
+
+class MidiFeedback:
+    """An open MIDI output that mirrors the engine's parameters as CCs."""
+
+    def __init__(self, engine: Any, spec: str, api: str, skip_source: object = None) -> None:
+        self.engine = engine
+        self.skip_source = skip_source
+        self.sent = 0
+        self._lock = threading.Lock()
+        be = backend(api)
+        try:
+            if spec == "virtual":
+                self.port = be.open_output("feedback_out", virtual=True, client_name=CLIENT_NAME)
+                self.name = f"{CLIENT_NAME}:feedback_out (virtual, {api})"
+            else:
+                names = be.get_output_names()
+                matches = [n for n in names if spec.lower() in n.lower()]
+                if not matches:
+                    raise DeviceError(f"no MIDI output matching {spec!r} on {api}; "
+                                      f"available: {', '.join(names) or 'none'}")
+                self.port = be.open_output(matches[0])
+                self.name = f"{matches[0]} ({api})"
+        except DeviceError:
+            raise
+        except Exception as exc:
+            raise DeviceError(f"cannot open MIDI output {spec!r} on {api}: {exc}") from exc
+        engine.add_listener(self.on_change)
+
+    def on_change(self, address: str, value: Any, source: object) -> None:
+        """Engine listener: one CC for a parameter change, all of them after a bulk change."""
+        if source is not None and source is self.skip_source:
+            return
+        if address in REFRESH_EVENTS:
+            self.send_all()
+            return
+        param = address.lstrip("/")
+        try:
+            mapping.parse_param(param)
+        except ValueError:
+            return  # not a parameter (e.g. /preset/save)
+        if isinstance(value, int | float):
+            self._send(param, float(value))
+
+    def send_all(self) -> None:
+        """Send every bound parameter of the selected slot."""
+        for param, unit in self.engine.param_values().items():
+            self._send(param, unit)
+
+    def _send(self, param: str, unit: float) -> None:
+        import mido
+
+        cc = self.engine.controls.param_to_cc(param)
+        if cc is None:
+            return
+        channel = (self.engine.kit.midi_channel or 1) - 1
+        msg = mido.Message("control_change", channel=channel, control=cc,
+                           value=mapping.unit_to_cc(unit))
+        with self._lock:
+            try:
+                self.port.send(msg)
+                self.sent += 1
+            except Exception as exc:  # a vanished port must not break the change that caused it
+                log.warning("MIDI feedback to %s failed: %s", self.name, exc)
+
+    def close(self) -> None:
+        try:
+            self.port.close()
+        except Exception as exc:
+            log.debug("closing MIDI feedback output: %s", exc)
+
+
+def open_midi_feedback(engine: Any, spec: str, api: str,
+                       skip_source: object = None) -> MidiFeedback | None:
+    """Open ``--midi-out`` (virtual | none | NAME substring) on ``api`` (alsa | jack | auto)."""
+    if spec == "none":
+        return None
+    from snaresynth.io.midi import auto_api
+
+    return MidiFeedback(engine, spec, auto_api() if api == "auto" else api, skip_source)
