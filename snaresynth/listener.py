@@ -1,0 +1,341 @@
+"""The listener: a small Keras classifier that says which instrument a one-shot sounds like.
+
+``eval`` uses it to ask "does this model make snares?" (the share of random latent points heard
+as snare). It is trained on a labelled corpus (the Hydrogen kits, all instruments, augmented)
+from log-mel features (``features.log_mel``), standardised with a mean and std stored beside the
+weights. Accuracy is measured on whole held-out *kits* (groups), never on augmented copies of
+training files, so the figure says how it does on drums it has not heard.
+
+File format: a Keras ``.keras`` archive plus a ``listener.json`` entry (classes, feature
+settings, standardisation, held-out accuracy, training record). Loaded in safe mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snaresynth import dsp
+from snaresynth.atomic import atomic_path
+from snaresynth.data.labels import CLASSES
+from snaresynth.errors import ModelFileError
+from snaresynth.features import MelSettings, log_mel
+from snaresynth.models.base import LENGTH
+
+log = logging.getLogger(__name__)
+
+INFO_ENTRY = "listener.json"
+BUNDLED_LISTENER = Path(__file__).resolve().parent / "bundled" / "listener.keras"
+
+
+@dataclass
+class ListenerInfo:
+    """Everything needed to recompute the listener's input and to judge its answers."""
+
+    classes: list[str]
+    mel: dict[str, Any]
+    mean: float
+    std: float
+    length: int = LENGTH
+    accuracy: dict[str, Any] = field(default_factory=dict)  # held-out: overall, per class, groups
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mel_settings(self) -> MelSettings:
+        return MelSettings(**self.mel)
+
+
+class Listener:
+    """A loaded listener. Thread: any non-audio thread (it runs TensorFlow)."""
+
+    def __init__(self, model: Any, info: ListenerInfo, path: Path | None = None) -> None:
+        self.model = model
+        self.info = info
+        self.path = path
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info.classes)
+
+    def features(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """(B, T) audio at ``sample_rate`` -> standardised (B, frames, n_mels, 1) input."""
+        feats = log_mel(fit_length(audio, sample_rate, self.info), self.info.mel_settings)
+        return standardise(feats, self.info.mean, self.info.std)
+
+    def probabilities(self, audio: np.ndarray, sample_rate: int, batch: int = 256) -> np.ndarray:
+        """(B, n_classes) class probabilities."""
+        feats = self.features(audio, sample_rate)
+        logits = self.model.predict(feats, batch_size=batch, verbose=0)
+        return _softmax(np.asarray(logits, dtype=np.float64)).astype(np.float32)
+
+    def classify(self, audio: np.ndarray, sample_rate: int) -> list[str]:
+        probs = self.probabilities(audio, sample_rate)
+        return [self.info.classes[i] for i in probs.argmax(axis=1)]
+
+    def share(self, audio: np.ndarray, sample_rate: int, label: str = "snare") -> float:
+        """Fraction of the items heard as ``label``."""
+        if label not in self.info.classes:
+            raise ValueError(f"listener has no class {label!r}; it knows {self.info.classes}")
+        answers = self.classify(audio, sample_rate)
+        return float(np.mean([a == label for a in answers])) if answers else float("nan")
+
+
+def fit_length(audio: np.ndarray, sample_rate: int, info: ListenerInfo) -> np.ndarray:
+    """Resample to the listener's rate and cut or zero-pad to its length."""
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    rate = int(info.mel["sample_rate"])
+    if sample_rate != rate:
+        audio = dsp.resample(audio, sample_rate, rate)
+    if audio.shape[1] >= info.length:
+        return audio[:, :info.length]
+    return np.pad(audio, ((0, 0), (0, info.length - audio.shape[1])))
+
+
+def standardise(feats: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return ((feats - mean) / max(std, 1e-6)).astype(np.float32)[..., None]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def build_model(frames: int, n_mels: int, n_classes: int, width: int = 16) -> Any:
+    """A four-block CNN over the log-mel image (about 50k weights, ~0.3 MB on disk) -> logits."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(frames, n_mels, 1), name="log_mel")
+    x = inputs
+    for i, mult in enumerate((1, 2, 3, 4)):
+        x = layers.Conv2D(width * mult, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        if i < 3:
+            x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    outputs = layers.Dense(n_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="listener")
+
+
+def save_listener(path: str | Path, model: Any, info: ListenerInfo) -> Path:
+    """Write model + ``listener.json`` atomically to one ``.keras`` file."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"listener file name must end in .keras, got {path.name}")
+    with atomic_path(path) as tmp:
+        keras_tmp = tmp.with_name(tmp.name + ".keras")
+        try:
+            model.save(keras_tmp)
+            with zipfile.ZipFile(keras_tmp, "a") as archive:
+                archive.writestr(INFO_ENTRY, json.dumps(asdict(info), indent=1, sort_keys=True))
+            keras_tmp.replace(tmp)
+        finally:
+            keras_tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_listener_info(path: str | Path) -> ListenerInfo:
+    """The metadata of a listener file, without TensorFlow."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            raw = json.loads(archive.read(INFO_ENTRY).decode("utf-8"))
+        return ListenerInfo(**raw)
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"{path}: no such listener file") from exc
+    except KeyError as exc:
+        raise ModelFileError(f"{path}: not a snaresynth listener (no {INFO_ENTRY})") from exc
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError,
+            TypeError) as exc:
+        raise ModelFileError(f"{path}: corrupt listener file: {exc}") from exc
+
+
+def load_listener(path: str | Path | None = None) -> Listener:
+    """Load a listener (default: the bundled one) in Keras safe mode."""
+    path = Path(path) if path is not None else BUNDLED_LISTENER
+    info = read_listener_info(path)
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for bad files; all mean "unloadable"
+        raise ModelFileError(f"{path}: cannot load listener: {type(exc).__name__}: {exc}") from exc
+    return Listener(model, info, path)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+@dataclass
+class TrainReport:
+    path: Path
+    accuracy: dict[str, Any]
+    train_items: int
+    test_items: int
+    seconds: float
+
+
+def split_by_group(
+    groups: list[str], labels: list[str], holdout: float = 0.25, seed: int = 0,
+    tries: int = 500,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(train indices, test indices, held-out groups): whole groups (kits) go to one side.
+
+    Tries seeded group orders and keeps the first whose held-out side has at least a
+    ``holdout`` share of the items and every class present on both sides (so per-class
+    accuracy means something); falls back to the best-covering order tried.
+    """
+    groups_arr = np.asarray(groups)
+    labels_arr = np.asarray(labels)
+    names = sorted(set(groups))
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 groups (kits/folders) to hold one out, got {names}")
+    classes = set(labels)
+    rng = np.random.default_rng(seed)
+    best: tuple[int, list[str]] | None = None
+    for _ in range(tries):
+        order = list(rng.permutation(names))
+        chosen: list[str] = []
+        for name in order[:-1]:
+            chosen.append(name)
+            if np.isin(groups_arr, chosen).mean() >= holdout:
+                break
+        test_mask = np.isin(groups_arr, chosen)
+        covered = len(set(labels_arr[test_mask]) & set(labels_arr[~test_mask]))
+        if best is None or covered > best[0]:
+            best = (covered, chosen)
+        if covered == len(classes):
+            break
+    assert best is not None
+    test_mask = np.isin(groups_arr, best[1])
+    return np.flatnonzero(~test_mask), np.flatnonzero(test_mask), sorted(best[1])
+
+
+def per_class_accuracy(true: list[str], pred: list[str], classes: list[str]) -> dict[str, Any]:
+    """{"overall", "balanced", "per_class": {cls: {"accuracy", "n"}}} (accuracy None if n=0)."""
+    true_arr, pred_arr = np.asarray(true), np.asarray(pred)
+    per: dict[str, dict[str, Any]] = {}
+    for cls in classes:
+        mask = true_arr == cls
+        n = int(mask.sum())
+        per[cls] = {"accuracy": float((pred_arr[mask] == cls).mean()) if n else None, "n": n}
+    present = [v["accuracy"] for v in per.values() if v["accuracy"] is not None]
+    return {
+        "overall": float((true_arr == pred_arr).mean()) if true_arr.size else None,
+        "balanced": float(np.mean(present)) if present else None,
+        "per_class": per,
+    }
+
+
+def train_listener(
+    data: str | Path,
+    out: str | Path,
+    epochs: int = 30,
+    batch_size: int = 64,
+    seed: int = 0,
+    holdout: float = 0.25,
+    mel: MelSettings | None = None,
+    width: int = 16,
+) -> TrainReport:
+    """Train on every labelled class of the corpus, hold out whole kits, save with metadata."""
+    import time
+
+    import keras
+
+    from snaresynth.data.corpus import load_corpus
+
+    start = time.monotonic()
+    corpus = load_corpus(data)
+    keep = [i for i, lab in enumerate(corpus.labels) if lab in CLASSES]
+    if not keep:
+        raise ModelFileError(f"{data}: no items labelled with a listener class {CLASSES}")
+    items = [corpus.items[i] for i in keep]
+    labels = [corpus.labels[i] for i in keep]
+    classes = [c for c in CLASSES if c in set(labels)]
+    groups = [str(it.get("group") or it.get("source", "")) for it in items]
+    train_idx, test_idx, held_groups = split_by_group(groups, labels, holdout, seed)
+    mel = mel or MelSettings(sample_rate=corpus.sample_rate)
+    info = ListenerInfo(classes=classes, mel=mel.to_dict(), mean=0.0, std=1.0,
+                        length=corpus.audio.shape[1])
+    raw = log_mel(fit_length(corpus.audio[keep], corpus.sample_rate, info), mel)
+    info.mean, info.std = float(raw[train_idx].mean()), float(raw[train_idx].std())
+    feats = standardise(raw, info.mean, info.std)
+    target = np.array([classes.index(lab) for lab in labels], dtype=np.int32)
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(feats.shape[1], feats.shape[2], len(classes), width)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    counts = np.bincount(target[train_idx], minlength=len(classes)).astype(np.float64)
+    weights = {i: float(len(train_idx) / (len(classes) * c)) for i, c in enumerate(counts) if c}
+    model.fit(feats[train_idx], target[train_idx], batch_size=batch_size, epochs=epochs,
+              class_weight=weights, shuffle=True, verbose=0)
+
+    # held-out figures on original files only: augmented copies would flatter the score
+    test_orig = [i for i in test_idx if not items[i].get("augment")]
+    pred = model.predict(feats[test_orig], batch_size=256, verbose=0).argmax(axis=1)
+    accuracy = per_class_accuracy([labels[i] for i in test_orig],
+                                  [classes[p] for p in pred], classes)
+    accuracy["heldout_groups"] = held_groups
+    accuracy["heldout_items"] = len(test_orig)
+    seconds = time.monotonic() - start
+    info.accuracy = accuracy
+    info.training = {"corpus_fingerprint": corpus.fingerprint, "epochs": epochs,
+                     "batch_size": batch_size, "seed": seed, "holdout": holdout, "width": width,
+                     "train_items": len(train_idx), "seconds": round(seconds, 1)}
+    # ship weights only: a fresh (uncompiled) copy keeps the optimizer state out of the file
+    shipped = build_model(feats.shape[1], feats.shape[2], len(classes), width)
+    shipped.set_weights(model.get_weights())
+    path = save_listener(out, shipped, info)
+    return TrainReport(path, accuracy, len(train_idx), len(test_orig), seconds)
+
+
+def format_accuracy(accuracy: dict[str, Any]) -> str:
+    """Held-out accuracy as a small text table."""
+    lines = [f"held-out kits: {', '.join(accuracy.get('heldout_groups', []))}",
+             f"{'class':8s} {'n':>4s} {'accuracy':>8s}"]
+    for cls, row in accuracy["per_class"].items():
+        acc = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.2f}"
+        lines.append(f"{cls:8s} {row['n']:4d} {acc:>8s}")
+    overall, balanced = accuracy.get("overall"), accuracy.get("balanced")
+    if overall is not None:
+        lines.append(f"{'overall':8s} {accuracy.get('heldout_items', 0):4d} {overall:8.2f}")
+    if balanced is not None:
+        lines.append(f"{'balanced':8s} {'':4s} {balanced:8.2f}")
+    return "\n".join(lines)
+
+
+def listener_train_command(data: Path, out: Path, epochs: int, seed: int,
+                           holdout: float) -> int:
+    """CLI entry: train, save, print held-out accuracy per class."""
+    report = train_listener(data, out, epochs=epochs, seed=seed, holdout=holdout)
+    print(f"wrote {report.path} ({report.path.stat().st_size / 1e6:.2f} MB): "
+          f"{report.train_items} training items, {report.test_items} held-out files, "
+          f"{report.seconds:.0f} s")
+    print(format_accuracy(report.accuracy))
+    return 0
+
+
+def listener_info_command(path: Path | None, as_json: bool = False) -> int:
+    """CLI entry: show a listener's classes, feature settings and held-out accuracy."""
+    info = read_listener_info(path or BUNDLED_LISTENER)
+    if as_json:
+        print(json.dumps(asdict(info), indent=1, sort_keys=True))
+        return 0
+    print(f"{path or BUNDLED_LISTENER}: classes {', '.join(info.classes)}; log-mel {info.mel}")
+    if info.accuracy:
+        print(format_accuracy(info.accuracy))
+    return 0
+
+
+__all__ = ["BUNDLED_LISTENER", "CLASSES", "Listener", "ListenerInfo", "build_model",
+           "fit_length", "format_accuracy", "listener_info_command", "listener_train_command",
+           "load_listener", "per_class_accuracy", "read_listener_info", "save_listener",
+           "split_by_group", "standardise", "train_listener"]
