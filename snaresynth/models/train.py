@@ -254,8 +254,10 @@ def train(settings: TrainSettings) -> Path:
     trainer.compile()
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
-    checkpoint = tf.train.Checkpoint(trainer=trainer, step=step, seconds=seconds,
-                                     **_optimizers(trainer))
+    # Keras 3 models expose no checkpoint children of their own, so every variable (weights,
+    # BatchNorm statistics, RNG states) is listed explicitly; optimizers bring their slots.
+    checkpoint = tf.train.Checkpoint(variables=list(trainer.variables), step=step,
+                                     seconds=seconds, **_optimizers(trainer))
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=3,
                                          checkpoint_name="ckpt")
     if settings.resume:

@@ -133,6 +133,12 @@ def test_resume_continues_from_the_checkpoint_step(corpus_dir: Path, tmp_path: P
 
     with pytest.raises(TrainingError, match="--resume"):  # no silent mixing of two runs
         train(_settings(corpus_dir, out, steps=5))
+    z = np.array([[0.3, -0.2]], np.float32)
+    before = load_model_file(out).decode(z)
+    again = tmp_path / "again.keras"  # resume to the same total: restored weights, no new step
+    train(_settings(corpus_dir, again, steps=3, resume=True, checkpoint_dir=ckpt, overrides={}))
+    np.testing.assert_array_equal(load_model_file(again).decode(z), before)
+    assert read_metadata(again).training["losses"] == {}  # nothing was trained
     train(_settings(corpus_dir, out, steps=5, resume=True, overrides={}))
     second = read_metadata(out).training
     assert second["resumed_from"] == 3 and second["steps"] == 5
@@ -146,6 +152,15 @@ def test_resume_continues_from_the_checkpoint_step(corpus_dir: Path, tmp_path: P
 
     with pytest.raises(TrainingError, match="no checkpoint"):
         train(_settings(corpus_dir, tmp_path / "other.keras", steps=2, resume=True))
+
+
+@pytest.mark.slow
+def test_epochs_count_passes_over_the_snares(corpus_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ae.keras"
+    train(_settings(corpus_dir, out, epochs=2, checkpoint_every=0))
+    assert read_metadata(out).training["steps"] == 2 * 16 // 4  # 16 snares, batch 4
+    with pytest.raises(TrainingError, match="not both"):
+        train(_settings(corpus_dir, tmp_path / "x.keras", epochs=1, steps=1))
 
 
 def test_kl_warmup_schedule_ramps_linearly() -> None:
