@@ -33,8 +33,9 @@ class MidiFeedback:
         be = backend(api)
         try:
             if spec == "virtual":
-                self.port = be.open_output("feedback_out", virtual=True, client_name=CLIENT_NAME)
-                self.name = f"{CLIENT_NAME}:feedback_out (virtual, {api})"
+                client = f"{CLIENT_NAME}-feedback"  # JACK client names must be unique
+                self.port = be.open_output("midi_out", virtual=True, client_name=client)
+                self.name = f"{client}:midi_out (virtual, {api})"
             else:
                 names = be.get_output_names()
                 matches = [n for n in names if spec.lower() in n.lower()]
