@@ -70,6 +70,19 @@ def synthetic_snares(n: int = 16, seed: int = 0) -> np.ndarray:
     return np.stack(rows).astype(np.float32)
 
 
+def logged_scalar_tags(log_dir: Path) -> set[str]:
+    """Tags of the TensorBoard scalar summaries in a log folder's event files."""
+    from tensorflow.core.util import event_pb2
+
+    tags = set()
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            tags |= {v.tag for v in event.summary.value
+                     if v.metadata.plugin_data.plugin_name == "scalars"}
+    return tags
+
+
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("corpus")
@@ -99,7 +112,7 @@ def test_family_trains_saves_reloads_and_decodes(family: str, corpus_dir: Path,
     assert losses and all(math.isfinite(v) for v in losses.values()), losses
     assert meta.training["command"].startswith(f"snaresynth train --family {family}")
     assert meta.corpus_fingerprint and len(meta.corpus_fingerprint) == 16
-    assert (out.with_suffix(".ckpt") / "logs").is_dir()
+    assert set(losses) <= logged_scalar_tags(out.with_suffix(".ckpt") / "logs")
 
     model = load_model_file(out)  # safe mode: every custom layer must be registered
     dim = model.latent_dim
