@@ -81,6 +81,12 @@ def _unit(args: Sequence[Any], i: int, name: str = "value") -> float:
     return value
 
 
+def _released(args: Sequence[Any]) -> bool:
+    """For button-style addresses: no argument or a positive one is a press, 0 a release."""
+    _no_more(args, 1)
+    return bool(args) and _number(args, 0, "button") <= 0.0
+
+
 def _no_more(args: Sequence[Any], count: int) -> None:
     if len(args) > count:
         raise OscError(f"expected at most {count} argument(s), got {len(args)}")
@@ -169,6 +175,8 @@ class OscController:
         handler = self._routes.get(route)
         if handler is None and route.startswith("/latent/"):
             handler = lambda args, sender: self._latent(route, args, sender)  # noqa: E731
+        elif handler is None and route.startswith("/trigger/"):
+            handler = lambda args, sender: self._trigger_slot(route, args, sender)  # noqa: E731
         if handler is None:
             return self._fail(address, "unknown address", sender)
         try:
@@ -216,6 +224,17 @@ class OscController:
         slot = _integer(args, 1, "slot")
         self.engine.trigger(velocity, slot, at=self._current_time)
 
+    def _trigger_slot(self, route: str, args: Sequence[Any], sender: Address) -> None:
+        """``/trigger/<slot> [velocity]``: one address per pad; velocity 0 (a button's release)
+        plays nothing."""
+        index = route[len("/trigger/"):]
+        if not index.isdigit():
+            raise OscError(f"slot must be a whole number, got {index!r}")
+        _no_more(args, 1)
+        velocity = _unit(args, 0, "velocity") if args else 1.0
+        if velocity > 0.0:
+            self.engine.trigger(velocity, int(index), at=self._current_time)
+
     def _latent(self, route: str, args: Sequence[Any], sender: Address) -> None:
         index = route[len("/latent/"):]
         if not index.isdigit():
@@ -249,7 +268,8 @@ class OscController:
         return [(PREFIX + "/randomize.reply", [amount, seed], sender)]
 
     def _undo(self, args: Sequence[Any], sender: Address) -> None:
-        _no_more(args, 0)
+        if _released(args):
+            return
         if not self.engine.undo(source=sender):
             raise OscError("nothing to undo")
 
@@ -293,7 +313,9 @@ class OscController:
         return [(PREFIX + "/status.reply", flat, sender)]
 
     def _subscribe(self, args: Sequence[Any], sender: Address) -> list[Reply]:
-        target = self._target(args, sender)
+        if len(args) == 1 and _released(args):
+            return []
+        target = self._target(args[:0] if len(args) == 1 else args, sender)
         self.subscribers.add(target)
         return [(PREFIX + "/subscribe.reply", [target[0], target[1]], sender)]
 

@@ -181,3 +181,25 @@ def test_deeply_nested_bundle_is_refused_not_crashing(osc):
     replies = osc.handle_packet(inner, SENDER)
     assert isinstance(replies, list)
     assert np.isfinite(osc.engine.status()["bad_messages"])
+
+
+def test_shipped_open_stage_control_layout_speaks_our_address_space(preset_store):
+    """Every widget of the shipped layout, pressed or moved, is accepted (no /fail) by a daemon
+    with an 8-dimension model and the default kit."""
+    from pathlib import Path
+
+    from tests.conftest import SineDecoder
+
+    engine = Engine(SineDecoder(latent_dim=8), preset_store.load("default"), store=preset_store)
+    osc = OscController(engine)
+    engine.set_morph_targets("tight", "fat")
+
+    layout = Path(__file__).resolve().parents[2] / "presets/layouts/open-stage-control.json"
+    widgets = json.loads(layout.read_text())["content"]["widgets"]
+    assert len(widgets) > 10
+    for widget in widgets:
+        values = [widget["on"], widget["off"]] if widget["type"] == "button" else [0.0, 0.7]
+        for value in values:
+            data = build_message(widget["address"], [*widget["preArgs"], value])
+            replies = osc.handle_packet(data, SENDER)
+            assert not _fails(replies), (widget["id"], value, replies)
