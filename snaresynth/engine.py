@@ -211,6 +211,32 @@ class Engine:
         self._request(index)
         self._notify("/z", [float(v) for v in z_arr], source)
 
+    def set_velocity(self, curve: str | None = None, latent: int | None = None,
+                     amount: float | None = None, source: object = None) -> None:
+        """Velocity response of the kit: the gain curve, and which latent dimension (``-1``:
+        none) harder hits move and by how much (-1..1 of the knob's travel)."""
+        if curve is not None and curve not in dsp.VELOCITY_CURVES:
+            raise ValueError(f"velocity curve must be one of {', '.join(dsp.VELOCITY_CURVES)}, "
+                             f"got {curve!r}")
+        if latent is not None and not -1 <= latent < self.decoder.latent_dim:
+            raise ValueError(f"velocity latent must be -1..{self.decoder.latent_dim - 1}, "
+                             f"got {latent}")
+        if amount is not None and not -1.0 <= amount <= 1.0:
+            raise ValueError(f"velocity amount must be in -1..1, got {amount}")
+        with self._lock:
+            if curve is not None:
+                self.kit.velocity_curve = curve
+            if latent is not None:
+                self.kit.velocity_latent = None if latent < 0 else latent
+            if amount is not None:
+                self.kit.velocity_latent_amount = amount
+            self.history.push(self.kit)
+        if latent is not None or amount is not None:
+            self._request_all()
+        self._notify("/velocity", [self.kit.velocity_curve, -1 if self.kit.velocity_latent is None
+                                   else self.kit.velocity_latent,
+                                   self.kit.velocity_latent_amount], source)
+
     def arm_learn(self, param: str) -> None:
         """The next CC that moves is bound to ``param`` (saved with the kit)."""
         with self._lock:

@@ -143,7 +143,8 @@ class OscController:
             "/preset/list": self._preset_list, "/learn": self._learn,
             "/learn/cancel": self._learn_cancel, "/ping": self._ping, "/state": self._state,
             "/status": self._status, "/subscribe": self._subscribe,
-            "/unsubscribe": self._unsubscribe,
+            "/unsubscribe": self._unsubscribe, "/velocity/curve": self._velocity_curve,
+            "/velocity/latent": self._velocity_latent,
         }
         for name in ("level", "tune", "decay", "pan", "morph"):
             self._routes["/" + name] = self._param_route(name)
@@ -289,6 +290,19 @@ class OscController:
     def _morph_targets(self, args: Sequence[Any], sender: Address) -> None:
         _no_more(args, 2)
         self.engine.set_morph_targets(_string(args, 0, "preset A"), _string(args, 1, "preset B"))
+
+    def _velocity_curve(self, args: Sequence[Any], sender: Address) -> None:
+        _no_more(args, 1)
+        self.engine.set_velocity(curve=_string(args, 0, "curve"), source=sender)
+
+    def _velocity_latent(self, args: Sequence[Any], sender: Address) -> None:
+        """``/velocity/latent dim [amount]``: dim -1 switches velocity layering off."""
+        _no_more(args, 2)
+        dim = _integer(args, 0, "latent dimension")
+        if dim is None:
+            raise OscError("missing argument 1 (latent dimension, -1 = off)")
+        amount = _number(args, 1, "amount") if len(args) > 1 else None
+        self.engine.set_velocity(latent=dim, amount=amount, source=sender)
 
     def _learn(self, args: Sequence[Any], sender: Address) -> None:
         _no_more(args, 1)

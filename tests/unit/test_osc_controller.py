@@ -203,3 +203,19 @@ def test_shipped_open_stage_control_layout_speaks_our_address_space(preset_store
             data = build_message(widget["address"], [*widget["preArgs"], value])
             replies = osc.handle_packet(data, SENDER)
             assert not _fails(replies), (widget["id"], value, replies)
+
+
+def test_velocity_curve_and_layering_over_osc(osc):
+    assert osc.handle_packet(build_message("/snaresynth/velocity/curve", ["hard"]), SENDER) == []
+    assert osc.engine.kit.velocity_curve == "hard"
+    assert osc.handle_packet(build_message("/snaresynth/velocity/latent", [2, 0.5]), SENDER) == []
+    assert osc.engine.kit.velocity_latent == 2
+    assert osc.engine.kit.velocity_latent_amount == 0.5
+    assert osc.engine.worker.wait_idle(5)
+    layers = osc.engine.buffers[0]
+    assert all(layer is not None for layer in layers)
+    assert osc.handle_packet(build_message("/snaresynth/velocity/latent", [-1]), SENDER) == []
+    assert osc.engine.kit.velocity_latent is None
+    for bad in (["sideways"], [3]):
+        assert _fails(osc.handle_packet(build_message("/snaresynth/velocity/curve", bad), SENDER))
+    assert _fails(osc.handle_packet(build_message("/snaresynth/velocity/latent", [9]), SENDER))
