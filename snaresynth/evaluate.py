@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from snaresynth.errors import CorpusError
 from snaresynth.features import (
     MelSettings,
     log_mel,
@@ -126,7 +127,8 @@ def smoothness_and_span(
     t = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)[None, :, None]
     z = ends[:, :1, :] + t * (ends[:, 1:, :] - ends[:, :1, :])  # (lines, steps+1, dim)
     audio = decode_batched(decoder, z.reshape(-1, z.shape[-1]))
-    feats = log_mel(audio, _mel(decoder)).reshape(lines, steps + 1, *reference.feats.shape[1:])
+    feats = log_mel(audio, _mel(decoder))
+    feats = feats.reshape(lines, steps + 1, *feats.shape[1:])
     steps_d = np.stack([mel_distance(f[:-1], f[1:]) for f in feats])  # (lines, steps)
     ratios = line_ratios(steps_d)
     flat = float(np.mean(np.isnan(ratios)))
@@ -184,18 +186,23 @@ class _References:
 
     def __init__(self, audio: np.ndarray, sample_rate: int, seed: int) -> None:
         self.audio, self.sample_rate, self.seed = audio, sample_rate, seed
-        self._cache: dict[int, tuple[np.ndarray, Reference]] = {}
+        self._cache: dict[tuple[int, int], tuple[np.ndarray, Reference]] = {}
 
-    def at(self, rate: int) -> tuple[np.ndarray, Reference]:
-        if rate not in self._cache:
+    def at(self, rate: int, length: int) -> tuple[np.ndarray, Reference]:
+        """The real snares at ``rate``, cut or zero-padded to ``length``, and their reference."""
+        if (rate, length) not in self._cache:
             from snaresynth import dsp
 
             audio = self.audio
             if rate != self.sample_rate:
                 audio = dsp.resample(audio, self.sample_rate, rate)
+            if audio.shape[1] >= length:
+                audio = audio[:, :length]
+            else:
+                audio = np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
             ref = reference_from_audio(audio, rate, np.random.default_rng(self.seed))
-            self._cache[rate] = (audio, ref)
-        return self._cache[rate]
+            self._cache[(rate, length)] = (audio, ref)
+        return self._cache[(rate, length)]
 
 
 def evaluate_decoder(
@@ -205,7 +212,7 @@ def evaluate_decoder(
 ) -> ModelFigures:
     """All figures of one decoder against the real snares."""
     rate = int(decoder.sample_rate)
-    real, reference = snares.at(rate)
+    real, reference = snares.at(rate, int(decoder.length))
     metadata = getattr(decoder, "metadata", None)
     path = getattr(decoder, "path", None)
     figures = ModelFigures(name=name or (Path(path).name if path else decoder.family),
@@ -219,7 +226,7 @@ def evaluate_decoder(
     if lines > 0 and steps > 0:
         figures.smoothness, figures.flat_lines, figures.span = smoothness_and_span(
             decoder, reference, lines, steps, rng)
-    if getattr(decoder, "encoder", None) is not None and real.shape[1] == decoder.length:
+    if getattr(decoder, "encoder", None) is not None:
         figures.reconstruction = reconstruction_error(decoder, real)
         figures.reconstruction_items = int(len(real))
         trained_on = getattr(metadata, "corpus_fingerprint", None)
@@ -242,7 +249,10 @@ def evaluate(
     from snaresynth.listener import load_listener
     from snaresynth.models.registry import load
 
-    corpus = load_corpus(data, label="snare")
+    full = load_corpus(data)
+    corpus = full.select("snare")  # the fingerprint compared with the model's is the full one's
+    if corpus.audio.shape[0] < 2:
+        raise CorpusError(f"{data}: eval needs at least 2 items labelled 'snare'")
     originals = [i for i, item in enumerate(corpus.items) if not item.get("augment")]
     pick = np.sort(np.random.default_rng(seed).permutation(originals)[:max_snares])
     snares = _References(corpus.audio[pick], corpus.sample_rate, seed)
@@ -251,7 +261,7 @@ def evaluate(
     for model in models:
         decoder = load(model)
         rows.append(evaluate_decoder(decoder, snares, judge, Path(model).name, points, lines,
-                                     steps, timing, seed, corpus.fingerprint))
+                                     steps, timing, seed, full.fingerprint))
     return rows
 
 

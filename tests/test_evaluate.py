@@ -1,0 +1,199 @@
+"""eval figures on decoders with known behaviour, an untrained Keras model file, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snaresynth.cli import main
+from snaresynth.data.corpus import Corpus, save_corpus
+from snaresynth.evaluate import (
+    ModelFigures,
+    _References,
+    decode_times_ms,
+    evaluate,
+    evaluate_decoder,
+    format_table,
+    line_ratios,
+    sample_prior,
+)
+from snaresynth.features import (
+    MelSettings,
+    log_mel,
+    mel_distance,
+    mel_filterbank,
+    multi_resolution_stft_error,
+    pairwise_mel_distances,
+)
+from snaresynth.models.base import LENGTH
+from tests.data.conftest import drum
+
+RATE = 16000
+
+
+class ToneDecoder:
+    """1-D latent -> decaying tone whose pitch follows z (smooth), optionally in stairs
+    (``stairs``: abrupt jumps every 0.25 of z), or ignoring z entirely (``constant``)."""
+
+    family = "test-tone"
+    sample_rate = RATE
+    length = LENGTH
+    latent_dim = 1
+
+    def __init__(self, mode: str = "smooth") -> None:
+        self.mode = mode
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(np.asarray(z, dtype=np.float32))[:, :1]
+        if self.mode == "constant":
+            z = np.zeros_like(z)
+        elif self.mode == "stairs":
+            z = np.floor(z * 4.0) / 4.0 * 4.0 + 0.02 * z  # big jumps, tiny slope between
+        t = np.arange(self.length, dtype=np.float32) / self.sample_rate
+        freq = 400.0 * 2.0 ** (z / 2.0)
+        return (0.8 * np.sin(2 * np.pi * freq * t) * np.exp(-t * 6.0)).astype(np.float32)
+
+    def latent_range(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([-2.0], np.float32), np.array([2.0], np.float32)
+
+
+@pytest.fixture(scope="module")
+def real() -> _References:
+    audio = np.stack([drum("snare", RATE, seconds=0.5, seed=s, lead_s=0.0)[:LENGTH]
+                      for s in range(12)])
+    audio = np.pad(audio, ((0, 0), (0, LENGTH - audio.shape[1])))
+    audio *= np.linspace(0.5, 1.0, 12, dtype=np.float32)[:, None]
+    return _References(audio, RATE, seed=0)
+
+
+def test_identical_signals_have_zero_distance() -> None:
+    x = np.stack([drum("snare", RATE, seconds=1.1, seed=1)[:LENGTH]] * 2)
+    feats = log_mel(x, MelSettings(sample_rate=RATE))
+    assert mel_distance(feats[0], feats[1]) == 0.0
+    np.testing.assert_array_equal(multi_resolution_stft_error(x, x), [0.0, 0.0])
+    assert pairwise_mel_distances(feats).tolist() == [0.0]
+    y = drum("kick", RATE, seconds=1.1)[None, :LENGTH]
+    assert multi_resolution_stft_error(x[:1], y)[0] > 1.0
+
+
+def test_mel_filterbank_rows_are_normalised_and_cover_the_band() -> None:
+    bank = mel_filterbank(32000, 1024, 64, 30.0, None)
+    assert bank.shape == (513, 64)
+    np.testing.assert_allclose(bank.sum(axis=0), 1.0, rtol=1e-5)
+    assert bank[:, -1].argmax() > bank[:, 0].argmax()
+
+
+def test_line_ratios_flat_jump_and_even() -> None:
+    steps = np.array([[0.0] * 8, [0.0] * 7 + [3.0], [1.0] * 8, [1.0] * 7 + [9.0]])
+    ratios = line_ratios(steps)
+    assert math.isnan(ratios[0])  # 0/0: flat, not perfect
+    assert ratios[1] == math.inf
+    assert ratios[2] == 1.0 and ratios[3] == 9.0
+
+
+def test_a_decoder_that_ignores_z_is_flat_with_zero_span(real: _References) -> None:
+    fig = evaluate_decoder(ToneDecoder("constant"), real, points=20, lines=6, steps=8, timing=0)
+    assert math.isnan(fig.smoothness) and fig.flat_lines == 1.0
+    assert fig.span == 0.0 and fig.diversity == 0.0
+    assert "flat" in format_table([fig])
+
+
+def test_a_jumping_decoder_scores_far_worse_than_a_smooth_one(real: _References) -> None:
+    smooth = evaluate_decoder(ToneDecoder("smooth"), real, points=20, lines=12, steps=32,
+                              timing=0)
+    stairs = evaluate_decoder(ToneDecoder("stairs"), real, points=20, lines=12, steps=32,
+                              timing=0)
+    assert smooth.flat_lines == 0.0 and 1.0 <= smooth.smoothness < 3.0
+    assert stairs.smoothness > 5 * smooth.smoothness
+    assert smooth.span > 0 and smooth.diversity > 0
+
+
+def test_prior_stays_in_range_and_is_seeded() -> None:
+    dec = ToneDecoder()
+    a = sample_prior(dec, 500, np.random.default_rng(3))
+    assert a.shape == (500, 1) and a.min() >= -2.0 and a.max() <= 2.0
+    np.testing.assert_array_equal(a, sample_prior(dec, 500, np.random.default_rng(3)))
+    assert 0.5 < a.std() < 0.8  # range = +-3 sigma
+
+
+def test_decode_times_are_positive() -> None:
+    median, p99 = decode_times_ms(ToneDecoder(), runs=5, warm_up=1)
+    assert 0 < median <= p99
+
+
+def test_table_formats() -> None:
+    rows = [ModelFigures("real snares", "corpus", diversity=1.0, snare_share=0.9),
+            ModelFigures("m.keras", "vae", 8, reconstruction=1.234, smoothness=float("inf"),
+                         reconstruction_on_training_data=True, size_mb=1.5)]
+    text = format_table(rows)
+    assert "90%" in text and "1.23*" in text and "inf" in text and "trained on" in text
+    md = format_table(rows, markdown=True).splitlines()
+    assert md[0].startswith("| model |") and md[1].startswith("|---|---|---:")
+    assert rows[1].to_dict()["smoothness"] == math.inf
+    assert ModelFigures("x", smoothness=float("nan")).to_dict()["smoothness"] is None
+
+
+# --- a real Keras model file (untrained, seeded) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_and_corpus(tmp_path_factory) -> tuple[Path, Path]:
+    import keras
+
+    from snaresynth.models.autoencoder import build_decoder, build_encoder
+    from snaresynth.models.base import ModelMetadata, save_model_file
+
+    tmp = tmp_path_factory.mktemp("eval")
+    audio = np.stack([drum(k, 32000, seconds=0.6, seed=s, lead_s=0.0)[:LENGTH]
+                      for s in range(4) for k in ("snare", "kick")])
+    items = [{"source": f"{k}{s}.wav", "label": k, "sha256": "0", "augment": None,
+              "group": "gen"} for s in range(4) for k in ("snare", "kick")]
+    corpus = Corpus(audio, 32000, items)
+    save_corpus(tmp / "corpus", corpus)
+    keras.utils.set_random_seed(0)
+    enc = build_encoder(LENGTH, [8], 3, "relu")
+    dec = build_decoder(3, [8], LENGTH, "relu")
+    meta = ModelMetadata(family="autoencoder", latent_dim=3, sample_rate=32000,
+                         latent_lo=[-1.0] * 3, latent_hi=[1.0] * 3, latent_prior="uniform",
+                         corpus_fingerprint=corpus.fingerprint)
+    path = save_model_file(tmp / "ae.keras", dec, meta, encoder=enc)
+    return path, tmp / "corpus"
+
+
+def test_evaluate_model_file(model_and_corpus: tuple[Path, Path]) -> None:
+    path, corpus = model_and_corpus
+    rows = evaluate([path], corpus, points=40, lines=4, steps=8, timing=5)
+    real, model = rows
+    assert real.name == "real snares" and real.diversity == 1.0
+    assert 0.0 <= real.snare_share <= 1.0
+    assert model.family == "autoencoder" and model.latent_dim == 3
+    assert model.reconstruction > 0 and model.reconstruction_items == 4
+    assert model.reconstruction_on_training_data is True
+    assert 0.0 <= model.snare_share <= 1.0
+    assert model.decode_ms_median > 0 and model.size_mb == pytest.approx(
+        path.stat().st_size / 1e6)
+    assert model.span >= 0 and model.diversity >= 0
+
+
+def test_cli_eval_json_and_markdown(model_and_corpus: tuple[Path, Path], capsys) -> None:
+    path, corpus = model_and_corpus
+    args = ["eval", "--model", str(path), "--data", str(corpus), "--points", "20", "--lines",
+            "3", "--steps", "4", "--timing", "3"]
+    assert main([*args, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["real snares", "ae.keras"]
+    assert main([*args, "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| model |")
+    assert main(["eval", "--model", str(corpus / "nope.keras"), "--data", str(corpus)]) == 2
+
+
+def test_real_snares_at_another_rate_are_resampled_to_the_model_rate() -> None:
+    audio = np.stack([drum("snare", 32000, seconds=0.6, seed=s, lead_s=0.0)[:LENGTH]
+                      for s in range(4)])
+    refs = _References(audio, 32000, seed=0)
+    fig = evaluate_decoder(ToneDecoder("smooth"), refs, points=8, lines=2, steps=4, timing=0)
+    assert refs.at(RATE, LENGTH)[0].shape == (4, LENGTH)
+    assert np.isfinite(fig.span) and fig.span > 0

@@ -1,0 +1,105 @@
+"""The listener: honest kit-wise splits, a short real training run, the shipped file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snaresynth.cli import main
+from snaresynth.data.corpus import Corpus, save_corpus
+from snaresynth.data.labels import CLASSES
+from snaresynth.errors import ModelFileError
+from snaresynth.listener import (
+    BUNDLED_LISTENER,
+    load_listener,
+    per_class_accuracy,
+    read_listener_info,
+    split_by_group,
+)
+from snaresynth.models.base import LENGTH
+from tests.data.conftest import drum
+
+
+def test_split_keeps_whole_groups_on_one_side_and_covers_classes() -> None:
+    groups = [f"kit{i // 6}" for i in range(48)]  # 8 kits of 6 items
+    labels = ["snare", "kick", "hat"] * 16
+    train, test, held = split_by_group(groups, labels, holdout=0.25, seed=3)
+    assert set(train).isdisjoint(test) and len(train) + len(test) == 48
+    assert {groups[i] for i in test} == set(held)
+    assert {groups[i] for i in train}.isdisjoint(held)
+    assert {labels[i] for i in test} == {labels[i] for i in train} == {"snare", "kick", "hat"}
+    assert len(test) >= 12
+    assert split_by_group(groups, labels, seed=3)[2] == held  # seeded
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        split_by_group(["a"] * 4, labels[:4])
+
+
+def test_per_class_accuracy() -> None:
+    acc = per_class_accuracy(["snare", "snare", "kick", "hat"], ["snare", "kick", "kick", "kick"],
+                             ["snare", "kick", "hat", "tom"])
+    assert acc["overall"] == 0.5
+    assert acc["per_class"]["snare"] == {"accuracy": 0.5, "n": 2}
+    assert acc["per_class"]["hat"]["accuracy"] == 0.0
+    assert acc["per_class"]["tom"] == {"accuracy": None, "n": 0}
+    assert acc["balanced"] == pytest.approx(0.5)
+
+
+def test_train_a_few_steps_on_a_tiny_corpus(tmp_path: Path, capsys) -> None:
+    audio, items = [], []
+    for kit in range(3):
+        for kind in ("snare", "kick", "hat"):
+            for take in range(4):
+                seed = kit * 100 + take
+                audio.append(drum(kind, 32000, seconds=0.6, seed=seed, lead_s=0.0)[:LENGTH])
+                items.append({"source": f"{kit}/{kind}{take}", "label": kind, "sha256": "0",
+                              "augment": None if take < 2 else {"copy": take},
+                              "group": f"kit{kit}"})
+    items[0]["label"] = "unknown"  # never learnt from
+    save_corpus(tmp_path / "c", Corpus(np.stack(audio), 32000, items))
+    out = tmp_path / "listener.keras"
+    assert main(["listener", "train", "--data", str(tmp_path / "c"), "--out", str(out),
+                 "--epochs", "2", "--holdout", "0.3"]) == 0
+    assert "held-out kits" in capsys.readouterr().out
+    info = read_listener_info(out)
+    assert info.classes == ["kick", "snare", "hat"]
+    assert info.accuracy["heldout_items"] == 6  # originals of one held-out kit
+    assert len(info.accuracy["heldout_groups"]) == 1
+    assert info.training["epochs"] == 2 and info.std > 0
+    listener = load_listener(out)
+    probs = listener.probabilities(np.stack(audio[:5]), 32000)
+    assert probs.shape == (5, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # other rates are resampled, short buffers padded
+    assert len(listener.classify(np.stack(audio[:2])[:, :8000], 16000)) == 2
+    assert 0.0 <= listener.share(np.stack(audio), 32000, "snare") <= 1.0
+    with pytest.raises(ValueError, match="no class"):
+        listener.share(np.stack(audio[:2]), 32000, "tom")
+    assert out.stat().st_size < 1_000_000
+
+
+def test_the_shipped_listener() -> None:
+    assert BUNDLED_LISTENER.is_file(), "snaresynth/bundled/listener.keras must be shipped"
+    assert BUNDLED_LISTENER.stat().st_size < 1_000_000
+    info = read_listener_info(BUNDLED_LISTENER)
+    assert info.classes == list(CLASSES)
+    assert info.mel["sample_rate"] == 32000 and info.length == LENGTH
+    acc = info.accuracy
+    assert acc["heldout_groups"] and acc["heldout_items"] > 100
+    assert set(acc["per_class"]) == set(CLASSES)
+    assert acc["overall"] > 1.0 / len(CLASSES)  # better than chance on kits it never heard
+
+
+def test_a_missing_or_foreign_file_is_a_model_file_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="no such listener"):
+        read_listener_info(tmp_path / "nope.keras")
+    (tmp_path / "x.keras").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="corrupt"):
+        load_listener(tmp_path / "x.keras")
+
+
+def test_cli_listener_info(capsys) -> None:
+    assert main(["listener", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "snare" in out and "overall" in out
