@@ -80,6 +80,8 @@ class TrainSettings:
                 parts += [flag, str(value)]
         for key, value in sorted(self.overrides.items()):
             parts += ["--set", f"{key}={json.dumps(value)}"]
+        if self.resume:
+            parts.append("--resume")
         return shlex.join(parts)
 
 
@@ -232,8 +234,6 @@ def train(settings: TrainSettings) -> Path:
 
     try:
         corpus = load_corpus(settings.data, label="snare")
-    except CorpusError:
-        raise
     except OSError as exc:
         raise CorpusError(f"{settings.data}: cannot read corpus: {exc}") from exc
     audio = corpus.audio
@@ -250,7 +250,10 @@ def train(settings: TrainSettings) -> Path:
     import tensorflow as tf
 
     keras.utils.set_random_seed(settings.seed)
-    trainer = family.build_trainer(config, corpus.sample_rate, audio.shape[1])
+    try:
+        trainer = family.build_trainer(config, corpus.sample_rate, audio.shape[1])
+    except ValueError as exc:  # a config value the family cannot build (e.g. upsample="cubic")
+        raise TrainingError(f"{family_name}: {exc}") from exc
     trainer.compile()
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
@@ -260,6 +263,8 @@ def train(settings: TrainSettings) -> Path:
                                      seconds=seconds, **_optimizers(trainer))
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=3,
                                          checkpoint_name="ckpt")
+    if saved and saved.get("corpus_fingerprint") != corpus.fingerprint:
+        log.warning("resuming on a different corpus than the checkpointed run was trained on")
     if settings.resume:
         if manager.latest_checkpoint is None:
             raise TrainingError(f"--resume: no checkpoint in {ckpt_dir}")
@@ -272,7 +277,8 @@ def train(settings: TrainSettings) -> Path:
         raise TrainingError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue "
                             "that run, or give another --checkpoint-dir")
     resumed_from = int(step.numpy())
-    _write_run(ckpt_dir, family_name, config)
+    _write_run(ckpt_dir, {"family": family_name, "config": config,
+                          "corpus_fingerprint": corpus.fingerprint})
 
     log_dir = settings.log_dir or ckpt_dir / "logs"
     progress = _progress(step, total, manager, settings.checkpoint_every, log_dir)
@@ -287,6 +293,8 @@ def train(settings: TrainSettings) -> Path:
                         shuffle=False)
         finally:
             progress.close()
+    else:
+        progress.close()
     seconds.assign_add(time.monotonic() - start)
     latest = manager.latest_checkpoint
     if latest is None or not latest.endswith(f"-{int(step)}"):
@@ -331,13 +339,12 @@ def _read_run(ckpt_dir: Path) -> dict[str, Any] | None:
         raise TrainingError(f"{path}: corrupt run file: {exc}") from exc
 
 
-def _write_run(ckpt_dir: Path, family: str, config: dict[str, Any]) -> None:
+def _write_run(ckpt_dir: Path, run: dict[str, Any]) -> None:
     """The resolved config beside the checkpoints (as DDSP does): resume rebuilds the same net."""
     from snaresynth.atomic import atomic_write_text
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(ckpt_dir / RUN_FILE, json.dumps({"family": family, "config": config},
-                                                      indent=1, sort_keys=True))
+    atomic_write_text(ckpt_dir / RUN_FILE, json.dumps(run, indent=1, sort_keys=True))
 
 
 def _scalar_metadata() -> Any:

@@ -268,6 +268,8 @@ def test_cli_recipe_with_overriding_flag(corpus_dir: Path, tmp_path: Path,
     (["--family", "vae", "--set", "kl_wieght=1"], "unknown config key 'kl_wieght'"),
     (["--family", "vae", "--recipe", "wavegan-paper"], "is for wavegan"),
     (["--recipe", "vae-q"], "unknown training recipe"),
+    (["--family", "wavegan", "--set", "upsample=cubic"], "upsample must be one of"),
+    (["--family", "vae", "--set", "latent_dim=2.5"], "needs a int"),
 ])
 def test_cli_bad_input_is_a_message_not_a_traceback(args: list[str], message: str,
                                                     corpus_dir: Path, tmp_path: Path,
