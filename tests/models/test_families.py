@@ -220,6 +220,19 @@ def test_wavegan_generator_options_survive_safe_mode_reload(upsample: str, tmp_p
     assert np.asarray(gen(z)).shape == (2, LENGTH)
 
 
+def test_discriminator_with_phase_shuffle_survives_safe_mode_reload(tmp_path: Path) -> None:
+    import keras
+
+    from snaresynth.models.wavegan import PhaseShuffle, build_discriminator
+
+    disc = build_discriminator(2, LENGTH, kernel=25, phase_shuffle=2, seed=1)
+    disc.save(tmp_path / "d.keras")
+    again = keras.saving.load_model(tmp_path / "d.keras", compile=False, safe_mode=True)
+    assert sum(isinstance(layer, PhaseShuffle) for layer in again.layers) == 4
+    x = synthetic_snares(2)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(disc(x)), atol=1e-5)
+
+
 def test_config_resolution_rejects_unknown_keys_and_wrong_types() -> None:
     defaults = {"latent_dim": 8, "kl_weight": 0.001, "hidden": [4], "upsample": "nearest"}
     cfg = resolve_config(defaults, {"kl_weight": 1}, parse_set(["hidden=[16, 4]", "upsample=x"]))
