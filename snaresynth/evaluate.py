@@ -258,11 +258,24 @@ def evaluate(
     snares = _References(corpus.audio[pick], corpus.sample_rate, seed)
     judge = load_listener(listener)
     rows = [real_snares_row(snares, judge)]
-    for model in models:
+    for model, name in zip(models, row_names(models), strict=True):
         decoder = load(model)
-        rows.append(evaluate_decoder(decoder, snares, judge, Path(model).name, points, lines,
+        rows.append(evaluate_decoder(decoder, snares, judge, name, points, lines,
                                      steps, timing, seed, full.fingerprint))
     return rows
+
+
+def row_names(paths: list[str | Path]) -> list[str]:
+    """Shortest unique path tails: a/m.keras and b/m.keras stay so; x/vae.keras -> vae.keras."""
+    parts = [Path(p).parts for p in paths]
+    names = []
+    for mine in parts:
+        for depth in range(1, len(mine) + 1):
+            tail = mine[-depth:]
+            if sum(other[-depth:] == tail for other in parts) == 1 or depth == len(mine):
+                names.append("/".join(tail))
+                break
+    return names
 
 
 def real_snares_row(snares: _References, listener: Any | None) -> ModelFigures:

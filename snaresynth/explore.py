@@ -41,6 +41,18 @@ def grid_latents(decoder: Any, dims: tuple[int, int], steps: int) -> tuple[np.nd
     return knobs, z
 
 
+def _mel_ticks(settings: MelSettings) -> tuple[list[float], list[str]]:
+    """A few mel-band positions labelled with their centre frequency in kHz."""
+    from snaresynth.features import _hz_to_mel, _mel_to_hz
+
+    top = settings.sample_rate / 2 if settings.fmax is None else settings.fmax
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(settings.fmin), _hz_to_mel(top),
+                                   settings.n_mels + 2))
+    bands = [0, settings.n_mels // 4, settings.n_mels // 2, 3 * settings.n_mels // 4,
+             settings.n_mels - 1]
+    return [b + 0.5 for b in bands], [f"{edges[b + 1] / 1000:.1f}" for b in bands]
+
+
 def figure_size(steps: int) -> tuple[float, float]:
     """Figure size in inches for a grid of ``steps`` x ``steps`` cells."""
     return (CELL_INCHES[0] * steps + MARGIN_INCHES[0], CELL_INCHES[1] * steps + MARGIN_INCHES[1])
@@ -68,8 +80,11 @@ def explore_grid(
         settings = MelSettings(sample_rate=rate)
         spec = log_mel(audio.reshape(steps * steps, -1), settings).reshape(steps, steps, -1,
                                                                            settings.n_mels)
-        vmin, vmax = float(np.log(LOG_FLOOR)), float(spec.max())
+        # a 60 dB window below the loudest cell: quiet models stay visible, scales stay shared
+        vmax = float(spec.max())
+        vmin = max(float(np.log(LOG_FLOOR)), vmax - float(np.log(1e6)))
         seconds = audio.shape[-1] / rate
+        band_ticks, band_labels = _mel_ticks(settings)
     t_ms = np.arange(audio.shape[-1]) * 1000.0 / rate
     for row in range(steps):
         y_index = steps - 1 - row  # top row is knob 1, like an XY pad
@@ -81,12 +96,13 @@ def explore_grid(
             else:
                 ax.imshow(spec[y_index, col].T, origin="lower", aspect="auto", cmap="magma",
                           vmin=vmin, vmax=vmax, extent=(0.0, seconds * 1000.0, 0, settings.n_mels))
+                ax.set_yticks(band_ticks, band_labels)
             ax.tick_params(labelsize=6)
             if row == steps - 1:
                 ax.set_xlabel(f"{knobs[col]:.2f}", fontsize=8)
             if col == 0:
                 ax.set_ylabel(f"{knobs[y_index]:.2f}", fontsize=8)
-    unit = "time in ms" if kind == "wave" else "time in ms, mel bands up"
+    unit = "time in ms" if kind == "wave" else "time in ms, mel bands in kHz"
     fig.supxlabel(f"dim {dims[0]} knob (0..1)  —  cells: {unit}", fontsize=9)
     fig.supylabel(f"dim {dims[1]} knob (0..1)", fontsize=9)
     fig.suptitle(title or f"{decoder.family}: latent dims {dims[0]} x {dims[1]}, "
@@ -105,9 +121,11 @@ def explore_command(model: str | None, dims: tuple[int, int], steps: int, kind: 
 
     path = Path(model) if model else DEFAULT_MODEL
     decoder = load(path)
+    name = "/".join(path.parts[-2:])
     try:
-        written = explore_grid(decoder, out, dims, steps, kind, title=f"{path.name}: dims "
-                               f"{dims[0]} x {dims[1]} ({kind}), other dims at centre")
+        written = explore_grid(decoder, out, dims, steps, kind, title=f"{name} "
+                               f"({decoder.family}): dims {dims[0]} x {dims[1]} ({kind}), "
+                               "other dims at centre")
     except ValueError as exc:
         raise SnareSynthError(str(exc)) from exc
     print(written)

@@ -197,3 +197,11 @@ def test_real_snares_at_another_rate_are_resampled_to_the_model_rate() -> None:
     fig = evaluate_decoder(ToneDecoder("smooth"), refs, points=8, lines=2, steps=4, timing=0)
     assert refs.at(RATE, LENGTH)[0].shape == (4, LENGTH)
     assert np.isfinite(fig.span) and fig.span > 0
+
+
+def test_row_names_are_the_shortest_unique_tails() -> None:
+    from snaresynth.evaluate import row_names
+
+    assert row_names(["/r/a/m.keras", "/r/b/m.keras", "/r/x/vae.keras"]) == [
+        "a/m.keras", "b/m.keras", "vae.keras"]
+    assert row_names(["m.keras", "m.keras"]) == ["m.keras", "m.keras"]
