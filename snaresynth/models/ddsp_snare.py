@@ -45,6 +45,7 @@ def default_config() -> dict[str, Any]:
         "beta": 0.02,  # KL weight (sum over latent dims) against the MR-STFT loss
         "fft_sizes": list(losses.DEFAULT_FFT_SIZES),
         "learning_rate": 2e-3,
+        "lr_decay_steps": 6000,  # cosine decay to 10 % over this many steps; 0 = constant
         "batch_size": 16,
         "out_peak": 0.999,
         "order_probes": 32,  # latent points used to rank the knobs by audibility
@@ -100,15 +101,16 @@ class SnareSynth(keras.layers.Layer):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         noise = synth.make_noise(self.spec, self.noise_seed)
-        self.noise_re, self.noise_im, self.click_noise = (
+        self._noise_names = sorted(noise)
+        self.noise = [
             self.add_weight(name=name, shape=noise[name].shape, trainable=False,
                             initializer=keras.initializers.Constant(noise[name]))
-            for name in ("noise_re", "noise_im", "click_noise"))
+            for name in self._noise_names
+        ]
 
     def call(self, raw: tf.Tensor) -> tf.Tensor:
-        noise = {"noise_re": tf.convert_to_tensor(self.noise_re),
-                 "noise_im": tf.convert_to_tensor(self.noise_im),
-                 "click_noise": tf.convert_to_tensor(self.click_noise)}
+        noise = {name: tf.convert_to_tensor(w)
+                 for name, w in zip(self._noise_names, self.noise, strict=True)}
         return synth.synthesize(raw, self.spec, noise, self._bands)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, int]:
@@ -184,8 +186,11 @@ class DDSPSnareTrainer(keras.Model):
 
     def compile(self, **kwargs: Any) -> None:
         """No arguments needed (train.py's contract): Adam at the config's learning rate."""
-        kwargs.setdefault("optimizer",
-                          keras.optimizers.Adam(float(self.config["learning_rate"])))
+        rate: Any = float(self.config["learning_rate"])
+        if int(self.config["lr_decay_steps"]) > 0:
+            rate = keras.optimizers.schedules.CosineDecay(
+                rate, int(self.config["lr_decay_steps"]), alpha=0.1)
+        kwargs.setdefault("optimizer", keras.optimizers.Adam(rate))
         super().compile(**kwargs)
 
     def call(self, audio: tf.Tensor, training: bool = False) -> tf.Tensor:

@@ -103,8 +103,8 @@ def param_layout(spec: SynthSpec) -> list[tuple[str, int]]:
     ]
 
 
-SOFT_PEAK_POWER = 32.0
-"""p of the output normaliser's L_p norm: high enough to sit within ~1 dB of the peak."""
+SOFT_PEAK_POWER = 32
+"""p of the output normaliser's L_p norm (a power of 2): sits within ~1 dB of the peak."""
 
 LOG_SCALED = {"band_decay_s", "noise_attack_s", "f0_hz", "mode_decay_s", "glide_s",
               "click_decay_s"}
@@ -115,19 +115,32 @@ def param_count(spec: SynthSpec) -> int:
     return sum(size for _, size in param_layout(spec))
 
 
-def bounded_params(raw: tf.Tensor, spec: SynthSpec) -> dict[str, tf.Tensor]:
-    """(B, param_count) unbounded -> dict of (B, size) physical values inside their ranges."""
-    out: dict[str, tf.Tensor] = {}
-    start = 0
+def _range_table(spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per raw value: lo, linear span (hi - lo), log span (log(hi / lo), 0 for linear ones)."""
+    lo, lin, geo = [], [], []
     for name, size in param_layout(spec):
-        unit = tf.sigmoid(raw[:, start:start + size])
-        lo, hi = getattr(spec, name)
-        if name in LOG_SCALED:
-            out[name] = lo * tf.exp(unit * math.log(hi / lo))
-        else:
-            out[name] = lo + unit * (hi - lo)
-        start += size
-    return out
+        a, b = getattr(spec, name)
+        is_log = name in LOG_SCALED
+        lo += [a] * size
+        lin += [0.0 if is_log else b - a] * size
+        geo += [math.log(b / a) if is_log else 0.0] * size
+    return (np.asarray(lo, np.float32), np.asarray(lin, np.float32),
+            np.asarray(geo, np.float32))
+
+
+def bounded_params(raw: tf.Tensor, spec: SynthSpec) -> dict[str, tf.Tensor]:
+    """(B, param_count) unbounded -> dict of (B, size) physical values inside their ranges.
+
+    One sigmoid over the whole vector, then linear or geometric spreading per value: a handful
+    of ops instead of a few per parameter, which matters for a one-buffer decode.
+    """
+    lo, lin, geo = _range_table(spec)
+    unit = tf.sigmoid(raw)
+    is_log = (geo != 0.0).astype(np.float32)
+    values = (lo + unit * lin) * (1.0 - is_log) + lo * tf.exp(unit * geo) * is_log
+    layout = param_layout(spec)
+    parts = tf.split(values, [size for _, size in layout], axis=1)
+    return {name: part for (name, _), part in zip(layout, parts, strict=True)}
 
 
 def db_to_gain(db: tf.Tensor) -> tf.Tensor:
@@ -167,12 +180,24 @@ def make_noise(spec: SynthSpec, seed: int = 0) -> dict[str, np.ndarray]:
     """
     rng = np.random.default_rng(seed)
     phase = rng.uniform(0.0, 2.0 * np.pi, size=(spec.n_frames, spec.n_bins))
-    click = rng.standard_normal(spec.length).astype(np.float32)
+    click = rng.standard_normal(click_span(spec))
+    click /= np.max(np.abs(click))
+    # the tilt's two extremes, precomputed: first difference (bright), two-tap mean (dark)
+    bright = np.concatenate([click[:1], click[1:] - click[:-1]]) * 0.5
+    dark = np.concatenate([click[:1], click[1:] + click[:-1]]) * 0.5
     return {
         "noise_re": np.cos(phase).astype(np.float32),
         "noise_im": np.sin(phase).astype(np.float32),
-        "click_noise": click / np.float32(np.max(np.abs(click))),
+        "click_noise": click.astype(np.float32),
+        "click_bright": bright.astype(np.float32),
+        "click_dark": dark.astype(np.float32),
     }
+
+
+def click_span(spec: SynthSpec) -> int:
+    """Samples the click is computed over: latest onset + 10 of the longest decay (-87 dB)."""
+    need = (spec.onset_s[1] + 10.0 * spec.click_decay_s[1]) * spec.sample_rate
+    return int(min(spec.length, 2 ** math.ceil(math.log2(need))))
 
 
 def _time_gate(t: tf.Tensor, onset: tf.Tensor, width_s: float) -> tf.Tensor:
@@ -211,26 +236,23 @@ def head(p: dict[str, tf.Tensor], spec: SynthSpec, t: tf.Tensor) -> tf.Tensor:
     phase = 2.0 * math.pi * freqs[:, :, None] * warped  # (B, M, T)
     # silence modes that would alias (with a soft edge, so gradients stay finite)
     nyquist_ok = tf.sigmoid((0.45 * spec.sample_rate - freqs * (1.0 + p["glide"])) / 200.0)
-    amp = db_to_gain(p["mode_db"]) * nyquist_ok  # (B, M)
-    env = tf.exp(-tt / p["mode_decay_s"][:, :, None])  # (B, M, T)
-    gate = _time_gate(t[None, None, :], p["onset_s"][:, :, None], 0.0002)
-    modes = amp[:, :, None] * env * tf.sin(phase) * gate
-    return tf.reduce_sum(modes, axis=1)
+    log_amp = p["mode_db"] * (math.log(10.0) / 20.0) + tf.math.log(nyquist_ok + 1e-12)  # (B, M)
+    # level folded into the exponent: one (B, M, T) exp and one product per mode sample
+    env = tf.exp(log_amp[:, :, None] - tt / p["mode_decay_s"][:, :, None])  # (B, M, T)
+    gate = _time_gate(t[None, :], p["onset_s"], 0.0002)  # (B, T)
+    return tf.reduce_sum(env * tf.sin(phase), axis=1) * gate
 
 
-def click(p: dict[str, tf.Tensor], spec: SynthSpec, t: tf.Tensor,
-          click_noise: tf.Tensor) -> tf.Tensor:
-    """Stick transient: fixed noise, tilted by mixing in its first difference, fast decay."""
-    diff = tf.concat([click_noise[:1], click_noise[1:] - click_noise[:-1]], axis=0) * 0.5
-    tilt = p["click_tilt"]  # (B, 1) in [-1, 1]: -1 -> smoothed (dark), +1 -> differenced (bright)
-    smooth = tf.concat([click_noise[:1], click_noise[1:] + click_noise[:-1]], axis=0) * 0.5
-    bright = tf.nn.relu(tilt)
-    dark = tf.nn.relu(-tilt)
-    src = ((1.0 - bright - dark) * click_noise[None, :] + bright * diff[None, :]
-           + dark * smooth[None, :])
-    tt = t[None, :] - p["onset_s"]
+def click(p: dict[str, tf.Tensor], spec: SynthSpec, noise: dict[str, tf.Tensor]) -> tf.Tensor:
+    """Stick transient: fixed noise tilted dark..bright, fast decay; only its first samples."""
+    span = click_span(spec)
+    tilt = p["click_tilt"]  # (B, 1) in [-1, 1]
+    n = noise["click_noise"][None, :]
+    src = (n + tf.nn.relu(tilt) * (noise["click_bright"][None, :] - n)
+           + tf.nn.relu(-tilt) * (noise["click_dark"][None, :] - n))
+    tt = tf.range(span, dtype=tf.float32)[None, :] / spec.sample_rate - p["onset_s"]
     env = tf.exp(-tf.nn.relu(tt) / p["click_decay_s"]) * _time_gate(tt, 0.0, 0.0001)
-    return src * env
+    return tf.pad(src * env, [[0, 0], [0, spec.length - span]])
 
 
 def synthesize(raw: tf.Tensor, spec: SynthSpec, noise: dict[str, tf.Tensor],
@@ -240,7 +262,7 @@ def synthesize(raw: tf.Tensor, spec: SynthSpec, noise: dict[str, tf.Tensor],
     t = tf.range(spec.length, dtype=tf.float32) / spec.sample_rate
     w = wires(p, spec, noise["noise_re"], noise["noise_im"], bands)
     h = head(p, spec, t)
-    c = click(p, spec, t, noise["click_noise"])
+    c = click(p, spec, noise)
     # wires and head are normalised to unit RMS before mixing, so the group levels mean what
     # they say whatever the band/mode levels are; the click already has unit peak
     w = w / _rms(w)
@@ -250,7 +272,7 @@ def synthesize(raw: tf.Tensor, spec: SynthSpec, noise: dict[str, tf.Tensor],
     return spec.out_peak * db_to_gain(p["gain_db"]) * mix / (soft_peak(mix) + 1e-6)
 
 
-def soft_peak(x: tf.Tensor, power: float = SOFT_PEAK_POWER) -> tf.Tensor:
+def soft_peak(x: tf.Tensor, power: int = SOFT_PEAK_POWER) -> tf.Tensor:
     """(B, T) -> (B, 1) L_p norm of the samples: >= the true peak, but smooth.
 
     A hard max switches between samples as a parameter moves, which puts kinks into the latent
@@ -259,9 +281,10 @@ def soft_peak(x: tf.Tensor, power: float = SOFT_PEAK_POWER) -> tf.Tensor:
     norm is scale-invariant in that constant, so its gradient is exact.
     """
     top = tf.stop_gradient(tf.reduce_max(tf.abs(x), axis=1, keepdims=True)) + 1e-12
-    ratio = tf.abs(x) / top
-    return top * tf.pow(tf.reduce_sum(tf.pow(ratio + 1e-12, power), axis=1, keepdims=True),
-                        1.0 / power)
+    ratio, reached = tf.square(x / top), 2
+    while reached < power:  # |r|^p by repeated squaring: cheaper than pow() per sample
+        ratio, reached = tf.square(ratio), reached * 2
+    return top * tf.pow(tf.reduce_sum(ratio, axis=1, keepdims=True) + 1e-30, 1.0 / reached)
 
 
 def _rms(x: tf.Tensor) -> tf.Tensor:
