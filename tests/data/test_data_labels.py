@@ -99,3 +99,16 @@ def test_drumkit_xml_wrong_root_and_broken_xml() -> None:
         parse_drumkit_xml("<song><name>x</name></song>")
     with pytest.raises(CorpusError, match="not valid XML"):
         parse_drumkit_xml("<drumkit_info><name>x</name>", source="kit/drumkit.xml")
+
+
+_PART = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+                min_size=1, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_PART, min_size=1, max_size=5), st.sampled_from(_CLEAR))
+def test_path_labels_any_names_and_a_named_file_wins(parts: list[str], name: str) -> None:
+    """Folder and file names are outside input: any of them gives a known label, and a file
+    whose own name names an instrument keeps that label whatever its folders are called."""
+    assert classify_path(parts) in (*CLASSES, UNKNOWN)
+    assert classify_path([f"{name}.wav", *parts]) == KNOWN[name]
