@@ -78,7 +78,8 @@ def load_corpus(path: str | Path, label: str | None = None) -> Corpus:
         manifest = json.loads((path / "manifest.json").read_text())
         audio = np.load(path / "audio.npy", allow_pickle=False)
     except FileNotFoundError as exc:
-        raise CorpusError(f"{path}: not a corpus folder (missing {Path(exc.filename).name})") from exc
+        missing = Path(exc.filename).name
+        raise CorpusError(f"{path}: not a corpus folder (missing {missing})") from exc
     except (ValueError, json.JSONDecodeError) as exc:
         raise CorpusError(f"{path}: corrupt corpus: {exc}") from exc
     items = manifest.get("items", [])
