@@ -120,7 +120,7 @@ def median_row(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def fmt(label: str, row: dict[str, float]) -> str:
     layers = " ".join(f"{row[f'L{i}']:6.1f}" for i in range(1, LAYERS + 1))
-    return f"{label:<28} {layers}   {row['tone']:6.1f}   {row['replica']:6.2f}"
+    return f"{label:<32} {layers}   {row['tone']:6.1f}   {row['replica']:6.2f}"
 
 
 def main() -> None:
@@ -151,7 +151,7 @@ def main() -> None:
     print(f"WaveGAN upsampling artefacts: d={args.d}, {args.steps} steps of batch {args.batch}, "
           f"phase shuffle {args.phase_shuffle}, {args.samples} outputs, median of "
           f"{args.seeds} seeds, corpus {args.data or 'synthetic'} ({len(audio)} @ {rate} Hz)")
-    print(f"{'':<28} {'tone dB at k*fs/4^L, L = 1..5':<34} {'mean':>6}   replica")
+    print(f"{'':<32} {'tone dB at k*fs/4^L, L = 1..5':<34} {'mean':>6}   replica")
     print(fmt("corpus (reference)", figures(audio)))
     for name in args.variants.split(","):
         results = [run_variant(name, audio, rate, seed, args) for seed in range(args.seeds)]
