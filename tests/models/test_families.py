@@ -113,6 +113,8 @@ def test_family_trains_saves_reloads_and_decodes(family: str, corpus_dir: Path,
     assert meta.training["command"].startswith(f"snaresynth train --family {family}")
     assert meta.corpus_fingerprint and len(meta.corpus_fingerprint) == 16
     assert set(losses) <= logged_scalar_tags(out.with_suffix(".ckpt") / "logs")
+    if family == "vae":  # kl_warmup=2: weights 0 then kl_weight/2 at steps 0 and 1; logs are means
+        assert losses["kl_weight"] == pytest.approx(meta.training["config"]["kl_weight"] / 4)
 
     model = load_model_file(out)  # safe mode: every custom layer must be registered
     dim = model.latent_dim
@@ -184,6 +186,22 @@ def test_kl_warmup_schedule_ramps_linearly() -> None:
     assert float(kl_weight_at(30000, 0.01, 30000)) == pytest.approx(0.01)
     assert float(kl_weight_at(90000, 0.01, 30000)) == pytest.approx(0.01)
     assert float(kl_weight_at(5, 0.001, 0)) == pytest.approx(0.001)  # no warm-up
+
+
+@pytest.mark.slow
+def test_wavegan_takes_n_critic_critic_steps_per_generator_step() -> None:
+    from snaresynth.models import wavegan
+    from snaresynth.models.train import make_dataset
+
+    config = {**wavegan.default_config(), "d": 2, "n_critic": 3, "latent_dim": 4}
+    trainer = wavegan.build_trainer(config, RATE, LENGTH)
+    trainer.compile()
+    g_before = [np.array(w) for w in trainer.decoder.weights]
+    trainer.fit(make_dataset(synthetic_snares(4), 2, 0), steps_per_epoch=2, epochs=1, verbose=0,
+                shuffle=False)
+    assert int(trainer.d_optimizer.iterations) == 6 and int(trainer.g_optimizer.iterations) == 2
+    after = [np.array(w) for w in trainer.decoder.weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(g_before, after, strict=True))
 
 
 def test_phase_shuffle_shifts_only_while_training() -> None:
