@@ -48,12 +48,13 @@ def device_rate(settings: Settings) -> int:
     if settings.audio == "null":
         return 48000
     try:
+        if settings.audio == "jack":  # asked of JACK itself: PortAudio is not used for JACK
+            from snaresynth.io.audio import jack_rate
+
+            return jack_rate()
         import sounddevice as sd
 
-        from snaresynth.io.audio import jack_device
-
-        device = jack_device() if settings.audio == "jack" else (
-            None if settings.audio == "auto" else settings.audio)
+        device = None if settings.audio == "auto" else settings.audio
         return int(sd.query_devices(device, kind="output")["default_samplerate"])
     except Exception:  # no device: the audio backend will say so in its own words
         return 48000
@@ -64,6 +65,7 @@ def serve(settings: Settings) -> int:
     from snaresynth.io.midi import open_midi_in
     from snaresynth.io.midi_feedback import open_midi_feedback
     from snaresynth.io.osc import OscServer
+    from snaresynth.io.supervisor import Supervisor
     from snaresynth.models import registry
 
     stop = threading.Event()
@@ -89,6 +91,7 @@ def serve(settings: Settings) -> int:
     process = recorder.wrap(engine.process) if recorder else engine.process
     audio = open_audio(settings.audio, process, rate, settings.blocksize)
     midi = osc = feedback = None
+    supervisor = Supervisor()
     try:
         audio.start()
         try:
@@ -101,6 +104,10 @@ def serve(settings: Settings) -> int:
                                       midi.api if midi else settings.midi_api, skip_source=midi)
         osc = OscServer(engine, settings.osc_host, settings.osc_port, settings.osc_allow)
         osc.start()
+        supervisor.watch("audio", audio)
+        supervisor.watch("midi", midi)
+        osc.controller.extra_status = supervisor.counters
+        supervisor.start()
         time.sleep(STREAM_SETTLE_S)
         engine.mark_running()
         print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"
@@ -110,6 +117,7 @@ def serve(settings: Settings) -> int:
         _run_until(stop, engine, state_file, settings.autosave_s)
     finally:
         t0 = time.monotonic()
+        supervisor.stop()
         if osc:
             osc.stop()
         if midi:

@@ -1,13 +1,18 @@
 """Audio output backends behind one tiny contract, chosen by name.
 
-- ``sounddevice``: PortAudio, the system default output or a named device (``auto``), or
-  PortAudio's JACK host API (``jack``);
+- ``jack``: a JACK client of its own (JACK-Client), ports ``snaresynth-audio:out_1/out_2``
+  connected to the system playback ports. Not PortAudio's JACK host API: once the JACK server
+  dies, PortAudio can neither close that stream nor re-initialise (``Pa_Terminate`` blocks in
+  ``jack_client_close``), so a daemon on it could never reconnect; a JACK-Client client can be
+  closed after a server loss and a new one opened when the server is back;
+- ``sounddevice``: PortAudio, the system default output or a named device (``auto``);
 - ``null``: a real clocked sink that runs the same callback in real time with no device;
 - any backend can also record exactly what it played (``Recorder``).
 
 Each backend calls ``process(out, xrun)`` with a (frames, 2) float32 block to fill. Thread: the
 backend's audio thread. Errors raised inside ``process`` are counted and the block is silenced:
-nothing escapes into PortAudio's thread.
+nothing escapes into the driver's thread. Each backend also offers ``alive`` and ``reopen()`` to
+the supervisor (``io/supervisor.py``), which reconnects a lost device with backoff.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +69,11 @@ class AudioOut:
     def alive(self) -> bool:
         return True
 
+    def reopen(self) -> None:
+        """Thread: supervisor. Open the device again after ``alive`` turned False."""
+        self.stop()
+        self.start()
+
 
 class NullAudio(AudioOut):
     """A clocked sink: calls ``process`` every block period against the monotonic clock."""
@@ -77,7 +88,11 @@ class NullAudio(AudioOut):
                                         daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        if not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="snaresynth-null-audio",
+                                            daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -142,6 +157,118 @@ class SoundDeviceAudio(AudioOut):
     def alive(self) -> bool:
         return self._stream is not None and self._stream.active
 
+    def reopen(self) -> None:
+        """Re-initialise PortAudio (so it enumerates devices again) and open a new stream."""
+        sd = self._sd
+        self.stop()
+        sd._terminate()
+        sd._initialize()
+        self.start()
+
+
+class JackAudio(AudioOut):
+    """Two JACK output ports of a client of our own; ``process`` runs in JACK's process thread."""
+
+    def __init__(self, process: Process, rate: int, blocksize: int,
+                 client_name: str = "snaresynth-audio") -> None:
+        super().__init__(process, rate, blocksize)
+        import jack
+
+        self._jack = jack
+        self.client_name = client_name
+        self.client: Any = None
+        self.ports: list[Any] = []
+        self._lost = threading.Event()
+        self.lost_reason = ""
+        self._xrun = False
+        self._buffer = np.zeros((8192, CHANNELS), dtype=np.float32)
+        self._open()
+
+    def _open(self) -> None:
+        jack = self._jack
+        try:
+            client = jack.Client(self.client_name, no_start_server=True)
+        except jack.JackError as exc:
+            raise DeviceError(f"no JACK server ({exc}); start one, e.g. "
+                              "`jackd -d dummy -r 48000 -p 128`") from exc
+        self._lost.clear()
+        self.ports = [client.outports.register(f"out_{i + 1}") for i in range(CHANNELS)]
+        client.set_process_callback(self._callback)
+        client.set_xrun_callback(self._on_xrun)
+        client.set_shutdown_callback(self._on_shutdown)
+        if client.samplerate != self.rate:
+            log.warning("JACK runs at %d Hz, the engine at %d Hz: sounds play at the wrong pitch",
+                        client.samplerate, self.rate)
+        if client.blocksize > self._buffer.shape[0]:
+            self._buffer = np.zeros((client.blocksize, CHANNELS), dtype=np.float32)
+        self.name = f"JACK ({client.name}, {client.samplerate} Hz / {client.blocksize} frames)"
+        self.client = client
+
+    def start(self) -> None:
+        if self.client is None:
+            self._open()
+        client = self.client
+        client.activate()
+        playback = client.get_ports(is_physical=True, is_input=True, is_audio=True)
+        for port, target in zip(self.ports, playback, strict=False):
+            try:
+                client.connect(port, target)
+            except self._jack.JackError as exc:
+                log.warning("cannot connect %s to %s: %s", port.name, target.name, exc)
+
+    def _callback(self, frames: int) -> None:
+        """Thread: JACK process. Fill the preallocated block, then copy it to the two ports."""
+        xrun, self._xrun = self._xrun, False
+        out = self._buffer[:frames]
+        self._run_process(out, xrun)
+        for channel, port in enumerate(self.ports):
+            port.get_array()[:] = out[:, channel]
+
+    def _on_xrun(self, delay_usecs: float) -> None:
+        self._xrun = True
+
+    def _on_shutdown(self, status: Any, reason: str) -> None:
+        self.lost_reason = reason  # JACK's thread: only flags, no client calls
+        self._lost.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.client is not None and not self._lost.is_set()
+
+    def reopen(self) -> None:
+        from snaresynth.io.supervisor import jack_server_running
+
+        self.stop()  # the dead client first: see jack_server_running
+        if not jack_server_running():
+            raise DeviceError("JACK server not running")
+        self._open()
+        self.start()
+
+    def stop(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            if not self._lost.is_set():
+                client.deactivate()
+            client.close()  # returns even after the server died (unlike PortAudio's JACK API)
+        except self._jack.JackError as exc:
+            log.warning("closing JACK client: %s", exc)
+
+
+def jack_rate() -> int:
+    """The running JACK server's sample rate in Hz (DeviceError if there is none)."""
+    import jack
+
+    try:
+        client = jack.Client("snaresynth-probe", no_start_server=True)
+    except jack.JackError as exc:
+        raise DeviceError(f"no JACK server: {exc}") from exc
+    try:
+        return int(client.samplerate)
+    finally:
+        client.close()
+
 
 def jack_device() -> int:
     """Index of PortAudio's JACK output device (the JACK server must be running)."""
@@ -161,7 +288,7 @@ def open_audio(spec: str, process: Process, rate: int, blocksize: int) -> AudioO
     if spec == "null":
         return NullAudio(process, rate, blocksize)
     if spec == "jack":
-        return SoundDeviceAudio(process, rate, blocksize, jack_device())
+        return JackAudio(process, rate, blocksize)
     if spec == "auto":
         try:
             return SoundDeviceAudio(process, rate, blocksize, None)

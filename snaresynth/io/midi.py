@@ -1,15 +1,27 @@
-"""MIDI in (and feedback out) through mido + python-rtmidi, on the ALSA or JACK API.
+"""MIDI in through JACK (JACK-Client) or ALSA (mido + python-rtmidi), supervised.
 
-This module only translates MIDI messages into Engine calls. Thread: rtmidi's callback thread
-calls ``MidiIn.handle``; each message is stamped with its arrival time on the monotonic clock,
-which the engine maps onto the audio clock. A bad message is counted and logged, never raised.
+This module only translates MIDI bytes into Engine calls. ``MidiRouter.handle`` does the
+translating and counting; it is driven by
+
+- ``JackMidiIn`` (``--midi-api jack``): a JACK client ``snaresynth`` with one MIDI port
+  ``midi_in``; its process callback parses the raw bytes (running status included), hands notes
+  and CCs to the engine at once and leaves the rest to a reader thread. JACK-Client rather
+  than rtmidi because an rtmidi JACK port cannot be closed after the JACK server died (it
+  crashes the process), so a daemon on rtmidi could never reconnect;
+- ``AlsaMidiIn`` (``--midi-api alsa``): rtmidi's callback thread calls ``handle``.
+
+Both offer ``alive`` and ``reopen()`` to the supervisor (``io/supervisor.py``): a JACK server that
+went away and came back gets a new client; a named source port (``--midi-in NAME``) that vanished
+is connected again when it returns. Bad bytes are counted and logged, never raised.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections import deque
 from typing import Any
 
 from snaresynth.errors import DeviceError
@@ -23,6 +35,8 @@ APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK"}
 IGNORED = frozenset({"clock", "active_sensing", "sysex", "start", "stop", "continue",
                      "songpos", "song_select", "tune_request", "quarter_frame", "reset",
                      "polytouch", "aftertouch", "pitchwheel", "note_off"})
+MAX_PENDING_EVENTS = 4096
+"""Messages waiting for the reader thread; a flood beyond this drops the oldest (counted)."""
 
 
 def backend(api: str) -> Any:
@@ -42,44 +56,73 @@ def backend(api: str) -> Any:
 def auto_api() -> str:
     """JACK when a JACK server is running, else ALSA."""
     try:
-        backend("jack")
-    except DeviceError:
+        import jack
+
+        jack.Client(f"{CLIENT_NAME}-probe", no_start_server=True).close()
+    except Exception:
         return "alsa"
     return "jack"
 
 
-class MidiIn:
-    """An open MIDI input feeding an Engine."""
+class RunningStatusParser:
+    """Raw MIDI bytes -> mido messages, with running status (which mido's own parser drops).
 
-    def __init__(self, engine: Any, spec: str, api: str) -> None:
+    Real-time bytes (0xF8..0xFF) may appear anywhere and keep running status; system common
+    bytes cancel it; data bytes with no status to belong to are discarded (counted).
+    """
+
+    def __init__(self) -> None:
+        import mido
+
+        self._parser = mido.Parser()
+        self._running = 0  # last channel-voice status byte, 0 = none
+        self._need = 0  # data bytes the message in progress still needs (-1: inside sysex)
+        self.stray = 0
+
+    def feed(self, data: bytes | bytearray | list[int]) -> list[Any]:
+        feed = self._parser.feed_byte
+        for byte in data:
+            if not 0 <= byte <= 255:
+                self.stray += 1
+                continue
+            if byte >= 0xF8:
+                feed(byte)
+            elif byte >= 0x80:
+                self._running = byte if byte < 0xF0 else 0
+                self._need = _data_bytes(byte)
+                feed(byte)
+            elif self._need == -1:
+                feed(byte)
+            elif self._need > 0:
+                self._need -= 1
+                feed(byte)
+            elif self._running:  # running status: the status byte is implied
+                feed(self._running)
+                self._need = _data_bytes(self._running) - 1
+                feed(byte)
+            else:
+                self.stray += 1
+        return list(self._parser)
+
+
+def _data_bytes(status: int) -> int:
+    if status < 0xF0:
+        return 1 if 0xC0 <= status < 0xE0 else 2
+    return {0xF0: -1, 0xF1: 1, 0xF2: 2, 0xF3: 1}.get(status, 0)
+
+
+class MidiRouter:
+    """Translates mido messages into Engine calls and counts them (no ports here)."""
+
+    def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.api = api
         self.messages = 0
         self.ignored = 0
         self.bad = 0
-        be = backend(api)
-        try:
-            if spec == "virtual":
-                self.port = be.open_input("midi_in", virtual=True, callback=self.handle,
-                                          client_name=CLIENT_NAME)
-                self.name = f"{CLIENT_NAME}:midi_in (virtual, {api})"
-            else:
-                names = be.get_input_names()
-                matches = [n for n in names if spec.lower() in n.lower()]
-                if not matches:
-                    raise DeviceError(f"no MIDI input matching {spec!r} on {api}; "
-                                      f"available: {', '.join(names) or 'none'}")
-                self.port = be.open_input(matches[0], callback=self.handle,
-                                          client_name=CLIENT_NAME)
-                self.name = f"{matches[0]} ({api})"
-        except DeviceError:
-            raise
-        except Exception as exc:
-            raise DeviceError(f"cannot open MIDI input {spec!r} on {api}: {exc}") from exc
 
-    def handle(self, msg: Any) -> None:
-        """Translate one mido message. Thread: rtmidi callback."""
-        at = time.monotonic()
+    def handle(self, msg: Any, at: float | None = None) -> None:
+        """Translate one mido message; ``at`` is its arrival (monotonic s). Thread: MIDI."""
+        at = time.monotonic() if at is None else at
         self.messages += 1
         try:
             kind = msg.type
@@ -89,24 +132,212 @@ class MidiIn:
                 self.engine.control_change(msg.control, msg.value, msg.channel + 1, source=self)
             elif kind == "program_change":
                 self.engine.program_change(msg.program, source=self)
-            elif kind in IGNORED:
+            else:  # IGNORED, and anything mido may add later
                 self.ignored += 1
-            else:
-                self.ignored += 1
-        except Exception as exc:  # never raise into rtmidi's thread
+        except Exception as exc:  # never raise into the MIDI thread
             self.bad += 1
             self.engine.count_bad()
             log.warning("MIDI %s rejected: %s", msg, exc)
 
-    def close(self) -> None:
+
+class JackMidiIn(MidiRouter):
+    """A JACK MIDI input port, virtual or connected to the source port named by ``spec``."""
+
+    api = "jack"
+
+    def __init__(self, engine: Any, spec: str) -> None:
+        super().__init__(engine)
+        self.spec = spec
+        self.overflows = 0
+        self._events: deque[tuple[float, Any]] = deque(maxlen=MAX_PENDING_EVENTS)
+        self._wake = threading.Event()
+        self._stop = False
+        self._lost = threading.Event()
+        self._parser = RunningStatusParser()
+        self.client: Any = None
+        self.source: str | None = None
+        self._open()
+        self.name = (f"{self.client.name}:midi_in (virtual, jack)" if spec == "virtual"
+                     else f"{self.source} (jack)")
+        self._reader = threading.Thread(target=self._read, name="snaresynth-midi", daemon=True)
+        self._reader.start()
+
+    def _open(self) -> None:
+        import jack
+
         try:
-            self.port.close()
+            client = jack.Client(CLIENT_NAME, no_start_server=True)
+        except jack.JackError as exc:
+            raise DeviceError(f"cannot open MIDI input on jack: no JACK server ({exc})") from exc
+        try:
+            self.port = client.midi_inports.register("midi_in")
+            self._rate = client.samplerate
+            client.set_process_callback(self._callback)
+            client.set_shutdown_callback(self._on_shutdown)
+            self._lost.clear()
+            client.activate()
+        except jack.JackError as exc:
+            client.close()
+            raise DeviceError(f"cannot open MIDI input on jack: {exc}") from exc
+        self.client = client
+        if self.spec != "virtual" and not self._connect():
+            names = [p.name for p in client.get_ports(is_midi=True, is_output=True)]
+            client.deactivate()
+            client.close()
+            self.client = None
+            raise DeviceError(f"no MIDI input matching {self.spec!r} on jack; "
+                              f"available: {', '.join(names) or 'none'}")
+
+    def _callback(self, frames: int) -> None:
+        """Thread: JACK process. Notes and CCs go to the engine at once (as rtmidi's callback
+        did: a note must be placed on the audio clock within the block it arrived in); anything
+        slower (program change: a preset from disk) waits for the reader thread."""
+        now = time.monotonic()
+        got = False
+        for offset, data in self.port.incoming_midi_events():
+            at = now + offset / self._rate  # the offset keeps the spacing within a period
+            for msg in self._parser.feed(bytes(data)):
+                if msg.type in ("note_on", "control_change"):
+                    self.handle(msg, at)
+                else:
+                    if len(self._events) == MAX_PENDING_EVENTS:
+                        self.overflows += 1
+                    self._events.append((at, msg))
+                    got = True
+        if got:
+            self._wake.set()
+
+    def _on_shutdown(self, status: Any, reason: str) -> None:
+        self._lost.set()  # JACK's own thread: no client calls here
+
+    def _read(self) -> None:
+        while not self._stop:
+            self._wake.wait(0.2)
+            self._wake.clear()
+            while self._events:
+                at, msg = self._events.popleft()
+                self.handle(msg, at)
+
+    def _connect(self) -> bool:
+        """Connect to the first other client's MIDI output matching ``spec``; True if connected."""
+        client = self.client
+        own = client.name + ":"
+        for port in client.get_ports(is_midi=True, is_output=True):
+            if not port.name.startswith(own) and self.spec.lower() in port.name.lower():
+                if not any(p.name == port.name for p in client.get_all_connections(self.port)):
+                    client.connect(port, self.port)
+                self.source = port.name
+                return True
+        return False
+
+    @property
+    def alive(self) -> bool:
+        """The JACK server is there and, for a named source, our port is connected to it."""
+        if self._lost.is_set() or self.client is None:
+            return False
+        if self.spec == "virtual":
+            return True
+        try:
+            return bool(self.client.get_all_connections(self.port))
+        except Exception:
+            return False
+
+    def reopen(self) -> None:
+        """Thread: supervisor. A new client after a server loss, else reconnect the source."""
+        if self._lost.is_set() or self.client is None:
+            from snaresynth.io.supervisor import jack_server_running
+
+            self._close_client()  # the dead client first: see jack_server_running
+            if not jack_server_running():
+                raise DeviceError("JACK server not running")
+            self._open()
+        elif not self._connect():
+            raise DeviceError(f"MIDI source {self.spec!r} not there yet")
+
+    def _close_client(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            if not self._lost.is_set():
+                client.deactivate()
+            client.close()  # JACK-Client's close returns even after a server loss
+        except Exception as exc:
+            log.debug("closing MIDI client: %s", exc)
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._close_client()
+        self._reader.join(1.0)
+
+
+class AlsaMidiIn(MidiRouter):
+    """An rtmidi (ALSA sequencer) input feeding an Engine; re-opened when a named port returns."""
+
+    api = "alsa"
+
+    def __init__(self, engine: Any, spec: str) -> None:
+        super().__init__(engine)
+        self.spec = spec
+        self._be = backend("alsa")
+        self.port: Any = None
+        self._open()
+
+    def _open(self) -> None:
+        be = self._be
+        try:
+            if self.spec == "virtual":
+                self.port = be.open_input("midi_in", virtual=True, callback=self.handle,
+                                          client_name=CLIENT_NAME)
+                self.name = f"{CLIENT_NAME}:midi_in (virtual, alsa)"
+            else:
+                names = be.get_input_names()
+                matches = [n for n in names if self.spec.lower() in n.lower()]
+                if not matches:
+                    raise DeviceError(f"no MIDI input matching {self.spec!r} on alsa; "
+                                      f"available: {', '.join(names) or 'none'}")
+                self.port = be.open_input(matches[0], callback=self.handle,
+                                          client_name=CLIENT_NAME)
+                self.name = f"{matches[0]} (alsa)"
+        except DeviceError:
+            raise
+        except Exception as exc:
+            raise DeviceError(f"cannot open MIDI input {self.spec!r} on alsa: {exc}") from exc
+
+    @property
+    def alive(self) -> bool:
+        if self.port is None or self.spec == "virtual":
+            return self.port is not None
+        try:
+            return any(self.spec.lower() in n.lower() for n in self._be.get_input_names())
+        except Exception:
+            return False
+
+    def reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        port, self.port = self.port, None
+        if port is None:
+            return
+        try:
+            port.close()
         except Exception as exc:
             log.debug("closing MIDI input: %s", exc)
+
+
+MidiIn = JackMidiIn | AlsaMidiIn
 
 
 def open_midi_in(engine: Any, spec: str, api: str) -> MidiIn | None:
     """Open ``--midi-in`` (virtual | none | NAME substring) on ``api`` (alsa | jack | auto)."""
     if spec == "none":
         return None
-    return MidiIn(engine, spec, auto_api() if api == "auto" else api)
+    api = auto_api() if api == "auto" else api
+    if api == "jack":
+        return JackMidiIn(engine, spec)
+    if api == "alsa":
+        return AlsaMidiIn(engine, spec)
+    raise ValueError(f"MIDI API must be one of {', '.join(APIS)}, got {api!r}")

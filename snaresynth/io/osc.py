@@ -135,6 +135,7 @@ class OscController:
         self.refused = 0
         self.late = 0
         self._log = RateLimitedLog()
+        self.extra_status: Callable[[], dict[str, int]] | None = None  # e.g. the supervisor's
         self._current_time: float | None = None  # timetag (monotonic) of the message in hand
         self._routes: dict[str, Callable[[Sequence[Any], Address], list[Reply] | None]] = {
             "/trigger": self._trigger, "/z": self._z, "/morph/targets": self._morph_targets,
@@ -321,6 +322,8 @@ class OscController:
         status = dict(self.engine.status())
         status.update(osc_received=self.received, osc_failed=self.failed,
                       osc_refused=self.refused, osc_late=self.late)
+        if self.extra_status is not None:
+            status.update(self.extra_status())
         flat: list[Any] = []
         for key, value in status.items():
             flat.extend([key, float(value) if isinstance(value, float) else int(value)])
