@@ -48,6 +48,7 @@ def default_config() -> dict[str, Any]:
         "lr_decay_steps": 6000,  # cosine decay to 10 % over this many steps; 0 = constant
         "batch_size": 16,
         "out_peak": 0.999,
+        "peak_power": 128,  # L_p norm of the output normaliser (see synth.SynthSpec)
         "order_probes": 32,  # latent points used to rank the knobs by audibility
     }
 
@@ -126,7 +127,8 @@ class SnareSynth(keras.layers.Layer):
 def synth_spec(config: dict[str, Any], sample_rate: int, length: int) -> synth.SynthSpec:
     return synth.SynthSpec(sample_rate=int(sample_rate), length=int(length),
                            n_bands=int(config["n_bands"]), n_modes=int(config["n_modes"]),
-                           out_peak=float(config["out_peak"]))
+                           out_peak=float(config["out_peak"]),
+                           peak_power=int(config["peak_power"]))
 
 
 def build_decoder(config: dict[str, Any], sample_rate: int, length: int) -> keras.Model:

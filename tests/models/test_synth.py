@@ -98,3 +98,14 @@ def test_mrstft_zero_for_identical_positive_otherwise() -> None:
     assert same.shape == (2,)
     np.testing.assert_allclose(same, 0.0, atol=1e-6)
     assert np.all(diff > 0.05)
+
+
+def test_soft_peak_bounds_the_peak_closely() -> None:
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((2, SPEC.length)) * np.exp(-np.arange(SPEC.length) / 800.0))
+    x = tf.constant(x.astype(np.float32))
+    top = np.max(np.abs(np.asarray(x)), axis=1)
+    for power, slack_db in ((32, 2.0), (128, 0.6)):
+        soft = np.asarray(synth.soft_peak(x, power))[:, 0]
+        assert np.all(soft >= top * (1 - 1e-5))
+        assert np.all(20 * np.log10(soft / top) < slack_db)
