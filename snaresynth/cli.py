@@ -37,12 +37,15 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--midi-out", default=None,
                    help="MIDI output for controller feedback: virtual | none | NAME substring")
     p.add_argument("--osc-host", default=None, help="address to bind (default 127.0.0.1)")
-    p.add_argument("--osc-port", type=int, default=None, help="UDP port, 0 = any free (default 9000)")
+    p.add_argument("--osc-port", type=int, default=None,
+                   help="UDP port, 0 = any free (default 9000)")
     p.add_argument("--osc-allow", nargs="+", metavar="CIDR", default=None,
                    help="only obey OSC senders in these networks")
     p.add_argument("--voices", type=int, default=None, help="polyphony limit")
     p.add_argument("--latency", choices=["constant", "lowest"], default=None,
                    help="constant: sample-accurate at arrival + one block; lowest: next block")
+    p.add_argument("--decode", choices=["process", "thread"], default=None,
+                   help="run the model in a child process (default) or a thread of the daemon")
     p.add_argument("--state-file", type=Path, default=None,
                    help="where the current state is saved on exit (default: user state dir)")
     p.set_defaults(func=_cmd_serve)

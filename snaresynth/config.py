@@ -31,6 +31,7 @@ class Settings:
     osc_allow: list[str] = field(default_factory=list)
     voices: int = 16
     latency: str = "constant"  # constant | lowest
+    decode: str = "process"  # process | thread: where the model runs (docs/performance.md)
     state_file: Path | None = None
     autosave_s: float = 30.0
 
@@ -45,6 +46,8 @@ class Settings:
             raise ValueError(f"voices must be 1..256, got {self.voices}")
         if self.latency not in ("constant", "lowest"):
             raise ValueError(f"latency must be 'constant' or 'lowest', got {self.latency!r}")
+        if self.decode not in ("process", "thread"):
+            raise ValueError(f"decode must be 'process' or 'thread', got {self.decode!r}")
         if self.midi_api not in ("auto", "alsa", "jack"):
             raise ValueError(f"midi_api must be auto, alsa or jack, got {self.midi_api!r}")
 

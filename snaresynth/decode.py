@@ -14,9 +14,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
+from snaresynth import dsp
 from snaresynth.models.base import Decoder
 
 log = logging.getLogger(__name__)
@@ -70,15 +72,64 @@ class BufferCache:
         return len(self._items)
 
 
+def playback_buffer(raw: np.ndarray, model_rate: int, out_rate: int, tune_semitones: float,
+                    decay: float) -> np.ndarray:
+    """Model output -> what a voice plays: resampled to the output rate, tuned, decay-shaped.
+
+    Tuning up by r plays the sound r times faster, i.e. it is resampled to out_rate / r.
+    """
+    ratio = dsp.semitones_to_ratio(tune_semitones)
+    target = out_rate / ratio
+    buf = dsp.resample(raw, model_rate, int(round(target))) if abs(target - model_rate) > 0.5 \
+        else np.asarray(raw, dtype=np.float32).copy()
+    buf *= dsp.decay_envelope(buf.shape[0], out_rate, decay)
+    return np.ascontiguousarray(buf, dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class Request:
-    """Decode the sound of one kit slot. ``render`` turns the raw model output (model rate)
-    into the playback buffer (output rate, tune, decay) — pure and fast, run by the worker."""
+    """Decode the sound of one kit slot: plain data, so it can cross a process boundary.
+
+    The worker turns the raw model output (``model_rate`` Hz) into the playback buffer
+    (``out_rate`` Hz, tuned, decay-shaped) with ``render``; ``model_rate`` 0 means "the raw
+    model output, untouched" (tests).
+    """
 
     slot: int
     key: tuple[int, ...]
-    render: Callable[[np.ndarray], np.ndarray]
+    tune_semitones: float = 0.0
+    decay: float = 1.0
+    model_rate: int = 0
+    out_rate: int = 0
     tag: object = None
+
+    def render(self, raw: np.ndarray) -> np.ndarray:
+        """Raw model output -> playback buffer (pure and fast; run by the worker)."""
+        if self.model_rate <= 0:
+            return np.asarray(raw, dtype=np.float32)
+        return playback_buffer(raw, self.model_rate, self.out_rate, self.tune_semitones,
+                               self.decay)
+
+    def render_key(self) -> tuple:
+        """Cache key of the rendered buffer (the latent and everything render depends on)."""
+        return (self.key, self.tune_semitones, self.decay, self.model_rate, self.out_rate)
+
+
+class Worker(Protocol):
+    """What the engine needs of a decode worker (DecodeWorker, ProcessDecodeWorker)."""
+
+    on_ready: Callable[[int, np.ndarray, Request], None]
+    cache: BufferCache
+    decodes: int
+    dropped: int
+    failures: int
+    decode_seconds: list[float]
+
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 2.0) -> None: ...
+    def submit(self, request: Request) -> None: ...
+    def idle(self) -> bool: ...
+    def wait_idle(self, timeout: float = 10.0) -> bool: ...
 
 
 class DecodeWorker:

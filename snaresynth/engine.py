@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from snaresynth import dsp, mapping
-from snaresynth.decode import BufferCache, DecodeWorker, Request, quantize_knobs
+from snaresynth.decode import (  # noqa: F401  (playback_buffer: re-exported)
+    BufferCache,
+    DecodeWorker,
+    Request,
+    Worker,
+    playback_buffer,
+    quantize_knobs,
+)
 from snaresynth.mapping import ControlMap, History, MidiLearn, morph_knobs, randomize_knobs
 from snaresynth.models.base import Decoder
 from snaresynth.presets import Kit, PresetStore, save_state
@@ -51,7 +58,10 @@ class EngineSettings:
 
 class Engine:
     def __init__(self, decoder: Decoder, kit: Kit, settings: EngineSettings | None = None,
-                 store: PresetStore | None = None) -> None:
+                 store: PresetStore | None = None, worker: Worker | None = None) -> None:
+        """``worker``: a decode worker to use instead of a DecodeWorker thread on ``decoder``
+        (e.g. a ProcessDecodeWorker; ``decoder`` then only describes the model); its
+        ``on_ready`` is set to the engine's publisher."""
         self.settings = settings or EngineSettings()
         if self.settings.latency not in ("constant", "lowest"):
             raise ValueError(
@@ -61,7 +71,11 @@ class Engine:
         self.rate = self.settings.rate
         self.mixer = Mixer(self.rate, self.settings.max_voices,
                            max_block=max(8192, 4 * self.settings.blocksize))
-        self.worker = DecodeWorker(decoder, self._publish, BufferCache(self.settings.cache_bytes))
+        if worker is None:
+            worker = DecodeWorker(decoder, self._publish, BufferCache(self.settings.cache_bytes))
+        else:
+            worker.on_ready = self._publish
+        self.worker: Worker = worker
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self.kit = copy.deepcopy(kit)
@@ -419,15 +433,10 @@ class Engine:
             layers = [(layer, mapping.velocity_knobs(knobs, (layer + 1) / VELOCITY_LAYERS, dim,
                                                      amount, VELOCITY_LAYERS))
                       for layer in range(VELOCITY_LAYERS)]
-        model_rate = self.decoder.sample_rate
-        out_rate = self.rate
-
-        def render(raw: np.ndarray) -> np.ndarray:
-            return playback_buffer(raw, model_rate, out_rate, tune, decay)
-
         for layer, layer_knobs in reversed(layers):
             self.worker.submit(Request(index * VELOCITY_LAYERS + layer,
-                                       quantize_knobs(layer_knobs), render))
+                                       quantize_knobs(layer_knobs), float(tune), float(decay),
+                                       int(self.decoder.sample_rate), int(self.rate)))
 
     def _publish(self, slot: int, buffer: np.ndarray, request: Request) -> None:
         """Thread: decode worker. One reference swap; sounding voices keep their old buffer."""
@@ -457,16 +466,3 @@ def _layer_buffer(layers: list[np.ndarray | None], velocity: float,
                 return layers[layer]
     return None
 
-
-def playback_buffer(raw: np.ndarray, model_rate: int, out_rate: int, tune_semitones: float,
-                    decay: float) -> np.ndarray:
-    """Model output -> what a voice plays: resampled to the output rate, tuned, decay-shaped.
-
-    Tuning up by r plays the sound r times faster, i.e. it is resampled to out_rate / r.
-    """
-    ratio = dsp.semitones_to_ratio(tune_semitones)
-    target = out_rate / ratio
-    buf = dsp.resample(raw, model_rate, int(round(target))) if abs(target - model_rate) > 0.5 \
-        else np.asarray(raw, dtype=np.float32).copy()
-    buf *= dsp.decay_envelope(buf.shape[0], out_rate, decay)
-    return np.ascontiguousarray(buf, dtype=np.float32)

@@ -72,18 +72,30 @@ def serve(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    decoder = registry.resolve(settings.model)
-    decoder.warm_up()
-    log.info("model: %s (%s, %d latent dims, %d Hz)", getattr(decoder, "path", None) or
-             decoder.metadata.description, decoder.family, decoder.latent_dim,
-             decoder.sample_rate)
+    engine_settings = EngineSettings(rate=0, blocksize=settings.blocksize,
+                                     max_voices=settings.voices, latency=settings.latency)
+    worker = None
+    if settings.decode == "process":  # the model lives in a child; no TensorFlow here
+        from snaresynth.decode import BufferCache
+        from snaresynth.decode_process import ProcessDecodeWorker
+
+        worker = ProcessDecodeWorker(settings.model, cache=BufferCache(
+            engine_settings.cache_bytes))
+        decoder = worker.load()
+    else:
+        decoder = registry.resolve(settings.model)
+        decoder.warm_up()
+    metadata = getattr(decoder, "metadata", None)
+    log.info("model: %s (%s, %d latent dims, %d Hz, decoding in a %s)",
+             getattr(decoder, "path", None) or getattr(metadata, "description", "") or
+             getattr(decoder, "description", ""), decoder.family, decoder.latent_dim,
+             decoder.sample_rate, settings.decode)
     store = PresetStore()
     state_file = settings.state_file or default_state_path()
     kit, selected = choose_kit(settings, store, state_file)
     rate = device_rate(settings)
-    engine = Engine(decoder, kit, EngineSettings(
-        rate=rate, blocksize=settings.blocksize, max_voices=settings.voices,
-        latency=settings.latency), store=store)
+    engine_settings.rate = rate
+    engine = Engine(decoder, kit, engine_settings, store=store, worker=worker)
     engine.selected = min(selected, len(kit.slots) - 1)
     engine.start()
 

@@ -10,7 +10,11 @@ The study's WaveGAN snares sounded "bitcrushed". Its known causes are options he
 Pons et al., ICASSP 2021 "Upsampling artifacts in neural audio synthesis") removes those tones,
 leaving only attenuated spectral images; ``post_filter`` adds the paper's learned 512-tap filter
 (initialised to the identity) and ``phase_shuffle`` sets the critic's shuffle (paper: 2 samples).
-``bench/wavegan_artifacts.py`` measures both on generator outputs.
+``bench/wavegan_artifacts.py`` measures both on generator outputs. Measured on the Hydrogen
+snares (85 at 32 kHz), d=4, median of 3 seeds, mean peak at k*fs/4^L over the 5 layers (the
+corpus itself: -0.4 dB): transpose +17.8 dB at init, +24.5 dB after 150 steps; nearest -5.1 and
+-5.7 dB (no tones). Spectral replicas remain with both (mirror correlation 0.66 after 150 steps,
+corpus 0.00); the post filter did not lower either within 40 steps. Hence ``nearest`` by default.
 """
 
 from __future__ import annotations

@@ -44,10 +44,10 @@ def test_latest_request_wins_and_older_are_dropped(sine_decoder):
     worker, published = _collect(sine_decoder)
     worker.start()
     try:
-        worker.submit(Request(0, (0, 0, 0, 0), lambda raw: raw, tag="first"))
+        worker.submit(Request(0, (0, 0, 0, 0), tag="first"))
         time.sleep(0.05)  # the worker is now blocked decoding "first"
         for i in range(1, 50):
-            worker.submit(Request(0, (i, 0, 0, 0), lambda raw: raw, tag=i))
+            worker.submit(Request(0, (i, 0, 0, 0), tag=i))
         gate.set()
         assert worker.wait_idle(5)
     finally:
@@ -61,9 +61,9 @@ def test_cache_hit_does_not_call_the_model(sine_decoder):
     worker, published = _collect(sine_decoder)
     worker.start()
     try:
-        worker.submit(Request(0, (512, 512, 512, 512), lambda raw: raw))
+        worker.submit(Request(0, (512, 512, 512, 512)))
         worker.wait_idle(5)
-        worker.submit(Request(1, (512, 512, 512, 512), lambda raw: raw))
+        worker.submit(Request(1, (512, 512, 512, 512)))
         worker.wait_idle(5)
     finally:
         worker.stop()
@@ -75,11 +75,11 @@ def test_failing_decode_keeps_previous_buffer_and_is_counted(sine_decoder):
     worker, published = _collect(sine_decoder)
     worker.start()
     try:
-        worker.submit(Request(0, (1, 1, 1, 1), lambda raw: raw))
+        worker.submit(Request(0, (1, 1, 1, 1)))
         worker.wait_idle(5)
         for mode, key in (("raise", (2, 2, 2, 2)), ("nan", (3, 3, 3, 3))):
             sine_decoder.fail = mode
-            worker.submit(Request(0, key, lambda raw: raw))
+            worker.submit(Request(0, key))
             worker.wait_idle(5)
     finally:
         worker.stop()

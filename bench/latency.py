@@ -1,0 +1,234 @@
+"""Note-on -> audio onset latency and jitter of snaresynth and FluidSynth on one JACK server.
+
+For each period (64, 128, 256 frames at 48 kHz) a private JACK server (dummy driver) runs
+``snaresynth serve`` and FluidSynth side by side. A probe client of this process sends a
+note-on at a random frame offset inside its process callback and finds the first non-silent
+sample the synth sends back: latency in frames = onset frame - note-on frame, both on JACK's
+frame clock (see jackprobe.py). Hits alternate between the synths, so both see the same load.
+
+At one period (``--latent-period``, default 128) it also measures how soon after a latent
+change (a CC) a hit plays the new sound: a CC, then a note-on ``d`` ms later, for a ladder of
+``d``; each test hit is compared sample for sample with a reference hit played once the decode
+has settled. Figures only, never pass/fail.
+
+    .venv/bin/python bench/latency.py [--periods 64 128 256] [--hits 100] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import jackprobe as jp  # noqa: E402
+
+NOTE = 38  # GM acoustic snare: snaresynth's default kit slot 0, FluidSynth's drum kit
+DRUM_CHANNEL = 10
+LEAD_S = 0.05  # how far ahead of "now" a note is scheduled (always a future cycle)
+WINDOW_S = 0.25  # an onset later than this after its note-on counts as missed
+LATENT_CC = 21  # latent/1 in the default kit (latent/0 is the velocity dimension)
+LADDER_MS = (0, 5, 10, 20, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250)
+
+
+def stats(latencies: list[int | None], rate: int) -> dict[str, float | int]:
+    got = np.array([x for x in latencies if x is not None], dtype=np.int64)
+    missed = len(latencies) - got.size
+    if got.size == 0:
+        return {"hits": len(latencies), "missed": missed}
+    ms = 1000.0 / rate
+    return {"hits": len(latencies), "missed": missed,
+            "median_frames": float(np.median(got)), "min_frames": int(got.min()),
+            "max_frames": int(got.max()), "jitter_frames": int(got.max() - got.min()),
+            "median_ms": float(np.median(got)) * ms, "min_ms": int(got.min()) * ms,
+            "max_ms": int(got.max()) * ms, "jitter_ms": int(got.max() - got.min()) * ms}
+
+
+def measure_latency(server: jp.JackServer, daemon: jp.Synth, fluid: jp.Synth, hits: int,
+                    spacing_s: float, seed: int) -> dict[str, dict]:
+    """``hits`` note-ons to each synth at random frame offsets; latency stats per synth."""
+    rng = np.random.default_rng(seed)
+    probes = {"snaresynth": jp.Probe(server), "FluidSynth": jp.Probe(server)}
+    probes["snaresynth"].connect(daemon)
+    probes["FluidSynth"].connect(fluid)
+    lead = int(LEAD_S * server.rate)
+    half = int(spacing_s * server.rate / 2)
+    try:
+        time.sleep(0.5)
+        for i in range(hits + 1):  # the first hit of each is a warm-up, not counted
+            now = probes["snaresynth"].now()
+            t = now + lead + int(rng.integers(0, server.period))
+            probes["snaresynth"].schedule(t, jp.note_on(NOTE, 110))
+            t = now + lead + half + int(rng.integers(0, server.period))
+            probes["FluidSynth"].schedule(t, jp.note_on(NOTE, 110, DRUM_CHANNEL))
+            probes["FluidSynth"].schedule(t + lead, jp.note_off(NOTE, DRUM_CHANNEL))
+            time.sleep(spacing_s)
+            if i == 0:
+                for probe in probes.values():
+                    probe.sent.clear()
+        time.sleep(WINDOW_S + 0.3)
+        result = {}
+        for name, probe in probes.items():
+            notes = [(f, c) for f, m, c in probe.sent if m[0] & 0xF0 == 0x90]
+            lat = probe.match(notes, int(WINDOW_S * server.rate))
+            result[name] = stats(lat, server.rate) | {
+                "probe_xruns": probe.xruns, "late_sends": probe.late_events,
+                "offsets": sorted({f - c for f, c in notes}).__len__()}
+        return result
+    finally:
+        for probe in probes.values():
+            probe.close()
+
+
+def measure_latent_change(server: jp.JackServer, daemon: jp.Synth, spacing_s: float,
+                          repeats: int, seed: int) -> dict:
+    """CC (a never-used value: a cache miss) then a note-on d ms later; new sound or old?"""
+    rng = np.random.default_rng(seed)
+    probe = jp.Probe(server, record_seconds=30.0)
+    probe.connect(daemon)
+    osc = jp.OscStatus(daemon.osc_port)
+    lead = int(LEAD_S * server.rate)
+    rate = server.rate
+    length = 4096
+    ladder = [d for d in LADDER_MS for _ in range(repeats)]
+    rng.shuffle(ladder)
+    values = [int(v) for v in rng.permutation(128)]
+    trials = []
+    try:
+        time.sleep(0.5)
+
+        def hit_at(frame: int) -> np.ndarray | None:
+            """The first ``length`` frames of the hit played for a note-on at ``frame``."""
+            time.sleep(max((frame - probe.now()) / rate, 0) + WINDOW_S + 0.1)
+            lat = probe.match([(frame, frame - frame % server.period)], int(WINDOW_S * rate))[0]
+            return None if lat is None else probe.heard(frame + lat, length)
+
+        t = probe.now() + lead
+        probe.schedule(t, jp.note_on(NOTE, 127))
+        old = hit_at(t)
+        time.sleep(spacing_s)
+        for delay_ms in ladder:
+            value = values.pop()
+            t = probe.now() + lead
+            probe.schedule(t, jp.control_change(LATENT_CC, value))
+            note = t + int(round(delay_ms * rate / 1000))
+            probe.schedule(note, jp.note_on(NOTE, 127))
+            test = hit_at(note)
+            time.sleep(spacing_s)
+            t = probe.now() + lead
+            probe.schedule(t, jp.note_on(NOTE, 127))
+            new = hit_at(t)
+            time.sleep(spacing_s)
+            if test is None or new is None or old is None:
+                verdict = "missed"
+            elif np.allclose(test, new, atol=1e-6):
+                verdict = "new" if not np.allclose(new, old, atol=1e-6) else "same"
+            elif np.allclose(test, old, atol=1e-6):
+                verdict = "old"
+            else:
+                verdict = "other"
+            trials.append({"delay_ms": delay_ms, "verdict": verdict})
+            old = new
+        status = osc.status()
+    finally:
+        probe.close()
+        osc.close()
+    old_delays = [t["delay_ms"] for t in trials if t["verdict"] == "old"]
+    new_delays = [t["delay_ms"] for t in trials if t["verdict"] == "new"]
+    always_new = min((d for d in LADDER_MS if all(
+        t["verdict"] == "new" for t in trials if t["delay_ms"] >= d)), default=None)
+    return {"trials": trials, "latest_old_ms": max(old_delays, default=None),
+            "earliest_new_ms": min(new_delays, default=None), "always_new_from_ms": always_new,
+            "decode_ms_median": status.get("decode_ms_median"),
+            "block_ms": 1000.0 * server.period / rate}
+
+
+def run_period(period: int, args: argparse.Namespace, workdir: Path) -> dict:
+    with jp.JackServer(period) as server:
+        daemon = jp.start_daemon(server, workdir / f"p{period}", tuple(args.daemon_args))
+        fluid = jp.start_fluidsynth(server)
+        try:
+            result: dict = {"period": period, "load_before": jp.load_average()}
+            result["latency"] = measure_latency(server, daemon, fluid, args.hits, args.spacing,
+                                                args.seed + period)
+            if period == args.latent_period and args.latent_repeats > 0:
+                result["latent_change"] = measure_latent_change(
+                    server, daemon, args.spacing, args.latent_repeats, args.seed)
+            status = jp.OscStatus(daemon.osc_port)
+            try:
+                result["daemon_status"] = status.status()
+            finally:
+                status.close()
+            result["load_after"] = jp.load_average()
+        finally:
+            daemon.close()
+            fluid.close()
+    return result
+
+
+def report(results: list[dict]) -> None:
+    print(f"\n{'period':>6} {'synth':<11} {'median':>16} {'min':>16} {'max':>16} "
+          f"{'jitter':>16} {'missed':>6}")
+    for res in results:
+        lat = res["latency"]
+        for name in ("snaresynth", "FluidSynth"):
+            s = lat[name]
+            if "median_frames" not in s:
+                print(f"{res['period']:>6} {name:<11} all {s['missed']} hits missed")
+                continue
+            cells = [f"{s[k + '_frames']:7.1f} ({s[k + '_ms']:5.2f} ms)"
+                     for k in ("median", "min", "max", "jitter")]
+            print(f"{res['period']:>6} {name:<11} " + " ".join(f"{c:>16}" for c in cells)
+                  + f" {s['missed']:>3}/{s['hits']}")
+        a, b = lat["snaresynth"].get("median_frames"), lat["FluidSynth"].get("median_frames")
+        ratio = f"{a / b:.2f}" if a is not None and b is not None and b > 0 else (
+            "n/a (FluidSynth's median is not after the note-on frame)")
+        st = res["daemon_status"]
+        print(f"{'':>6} median ratio snaresynth/FluidSynth {ratio}; daemon xruns "
+              f"{st.get('xruns')} (start-up {st.get('startup_xruns')}), late hits "
+              f"{st.get('late_hits')}; load {res['load_before']} -> {res['load_after']}")
+        if "latent_change" in res:
+            lc = res["latent_change"]
+            print(f"{'':>6} latent change -> new sound: latest old {lc['latest_old_ms']} ms, "
+                  f"earliest new {lc['earliest_new_ms']} ms, always new from "
+                  f"{lc['always_new_from_ms']} ms; decode median "
+                  f"{lc['decode_ms_median']:.1f} ms + block {lc['block_ms']:.2f} ms")
+            by = {}
+            for t in lc["trials"]:
+                by.setdefault(t["delay_ms"], []).append(t["verdict"][0])
+            print(f"{'':>6} verdicts by delay ms: " + " ".join(
+                f"{d}:{''.join(v)}" for d, v in sorted(by.items())))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--periods", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--hits", type=int, default=100)
+    parser.add_argument("--spacing", type=float, default=0.6, help="seconds between hits")
+    parser.add_argument("--latent-period", type=int, default=128)
+    parser.add_argument("--latent-repeats", type=int, default=2,
+                        help="trials per delay of the latent-change ladder (0 = skip)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("daemon_args", nargs="*",
+                        help="extra `snaresynth serve` arguments, after --")
+    args = parser.parse_args()
+    print(f"load average before: {jp.load_average()}", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="snaresynth-latency-") as tmp:
+        for period in args.periods:
+            print(f"period {period} frames ...", flush=True)
+            results.append(run_period(period, args, Path(tmp)))
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

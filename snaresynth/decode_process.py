@@ -1,0 +1,291 @@
+"""Decoding in a child process: the daemon's interpreter never runs TensorFlow.
+
+Why: the audio callback is a Python function, so it needs the GIL at the start of every block.
+A decode thread in the same process holds the GIL between TensorFlow ops and for the Python
+around them (tracing, numpy, resampling); bench/gil.py measures how late that makes the
+callback. ``ProcessDecodeWorker`` has the interface of ``DecodeWorker`` (``submit`` with
+latest-wins per request slot, ``cache``, ``on_ready``, ``stop``, ``wait_idle``, the counters)
+but runs the model in a ``spawn``-ed child that loads it from its spec (a model path,
+"untrained:FAMILY" or None for the bundled model) — never a pickled model. The child decodes,
+resamples, tunes and decay-shapes, and sends the finished float32 buffer back over a pipe.
+
+Threads and processes:
+- any thread -> ``submit`` (a dict slot under a condition, as DecodeWorker);
+- one client thread in the daemon: takes the newest request, answers it from the cache of
+  finished buffers or sends it to the child and blocks on the pipe (without the GIL), then
+  publishes through ``on_ready`` (a reference swap);
+- the child: one loop, one request at a time, with its own LRU cache of raw model outputs (a
+  tune or decay change does not run the model again). If the child dies it is started again
+  and the request is counted as a failure: the instrument keeps its previous sound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from snaresynth.decode import BufferCache, Request, knobs_to_z
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 180.0
+"""Child start-up: importing TensorFlow and warming the model up on 2 busy cores."""
+
+
+@dataclass
+class RemoteDecoder:
+    """What the daemon knows of the child's model: the Decoder contract minus ``decode``."""
+
+    family: str
+    latent_dim: int
+    sample_rate: int
+    length: int
+    lo: list[float]
+    hi: list[float]
+    description: str = ""
+    path: str | None = None
+    metadata: Any = field(default=None, repr=False)
+
+    def latent_range(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.lo, dtype=np.float32), np.asarray(self.hi, dtype=np.float32)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        raise RuntimeError("this model decodes in the decode process; use the worker")
+
+    def warm_up(self) -> None:
+        """Already warmed up in the child."""
+
+
+class ProcessDecodeWorker:
+    """DecodeWorker's interface with the model in a spawned child process."""
+
+    def __init__(self, model_spec: str | None,
+                 on_ready: Callable[[int, np.ndarray, Request], None] | None = None,
+                 cache: BufferCache | None = None, threads: int = 0, nice: int = 0) -> None:
+        self.model_spec = model_spec
+        self.on_ready = on_ready or (lambda slot, buf, req: None)
+        self.cache = cache or BufferCache()  # finished playback buffers, by Request.render_key
+        self.threads = threads  # TensorFlow intra/inter-op threads in the child (0 = its default)
+        self.nice = nice  # added to the child's nice value: decoding yields the CPU to the daemon
+        self._ctx = mp.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.decoder: RemoteDecoder | None = None
+        self._cond = threading.Condition()
+        self._pending: dict[int, Request] = {}
+        self._stop = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="snaresynth-decode-client",
+                                        daemon=True)
+        self.decodes = 0
+        self.dropped = 0
+        self.failures = 0
+        self.restarts = 0
+        self.decode_seconds: list[float] = []
+
+    # --- lifecycle (main thread) ---------------------------------------------------------------
+    def load(self, timeout: float = START_TIMEOUT_S) -> RemoteDecoder:
+        """Start the child, load and warm up the model there; returns its description."""
+        if self.decoder is None:
+            self.decoder = self._spawn(timeout)
+        return self.decoder
+
+    def start(self) -> None:
+        self.load()
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._close_child(timeout)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # --- any thread ----------------------------------------------------------------------------
+    def submit(self, request: Request) -> None:
+        """Ask for a slot's sound; replaces an older pending request for that slot."""
+        with self._cond:
+            if request.slot in self._pending:
+                self.dropped += 1
+            self._pending[request.slot] = request
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._pending and not self._busy
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every submitted request is published (start-up, tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.idle():
+                return True
+            time.sleep(0.002)
+        return False
+
+    # --- client thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                slot = next(iter(self._pending))
+                request = self._pending.pop(slot)
+                self._busy = True
+            try:
+                buffer = self._decode(request)
+            except Exception as exc:  # a model or child fault must never stop the instrument
+                self.failures += 1
+                log.error("decode failed for slot %d, keeping the previous sound: %s",
+                          request.slot, exc)
+            else:
+                self.on_ready(request.slot, buffer, request)
+            finally:
+                with self._cond:
+                    self._busy = False
+
+    def _decode(self, request: Request) -> np.ndarray:
+        key = request.render_key()
+        buffer = self.cache.get(key)
+        if buffer is not None:
+            return buffer
+        assert self.decoder is not None
+        lo, hi = self.decoder.latent_range()
+        z = knobs_to_z(request.key, lo, hi)
+        message = (request.key, z, request.tune_semitones, request.decay, request.model_rate,
+                   request.out_rate)
+        try:
+            assert self._conn is not None
+            self._conn.send(message)
+            reply = self._conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            self._restart()
+            raise RuntimeError(f"decode process died ({exc!r}); restarted it") from exc
+        status, payload, model_s = reply
+        if status != "ok":
+            raise RuntimeError(payload)
+        if model_s is None:  # the child's raw cache had it: no model run
+            self.cache.misses -= 1
+            self.cache.hits += 1
+        else:
+            self.decodes += 1
+            self.decode_seconds.append(model_s)
+            if len(self.decode_seconds) > 512:
+                del self.decode_seconds[:256]
+        buffer = np.frombuffer(payload, dtype=np.float32)
+        self.cache.put(key, buffer)
+        return buffer
+
+    # --- the child process ---------------------------------------------------------------------
+    def _spawn(self, timeout: float) -> RemoteDecoder:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=child_main, name="snaresynth-decoder",
+                                 args=(child, self.model_spec, self.cache.max_bytes,
+                                       self.threads, self.nice), daemon=True)
+        proc.start()
+        child.close()
+        if not parent.poll(timeout):
+            proc.kill()
+            raise RuntimeError(f"decode process did not load the model within {timeout:.0f} s")
+        try:
+            status, payload = parent.recv()
+        except EOFError as exc:
+            proc.join(1.0)
+            raise RuntimeError(f"decode process exited ({proc.exitcode}) while loading the "
+                               f"model {self.model_spec!r}") from exc
+        if status != "ready":
+            proc.join(1.0)
+            raise RuntimeError(f"decode process could not load {self.model_spec!r}: {payload}")
+        self._proc, self._conn = proc, parent
+        return RemoteDecoder(**payload)
+
+    def _restart(self) -> None:
+        self._close_child(1.0)
+        self.restarts += 1
+        self._spawn(START_TIMEOUT_S)
+
+    def _close_child(self, timeout: float) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                conn.send(None)
+            conn.close()
+        if proc is not None:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+
+
+def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: int,
+               nice: int = 0) -> None:
+    """The decode process: load the model, say "ready", then answer requests until None/EOF."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if nice:
+        os.nice(nice)
+    from snaresynth.decode import playback_buffer
+    from snaresynth.models import registry
+
+    try:
+        if threads > 0:
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        decoder = registry.resolve(spec)
+        decoder.warm_up()
+        lo, hi = decoder.latent_range()
+        metadata = getattr(decoder, "metadata", None)
+        conn.send(("ready", {
+            "family": decoder.family, "latent_dim": int(decoder.latent_dim),
+            "sample_rate": int(decoder.sample_rate), "length": int(decoder.length),
+            "lo": [float(v) for v in lo], "hi": [float(v) for v in hi],
+            "description": getattr(metadata, "description", "") or "",
+            "path": str(getattr(decoder, "path", None) or "") or None}))
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    raw_cache = BufferCache(cache_bytes)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        key, z, tune, decay, model_rate, out_rate = message
+        try:
+            raw = raw_cache.get(key)
+            model_s = None
+            if raw is None:
+                t0 = time.perf_counter()
+                out = np.asarray(decoder.decode(z[None, :]), dtype=np.float32)
+                model_s = time.perf_counter() - t0
+                if out.ndim != 2 or out.shape[0] != 1 or not np.all(np.isfinite(out)):
+                    raise ValueError(f"decoder returned {out.shape} with non-finite or "
+                                     "wrong-shape output")
+                raw = out[0]
+                raw_cache.put(key, raw)
+            buf = raw if model_rate <= 0 else playback_buffer(raw, model_rate, out_rate, tune,
+                                                               decay)
+            conn.send(("ok", np.ascontiguousarray(buf, dtype=np.float32).tobytes(), model_s))
+        except Exception as exc:  # answered, counted by the daemon; the child keeps serving
+            conn.send(("error", f"{type(exc).__name__}: {exc}", None))
