@@ -65,44 +65,67 @@ def auto_api() -> str:
 
 
 class RunningStatusParser:
-    """Raw MIDI bytes -> mido messages, with running status (which mido's own parser drops).
+    """Raw MIDI bytes -> mido messages, with running status and real-time bytes inside other
+    messages (mido's own parser drops both: the message they interrupt is lost).
 
     Real-time bytes (0xF8..0xFF) may appear anywhere and keep running status; system common
-    bytes cancel it; data bytes with no status to belong to are discarded (counted).
+    bytes cancel it; data bytes with no status to belong to, undefined status bytes and sysex
+    longer than ``MAX_SYSEX`` bytes are discarded and counted in ``stray``.
     """
 
-    def __init__(self) -> None:
-        import mido
+    MAX_SYSEX = 4096
 
-        self._parser = mido.Parser()
+    def __init__(self) -> None:
         self._running = 0  # last channel-voice status byte, 0 = none
-        self._need = 0  # data bytes the message in progress still needs (-1: inside sysex)
+        self._msg: list[int] = []  # the message in progress, status byte first
+        self._need = 0  # data bytes it still needs (-1: inside sysex)
         self.stray = 0
 
     def feed(self, data: bytes | bytearray | list[int]) -> list[Any]:
-        feed = self._parser.feed_byte
+        out: list[Any] = []
         for byte in data:
             if not 0 <= byte <= 255:
                 self.stray += 1
-                continue
-            if byte >= 0xF8:
-                feed(byte)
+            elif byte >= 0xF8:
+                self._emit([byte], out)
+            elif byte == 0xF7 and self._need == -1:
+                self._msg.append(byte)
+                self._need = 0
+                self._emit(self._msg, out)
             elif byte >= 0x80:
+                if self._msg:
+                    self.stray += len(self._msg)  # a message cut short by a new status
                 self._running = byte if byte < 0xF0 else 0
-                self._need = _data_bytes(byte)
-                feed(byte)
+                self._msg, self._need = [byte], _data_bytes(byte)
+                if self._need == 0:
+                    self._emit(self._msg, out)
             elif self._need == -1:
-                feed(byte)
+                self._msg.append(byte)
+                if len(self._msg) > self.MAX_SYSEX:
+                    self.stray += len(self._msg)
+                    self._msg, self._need = [], 0
             elif self._need > 0:
+                self._msg.append(byte)
                 self._need -= 1
-                feed(byte)
+                if self._need == 0:
+                    self._emit(self._msg, out)
             elif self._running:  # running status: the status byte is implied
-                feed(self._running)
-                self._need = _data_bytes(self._running) - 1
-                feed(byte)
+                self._msg, self._need = [self._running, byte], _data_bytes(self._running) - 1
+                if self._need == 0:
+                    self._emit(self._msg, out)
             else:
                 self.stray += 1
-        return list(self._parser)
+        return out
+
+    def _emit(self, raw: list[int], out: list[Any]) -> None:
+        import mido
+
+        try:
+            out.append(mido.Message.from_bytes(raw))
+        except (ValueError, TypeError):  # undefined status bytes (0xF4, 0xF5, 0xF9, 0xFD)
+            self.stray += len(raw)
+        if raw is self._msg:
+            self._msg = []
 
 
 def _data_bytes(status: int) -> int:
