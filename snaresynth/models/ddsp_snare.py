@@ -19,6 +19,7 @@ Pieces (all registered Keras objects, loadable in safe mode, no Lambda layers):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import keras
@@ -29,6 +30,8 @@ from snaresynth.models import losses, synth
 
 FAMILY = "ddsp_snare"
 PACKAGE = "snaresynth"
+
+log = logging.getLogger(__name__)
 
 
 def default_config() -> dict[str, Any]:
@@ -301,5 +304,6 @@ def latent_spec(trainer: DDSPSnareTrainer, audio: np.ndarray,
                 config: dict[str, Any]) -> tuple[list[float], list[float], str]:
     """Fix the knob space (see ``fit_knob_space``); knobs span +-2 sigma of a normal prior."""
     trainer.knob_report = fit_knob_space(trainer, np.asarray(audio, dtype=np.float32))
+    log.info("knob space fitted: %s", trainer.knob_report)
     dim = int(trainer.config["latent_dim"])
     return [-2.0] * dim, [2.0] * dim, "normal"
