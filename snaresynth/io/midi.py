@@ -5,7 +5,8 @@ translating and counting; it is driven by
 
 - ``JackMidiIn`` (``--midi-api jack``): a JACK client ``snaresynth`` with one MIDI port
   ``midi_in``; its process callback parses the raw bytes (running status included), hands notes
-  and CCs to the engine at once and leaves the rest to a reader thread. JACK-Client rather
+  to the engine at once, keeps only the latest value of each CC and leaves CCs and the rest to
+  a reader thread (so a CC flood is bounded and the last value wins). JACK-Client rather
   than rtmidi because an rtmidi JACK port cannot be closed after the JACK server died (it
   crashes the process), so a daemon on rtmidi could never reconnect;
 - ``AlsaMidiIn`` (``--midi-api alsa``): rtmidi's callback thread calls ``handle``.
@@ -173,6 +174,8 @@ class JackMidiIn(MidiRouter):
         self.spec = spec
         self.overflows = 0
         self._events: deque[tuple[float, Any]] = deque(maxlen=MAX_PENDING_EVENTS)
+        self._latest_cc: dict[tuple[int, int], Any] = {}  # at most 16 x 128 entries
+        self._cc_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
         self._lost = threading.Event()
@@ -212,16 +215,26 @@ class JackMidiIn(MidiRouter):
                               f"available: {', '.join(names) or 'none'}")
 
     def _callback(self, frames: int) -> None:
-        """Thread: JACK process. Notes and CCs go to the engine at once (as rtmidi's callback
-        did: a note must be placed on the audio clock within the block it arrived in); anything
-        slower (program change: a preset from disk) waits for the reader thread."""
+        """Thread: JACK process. Only parses: notes go to the engine at once (a note must be
+        placed on the audio clock within the block it arrived in); CCs are coalesced to the
+        latest value per channel and controller, and they and everything else (program change:
+        a preset from disk) are handled by the reader thread. So a CC flood costs this thread
+        next to nothing, and the last value always wins."""
         now = time.monotonic()
         got = False
-        for offset, data in self.port.incoming_midi_events():
+        # copied out first: handling a message between two steps of JACK-Client's generator
+        # was seen to end it early (the rest of the period's events were lost)
+        raw = [(offset, bytes(data)) for offset, data in self.port.incoming_midi_events()]
+        for offset, data in raw:
             at = now + offset / self._rate  # the offset keeps the spacing within a period
-            for msg in self._parser.feed(bytes(data)):
-                if msg.type in ("note_on", "control_change"):
+            for msg in self._parser.feed(data):
+                kind = msg.type
+                if kind == "note_on":
                     self.handle(msg, at)
+                elif kind == "control_change":
+                    with self._cc_lock:
+                        self._latest_cc[(msg.channel, msg.control)] = msg
+                    got = True
                 else:
                     if len(self._events) == MAX_PENDING_EVENTS:
                         self.overflows += 1
@@ -237,6 +250,10 @@ class JackMidiIn(MidiRouter):
         while not self._stop:
             self._wake.wait(0.2)
             self._wake.clear()
+            with self._cc_lock:
+                ccs, self._latest_cc = self._latest_cc, {}
+            for msg in ccs.values():
+                self.handle(msg)
             while self._events:
                 at, msg = self._events.popleft()
                 self.handle(msg, at)

@@ -92,6 +92,32 @@ def _no_more(args: Sequence[Any], count: int) -> None:
         raise OscError(f"expected at most {count} argument(s), got {len(args)}")
 
 
+NTP_UNIX_OFFSET_S = 2208988800
+"""Seconds from 1900 (OSC/NTP time) to 1970 (Unix time)."""
+
+
+def _bundle_time(data: bytes) -> float:
+    """A bundle's own timetag in Unix seconds (inf for "immediately", the timetag 1)."""
+    raw = int.from_bytes(data[8:16], "big")
+    if raw == 1:
+        return math.inf
+    return (raw >> 32) - NTP_UNIX_OFFSET_S + (raw & 0xFFFFFFFF) / 2**32
+
+
+def _missing_bytes(message: Any) -> int:
+    """How many bytes shorter a parsed message is than its arguments need (0 = whole).
+
+    python-osc pads a float or int that was cut off with zero bytes instead of failing, so a
+    truncated ``/level 0.5`` would silently set the level to 0; encoding the parsed message again
+    shows the shortfall.
+    """
+    try:
+        needed = len(build_message(message.address, list(message.params)))
+    except Exception:  # values python-osc can parse but not build: nothing to compare
+        return 0
+    return max(0, needed - len(message.dgram))
+
+
 def build_message(address: str, args: Sequence[Any]) -> bytes:
     builder = OscMessageBuilder(address)
     for arg in args:
@@ -158,6 +184,9 @@ class OscController:
             self.refused += 1
             self._log.warning("OSC from %s refused (not in --osc-allow)", sender[0])
             return []
+        if len(data) % 4:  # OSC packets are whole 32-bit words; anything else was cut short
+            return self._fail("?", f"truncated packet ({len(data)} bytes, not a multiple of 4)",
+                              sender)
         try:
             packet = osc_packet.OscPacket(data)
             messages = packet.messages
@@ -165,8 +194,16 @@ class OscController:
             return self._fail("?", f"unparseable packet ({type(exc).__name__}: {exc})", sender)
         replies: list[Reply] = []
         bundled = data[:8] == b"#bundle\x00"
+        if bundled and _bundle_time(data) < time.time() - 0.001:
+            self.late += 1  # python-osc hands past timetags over as "now": counted here
         for timed in messages:
-            replies.extend(self._handle_message(timed.message.address, list(timed.message.params),
+            message = timed.message
+            missing = _missing_bytes(message)
+            if missing:
+                replies.extend(self._fail(message.address, f"truncated message ({missing} "
+                                          "bytes of arguments missing)", sender))
+                continue
+            replies.extend(self._handle_message(message.address, list(message.params),
                                                 timed.time if bundled else None, sender))
         return replies
 
@@ -368,6 +405,8 @@ class OscServer:
         server_self = self
 
         class _Server(BlockingOSCUDPServer):
+            max_packet_size = 65535  # socketserver's 8192 would cut bigger datagrams silently
+
             def verify_request(self, request: Any, client_address: Address) -> bool:
                 return True  # malformed datagrams are answered with /fail, not dropped silently
 

@@ -82,9 +82,10 @@ class MidiSender:
         self.port.clear_buffer()
         for _ in range(min(len(self._queue), 64)):  # at most 64 events a period
             try:
-                self.port.write_midi_event(0, self._queue.popleft())
+                self.port.write_midi_event(0, self._queue[0])
             except jack.JackError:  # buffer full: the rest waits for the next period
                 break
+            self._queue.popleft()
 
     def send(self, *events: bytes | list[int]) -> None:
         for event in events:
