@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +73,9 @@ class JackServer:
                 return False
 
         for attempt in range(3):  # jackd now and then exits at start when others start theirs
-            self.name = f"snaresynth-bench-{uuid.uuid4().hex[:8]}"
+            # one name per period: libjack's registry holds 8 servers, and a crashed server's
+            # slot is freed only when a server of the same name starts again
+            self.name = f"snaresynth-bench-{period}" + (f"-{attempt}" if attempt else "")
             self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (a file, never a pipe)
             self.proc = subprocess.Popen(
                 [jackd, "-n", self.name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
@@ -131,7 +132,6 @@ class Synth:
 
     def close(self) -> None:
         stop(self.proc)
-        self.log.close()
 
 
 def start_daemon(server: JackServer, workdir: Path, extra: tuple[str, ...] = (),

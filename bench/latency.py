@@ -76,9 +76,15 @@ def measure_latency(server: jp.JackServer, daemon: jp.Synth, fluid: jp.Synth, hi
         for name, probe in probes.items():
             notes = [(f, c) for f, m, c in probe.sent if m[0] & 0xF0 == 0x90]
             lat = probe.match(notes, int(WINDOW_S * server.rate))
+            from_cycle = [x + f - c for x, (f, c) in zip(lat, notes, strict=True)
+                          if x is not None]
             result[name] = stats(lat, server.rate) | {
                 "probe_xruns": probe.xruns, "late_sends": probe.late_events,
-                "offsets": sorted({f - c for f, c in notes}).__len__()}
+                "distinct_offsets": len({f - c for f, c in notes}),
+                # onset - first frame of the cycle the note-on was delivered in
+                "from_cycle_median_frames": float(np.median(from_cycle)) if from_cycle else None,
+                "from_cycle_jitter_frames": int(max(from_cycle) - min(from_cycle))
+                if from_cycle else None}
         return result
     finally:
         for probe in probes.values():
@@ -188,6 +194,9 @@ def report(results: list[dict]) -> None:
         a, b = lat["snaresynth"].get("median_frames"), lat["FluidSynth"].get("median_frames")
         ratio = f"{a / b:.2f}" if a is not None and b is not None and b > 0 else (
             "n/a (FluidSynth's median is not after the note-on frame)")
+        print(f"{'':>6} onset - start of the note-on's cycle: " + ", ".join(
+            f"{n} median {lat[n]['from_cycle_median_frames']} jitter "
+            f"{lat[n]['from_cycle_jitter_frames']} frames" for n in ("snaresynth", "FluidSynth")))
         st = res["daemon_status"]
         print(f"{'':>6} median ratio snaresynth/FluidSynth {ratio}; daemon xruns "
               f"{st.get('xruns')} (start-up {st.get('startup_xruns')}), late hits "

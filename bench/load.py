@@ -111,6 +111,7 @@ def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> 
                 "bad_messages", "unmapped"):
         result[key] = after.get(key, 0) - before.get(key, 0)
     result["startup_xruns_total"] = after.get("startup_xruns")
+    result["cache_items"] = after.get("cache_items")
     looked = result["cache_hits"] + result["cache_misses"]
     result["cache_hit_rate"] = result["cache_hits"] / looked if looked else None
     result["decode_ms_median"] = after.get("decode_ms_median")
@@ -186,14 +187,16 @@ def main() -> int:
         rate = r["cache_hit_rate"]
         print(f"\n--decode {mode}, {r['seconds']:.0f} s at {args.period} frames / 48 kHz "
               f"(load {r['load_before']} -> {r['load_after']})")
-        print(f"  sent: {r['hits_sent']} hits, {r['ccs_sent']} CCs, ~{r['osc_sent']} OSC")
+        print(f"  sent: {r['hits_sent']} hits, {r['ccs_sent']} CCs, ~{r['osc_sent']} OSC "
+              f"({r['late_sends']} MIDI events sent a cycle late by the probe itself)")
         print(f"  xruns: daemon {r['xruns']} (start-up {r['startup_xruns_total']}), "
               f"JACK server (probe client's callback) {r['probe_xruns']}")
         print(f"  hits played {r['hits']}, late {r['late_hits']}, stolen {r['stolen']}, "
               f"max voices seen {r['max_voices']}")
         print(f"  decodes {r['decodes']} (median {r['decode_ms_median']:.1f} ms, failures "
               f"{r['decode_failures']}), dropped requests {r['dropped_requests']}, cache hit "
-              f"rate {rate:.1%}" if rate is not None else "  no cache lookups")
+              f"rate {rate:.1%}, {r['cache_items']} buffers cached at the end"
+              if rate is not None else "  no cache lookups")
         print(f"  CPU: daemon {r['cpu_percent_daemon']:.0f} % of a core, decode process "
               f"{r['cpu_percent_children']:.0f} %; audio callback load "
               f"{r['callback_cpu_load']:.3f}; TensorFlow in the daemon: "
