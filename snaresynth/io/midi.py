@@ -172,7 +172,8 @@ class JackMidiIn(MidiRouter):
     def __init__(self, engine: Any, spec: str) -> None:
         super().__init__(engine)
         self.spec = spec
-        self.overflows = 0
+        self.overflows = 0  # messages dropped because the reader thread fell far behind
+        self.coalesced = 0  # CC values replaced by a newer one before they were handled
         self._events: deque[tuple[float, Any]] = deque(maxlen=MAX_PENDING_EVENTS)
         self._latest_cc: dict[tuple[int, int], Any] = {}  # at most 16 x 128 entries
         self._cc_lock = threading.Lock()
@@ -232,8 +233,11 @@ class JackMidiIn(MidiRouter):
                 if kind == "note_on":
                     self.handle(msg, at)
                 elif kind == "control_change":
+                    key = (msg.channel, msg.control)
                     with self._cc_lock:
-                        self._latest_cc[(msg.channel, msg.control)] = msg
+                        if key in self._latest_cc:
+                            self.coalesced += 1  # an older value nobody will hear
+                        self._latest_cc[key] = msg
                     got = True
                 else:
                     if len(self._events) == MAX_PENDING_EVENTS:

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,13 @@ from snaresynth.errors import DeviceError, SnareSynthError
 log = logging.getLogger(__name__)
 
 PREFIX = "/snaresynth"
+BATCH = 1024
+"""Datagrams read in one go by the server thread (bounds what a flood can make it hold)."""
+KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph"})
+"""Knob addresses (and /latent/<i>) whose older values a newer one in the same batch replaces."""
+RECV_BUFFER = 4 * 2**20
+"""Bytes of datagrams the kernel may hold for the OSC socket while a batch is handled."""
+KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
 MAX_AHEAD_S = 60.0
 """Bundles timetagged further ahead than this are refused (a typo'd year would hold a voice)."""
 
@@ -160,6 +168,7 @@ class OscController:
         self.failed = 0
         self.refused = 0
         self.late = 0
+        self.coalesced = 0  # knob messages replaced by a newer one from the same batch
         self._log = RateLimitedLog()
         self.extra_status: Callable[[], dict[str, int]] | None = None  # e.g. the supervisor's
         self._current_time: float | None = None  # timetag (monotonic) of the message in hand
@@ -206,6 +215,52 @@ class OscController:
             replies.extend(self._handle_message(message.address, list(message.params),
                                                 timed.time if bundled else None, sender))
         return replies
+
+    def handle_batch(self, batch: Sequence[tuple[bytes, Address]]) -> list[Reply]:
+        """Handle datagrams that arrived together, in order; a plain knob message (valid, not
+        in a bundle) is skipped when a later one in the batch sets the same knob of the same
+        slot from the same sender: the last value wins, at a fraction of the cost."""
+        keys = [self._knob_key(data, sender) for data, sender in batch]
+        last = {key: i for i, key in enumerate(keys) if key is not None}
+        replies: list[Reply] = []
+        for i, ((data, sender), key) in enumerate(zip(batch, keys, strict=True)):
+            if key is not None and last[key] != i:
+                self.received += 1
+                self.coalesced += 1
+                continue
+            replies.extend(self.handle_packet(data, sender))
+        return replies
+
+    def _knob_key(self, data: bytes, sender: Address) -> tuple | None:
+        """(sender, address, other args) for a well-formed knob message, else None.
+
+        Read by hand (a few microseconds, against ~50 for python-osc): the address, then type
+        tags of one or two f/i arguments and exactly as many bytes as they need; anything else
+        goes the full way through ``handle_packet``.
+        """
+        if data[:1] != b"/" or (self.allow and not self._allowed(sender[0])):
+            return None
+        end = data.find(b"\0")
+        tags_at = (end + 4) & ~3
+        tags_end = data.find(b"\0", tags_at)
+        if end < 0 or tags_end < 0:
+            return None
+        tags = data[tags_at:tags_end]
+        args_at = (tags_end + 4) & ~3
+        if tags not in KNOB_TAGS or len(data) != args_at + 4 * (len(tags) - 1):
+            return None
+        address = data[:end].decode("ascii", "replace")
+        route = address[len(PREFIX):]
+        if not address.startswith(PREFIX + "/") or not (
+                route in KNOB_ROUTES or route.startswith("/latent/")):
+            return None
+        args = list(struct.unpack(">" + tags[1:].decode(), data[args_at:]))
+        try:
+            _unit(args, 0)
+            _integer(args, 1, "slot")
+        except OscError:
+            return None  # bad values are never skipped: each gets its /fail
+        return (sender, address, tuple(args[1:]))
 
     def _handle_message(self, address: str, args: list[Any], timetag: float | None,
                         sender: Address) -> list[Reply]:
@@ -358,7 +413,8 @@ class OscController:
     def _status(self, args: Sequence[Any], sender: Address) -> list[Reply]:
         status = dict(self.engine.status())
         status.update(osc_received=self.received, osc_failed=self.failed,
-                      osc_refused=self.refused, osc_late=self.late)
+                      osc_refused=self.refused, osc_late=self.late,
+                      osc_coalesced=self.coalesced)
         if self.extra_status is not None:
             status.update(self.extra_status())
         flat: list[Any] = []
@@ -411,9 +467,16 @@ class OscServer:
                 return True  # malformed datagrams are answered with /fail, not dropped silently
 
             def finish_request(self, request: Any, client_address: Address) -> None:
-                data = request[0]
-                for address, args, target in server_self.controller.handle_packet(
-                        data, client_address):
+                # everything already waiting is read too (up to BATCH datagrams), so a knob
+                # flood is coalesced instead of overflowing the socket and losing triggers
+                batch = [(request[0], client_address)]
+                while len(batch) < BATCH:
+                    try:
+                        batch.append(self.socket.recvfrom(self.max_packet_size,
+                                                          socket.MSG_DONTWAIT))
+                    except OSError:  # BlockingIOError: nothing more waiting
+                        break
+                for address, args, target in server_self.controller.handle_batch(batch):
                     server_self.send(address, args, target)
 
         try:
@@ -423,6 +486,10 @@ class OscServer:
         except OSError as exc:
             raise DeviceError(f"cannot listen for OSC on {host}:{port}: {exc}") from exc
         self.host, self.port = self.server.server_address[:2]
+        try:  # room for bursts (the kernel caps it at net.core.rmem_max; memory stays bounded)
+            self.server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+        except OSError as exc:
+            log.debug("OSC receive buffer left at its default: %s", exc)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={
             "poll_interval": 0.1}, name="snaresynth-osc", daemon=True)
 

@@ -4,8 +4,8 @@ One thread in the main process polls each supervised device's ``alive`` every ``
 seconds. When it turns False the supervisor logs one line and tries ``reopen()`` with
 exponential backoff (0.25 s doubling to 4 s) until it works, then logs one line again. The
 music never waits on it: the other devices, OSC and the engine keep running meanwhile, and
-``counters()`` (``audio_reconnects``, ``midi_reconnects``, ``audio_lost``, ``midi_lost``) goes
-into ``/status``.
+``counters()`` (``audio_reconnects``, ``midi_reconnects``, ``audio_lost``, ``midi_lost``, and the
+MIDI input's ``midi_messages``, ``midi_coalesced``, ``midi_overflows``) goes into ``/status``.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ class Supervisor:
             watches = [w for w in self._watches if w.kind == kind]
             out[f"{kind}_reconnects"] = sum(w.reconnects for w in watches)
             out[f"{kind}_lost"] = sum(w.lost_since is not None for w in watches)
+        midi = [w.device for w in self._watches if w.kind == "midi"]
+        for name in ("messages", "coalesced", "overflows"):  # the MIDI input's own counters
+            out[f"midi_{name}"] = sum(int(getattr(d, name, 0)) for d in midi)
         return out
 
     def check(self) -> None:

@@ -105,6 +105,8 @@ def test_osc_abuse_over_udp_gets_fail_and_the_daemon_plays(daemon, client):
         except AssertionError as exc:
             raise AssertionError(f"{what}: {exc}") from None
         assert reason, what
+        if what == "64 KB datagram":  # read whole, so the answer is about its own address
+            assert address == "/snaresynth/z", (address, reason)
     status = client.status()
     assert status["bad_messages"] - bad_before == len(cases), status
     # a timetag in the past is played at once (counted late), not refused
@@ -231,10 +233,13 @@ def test_osc_flood_memory_bounded_last_value_wins_hits_sound(daemon, client):
     received = b["osc_received"] - before_status["osc_received"] - 2  # minus our 2 statuses
     knob = _state(client)["kit"]["slot"][0]["knobs"][0]
     assert knob == pytest.approx(0.123)
-    assert b["hits"] > before_status["hits"], b
+    sounded = b["hits"] - before_status["hits"]
+    coalesced = b["osc_coalesced"] - before_status["osc_coalesced"]
+    assert sounded >= triggers // 2, b  # most triggers get through the flood
+    assert coalesced > sent // 4, b  # knob values were coalesced, not each handled
     growth_mib = (rss_after - rss_before) / 1024
     print(f"OSC flood: {sent} messages in {seconds:.0f} s ({sent / seconds:.0f}/s), "
-          f"{received} received, {b['hits'] - before_status['hits']} of {triggers} triggers "
+          f"{received} received, {coalesced} coalesced, {sounded} of {triggers} triggers "
           f"sounded, RSS {rss_before / 1024:.1f} -> {rss_after / 1024:.1f} MiB, "
           f"dropped decode requests {b['dropped_requests'] - before_status['dropped_requests']}")
     assert growth_mib < 20, f"RSS grew {growth_mib:.1f} MiB"
@@ -262,9 +267,12 @@ def test_midi_cc_flood_memory_bounded_last_value_wins(daemon, client):
         knob = _state(client)["kit"]["slot"][0]["knobs"][1]
         assert knob == pytest.approx(77 / 127)
         assert status["hits"] == before["hits"] + 1
+        # the flood was coalesced on the JACK thread: most values were replaced, not handled
+        coalesced = status["midi_coalesced"] - before["midi_coalesced"]
+        assert coalesced > count // 2, status
         growth_mib = (rss_after - rss_before) / 1024
         print(f"MIDI CC flood: {count} CCs in {flood_s:.1f} s ({count / flood_s:.0f}/s), "
-              f"RSS {rss_before / 1024:.1f} -> {rss_after / 1024:.1f} MiB")
+              f"{coalesced} coalesced, RSS {rss_before / 1024:.1f} -> {rss_after / 1024:.1f} MiB")
         assert growth_mib < 20, f"RSS grew {growth_mib:.1f} MiB"
         _plays(client)
     finally:
