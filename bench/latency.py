@@ -130,15 +130,16 @@ def measure_latent_change(server: jp.JackServer, daemon: jp.Synth, spacing_s: fl
             probe.schedule(t, jp.note_on(NOTE, 127))
             new = hit_at(t)
             time.sleep(spacing_s)
+            exact = False
             if test is None or new is None or old is None:
                 verdict = "missed"
-            elif np.allclose(test, new, atol=1e-6):
-                verdict = "new" if not np.allclose(new, old, atol=1e-6) else "same"
-            elif np.allclose(test, old, atol=1e-6):
-                verdict = "old"
-            else:
-                verdict = "other"
-            trials.append({"delay_ms": delay_ms, "verdict": verdict})
+            elif np.allclose(new, old, atol=1e-6):
+                verdict = "same"  # the new latent point sounds like the old: no information
+            else:  # the nearer of the two; exact = equal to the sample (no glitch in between)
+                d_new, d_old = np.max(np.abs(test - new)), np.max(np.abs(test - old))
+                verdict = "new" if d_new < d_old else "old"
+                exact = bool(min(d_new, d_old) <= 1e-6)
+            trials.append({"delay_ms": delay_ms, "verdict": verdict, "exact": exact})
             old = new
         status = osc.status()
     finally:
@@ -209,9 +210,10 @@ def report(results: list[dict]) -> None:
                   f"{lc['decode_ms_median']:.1f} ms + block {lc['block_ms']:.2f} ms")
             by = {}
             for t in lc["trials"]:
-                by.setdefault(t["delay_ms"], []).append(t["verdict"][0])
-            print(f"{'':>6} verdicts by delay ms: " + " ".join(
-                f"{d}:{''.join(v)}" for d, v in sorted(by.items())))
+                by.setdefault(t["delay_ms"], []).append(
+                    t["verdict"][0] + ("" if t.get("exact") else "*"))
+            print(f"{'':>6} verdicts by delay ms (n new, o old, * nearest but not exact): "
+                  + " ".join(f"{d}:{','.join(v)}" for d, v in sorted(by.items())))
 
 
 def main() -> int:
