@@ -3,8 +3,16 @@
 ``eval`` uses it to ask "does this model make snares?" (the share of random latent points heard
 as snare). It is trained on a labelled corpus (the Hydrogen kits, all instruments, augmented)
 from log-mel features (``features.log_mel``), standardised with a mean and std stored beside the
-weights. Accuracy is measured on whole held-out *kits* (groups), never on augmented copies of
-training files, so the figure says how it does on drums it has not heard.
+weights, with classes weighted by their inverse frequency. The network is an ensemble: three
+small CNNs trained from different seeds, logits averaged (``build_ensemble``). Accuracy is
+measured on whole held-out *kits* (groups), never on augmented copies of training files, so the
+figure says how it does on drums it has not heard; per class it reports recall ("accuracy")
+and precision, and the ensemble's members alone.
+
+Options tried and left off by default because they did not raise held-out snare recall on the
+Hydrogen kits (docs/models.md has the figures): ``level_norm`` (each item's log-mel shifted so
+its loudest bin is 0) and ``augment`` (SpecAugment-style masks, time shifts and spectral tilt on
+every epoch's copy).
 
 File format: a Keras ``.keras`` archive plus a ``listener.json`` entry (classes, feature
 settings, standardisation, held-out accuracy, training record). Loaded in safe mode.
@@ -43,6 +51,7 @@ class ListenerInfo:
     mean: float
     std: float
     length: int = LENGTH
+    level_norm: bool = False  # shift each item's log-mel so its loudest bin is 0 (files < v2: no)
     accuracy: dict[str, Any] = field(default_factory=dict)  # held-out: overall, per class, groups
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +75,8 @@ class Listener:
     def features(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """(B, T) audio at ``sample_rate`` -> standardised (B, frames, n_mels, 1) input."""
         feats = log_mel(fit_length(audio, sample_rate, self.info), self.info.mel_settings)
+        if self.info.level_norm:
+            feats = level_normalise(feats)
         return standardise(feats, self.info.mean, self.info.std)
 
     def probabilities(self, audio: np.ndarray, sample_rate: int, batch: int = 256) -> np.ndarray:
@@ -97,6 +108,11 @@ def fit_length(audio: np.ndarray, sample_rate: int, info: ListenerInfo) -> np.nd
     return np.pad(audio, ((0, 0), (0, info.length - audio.shape[1])))
 
 
+def level_normalise(feats: np.ndarray) -> np.ndarray:
+    """(B, frames, n_mels) log-mel -> each item shifted so its loudest bin is 0 (gain-invariant)."""
+    return (feats - feats.max(axis=(1, 2), keepdims=True)).astype(np.float32)
+
+
 def standardise(feats: np.ndarray, mean: float, std: float) -> np.ndarray:
     return ((feats - mean) / max(std, 1e-6)).astype(np.float32)[..., None]
 
@@ -107,8 +123,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def build_model(frames: int, n_mels: int, n_classes: int, width: int = 16) -> Any:
-    """A four-block CNN over the log-mel image (about 50k weights, ~0.3 MB on disk) -> logits."""
+def build_model(frames: int, n_mels: int, n_classes: int, width: int = 16,
+                name: str = "listener") -> Any:
+    """A four-block CNN over the log-mel image (about 50k weights, ~0.2 MB on disk) -> logits."""
     import keras
     from keras import layers
 
@@ -121,7 +138,55 @@ def build_model(frames: int, n_mels: int, n_classes: int, width: int = 16) -> An
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
     outputs = layers.Dense(n_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name="listener")
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_ensemble(frames: int, n_mels: int, n_classes: int, width: int = 16,
+                   members: int = 3) -> Any:
+    """``members`` CNNs (``build_model``) side by side on one input; logits averaged.
+
+    Kits differ more than the items of one kit, so one network's answer on an unheard kit
+    depends a lot on its random start; averaging independently trained members removes most of
+    that luck. ``members = 1`` is the plain CNN.
+    """
+    import keras
+    from keras import layers
+
+    if members == 1:
+        return build_model(frames, n_mels, n_classes, width)
+    inputs = keras.Input(shape=(frames, n_mels, 1), name="log_mel")
+    outs = [build_model(frames, n_mels, n_classes, width, name=f"member{k}")(inputs)
+            for k in range(members)]
+    return keras.Model(inputs, layers.Average(name="logits_mean")(outs), name="listener")
+
+
+def augment_features(feats: np.ndarray, rng: np.random.Generator, max_shift: int = 3,
+                     time_mask: int = 8, freq_mask: int = 8, tilt: float = 0.5) -> np.ndarray:
+    """A fresh augmented copy of standardised (B, frames, n_mels, 1) features for one epoch:
+    each item shifted by up to ``max_shift`` frames (edge-padded), given a random spectral tilt
+    (a straight line over the mel bands from -t to +t, |t| <= ``tilt`` standardised units: another
+    microphone or EQ), one time mask of up to ``time_mask`` frames and one frequency mask of up to
+    ``freq_mask`` bands (set to the item's minimum, i.e. silence), as in SpecAugment."""
+    out = np.empty_like(feats)
+    n, frames, n_mels = feats.shape[:3]
+    shifts = rng.integers(-max_shift, max_shift + 1, n)
+    slopes = rng.uniform(-tilt, tilt, n)
+    ramp = np.linspace(-1.0, 1.0, n_mels, dtype=np.float32)[None, :, None]
+    for i in range(n):
+        item = feats[i]
+        shift = int(shifts[i])
+        if shift > 0:
+            item = np.concatenate([np.repeat(item[:1], shift, axis=0), item[:-shift]])
+        elif shift < 0:
+            item = np.concatenate([item[-shift:], np.repeat(item[-1:], -shift, axis=0)])
+        item = item + np.float32(slopes[i]) * ramp
+        floor = item.min()
+        t_len, f_len = rng.integers(0, time_mask + 1), rng.integers(0, freq_mask + 1)
+        t0, f0 = rng.integers(0, frames - t_len + 1), rng.integers(0, n_mels - f_len + 1)
+        item[t0:t0 + t_len] = floor
+        item[:, f0:f0 + f_len] = floor
+        out[i] = item
+    return out
 
 
 def save_listener(path: str | Path, model: Any, info: ListenerInfo) -> Path:
@@ -218,13 +283,20 @@ def split_by_group(
 
 
 def per_class_accuracy(true: list[str], pred: list[str], classes: list[str]) -> dict[str, Any]:
-    """{"overall", "balanced", "per_class": {cls: {"accuracy", "n"}}} (accuracy None if n=0)."""
+    """{"overall", "balanced", "per_class": {cls: {"accuracy", "n", "precision"}}}.
+
+    ``accuracy`` is the class's recall (None if n=0); ``precision`` the share of items heard as
+    the class that are it (None if nothing was heard as it): a listener that calls too much a
+    snare would flatter every model's snare share.
+    """
     true_arr, pred_arr = np.asarray(true), np.asarray(pred)
     per: dict[str, dict[str, Any]] = {}
     for cls in classes:
         mask = true_arr == cls
         n = int(mask.sum())
-        per[cls] = {"accuracy": float((pred_arr[mask] == cls).mean()) if n else None, "n": n}
+        heard = pred_arr == cls
+        per[cls] = {"accuracy": float((pred_arr[mask] == cls).mean()) if n else None, "n": n,
+                    "precision": float((true_arr[heard] == cls).mean()) if heard.any() else None}
     present = [v["accuracy"] for v in per.values() if v["accuracy"] is not None]
     return {
         "overall": float((true_arr == pred_arr).mean()) if true_arr.size else None,
@@ -242,6 +314,9 @@ def train_listener(
     holdout: float = 0.25,
     mel: MelSettings | None = None,
     width: int = 16,
+    level_norm: bool = False,
+    augment: bool = False,
+    members: int = 3,
 ) -> TrainReport:
     """Train on every labelled class of the corpus, hold out whole kits, save with metadata."""
     import time
@@ -262,48 +337,69 @@ def train_listener(
     train_idx, test_idx, held_groups = split_by_group(groups, labels, holdout, seed)
     mel = mel or MelSettings(sample_rate=corpus.sample_rate)
     info = ListenerInfo(classes=classes, mel=mel.to_dict(), mean=0.0, std=1.0,
-                        length=corpus.audio.shape[1])
+                        length=corpus.audio.shape[1], level_norm=level_norm)
     raw = log_mel(fit_length(corpus.audio[keep], corpus.sample_rate, info), mel)
+    if level_norm:
+        raw = level_normalise(raw)
     info.mean, info.std = float(raw[train_idx].mean()), float(raw[train_idx].std())
     feats = standardise(raw, info.mean, info.std)
     target = np.array([classes.index(lab) for lab in labels], dtype=np.int32)
 
-    keras.utils.set_random_seed(seed)
-    model = build_model(feats.shape[1], feats.shape[2], len(classes), width)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
     counts = np.bincount(target[train_idx], minlength=len(classes)).astype(np.float64)
     weights = {i: float(len(train_idx) / (len(classes) * c)) for i, c in enumerate(counts) if c}
-    model.fit(feats[train_idx], target[train_idx], batch_size=batch_size, epochs=epochs,
-              class_weight=weights, shuffle=True, verbose=0)
-
     # held-out figures on original files only: augmented copies would flatter the score
     test_orig = [i for i in test_idx if not items[i].get("augment")]
+    trained, member_figures = [], []
+    for k in range(members):  # each member from its own seed (start weights, batch order)
+        keras.utils.set_random_seed(seed + k)
+        member = build_model(feats.shape[1], feats.shape[2], len(classes), width)
+        member.compile(optimizer=keras.optimizers.Adam(1e-3),
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if augment:  # a new augmented copy each epoch (numpy, seeded)
+            rng = np.random.default_rng(seed + k)
+            for _ in range(epochs):
+                member.fit(augment_features(feats[train_idx], rng), target[train_idx],
+                           batch_size=batch_size, epochs=1, class_weight=weights, shuffle=True,
+                           verbose=0)
+        else:
+            member.fit(feats[train_idx], target[train_idx], batch_size=batch_size,
+                       epochs=epochs, class_weight=weights, shuffle=True, verbose=0)
+        trained.append(member.get_weights())
+        member_pred = member.predict(feats[test_orig], batch_size=256, verbose=0).argmax(axis=1)
+        member_figures.append(per_class_accuracy([labels[i] for i in test_orig],
+                                                 [classes[j] for j in member_pred], classes))
+    # ship weights only: a fresh (uncompiled) copy keeps the optimizer state out of the file
+    model = build_ensemble(feats.shape[1], feats.shape[2], len(classes), width, members)
+    model.set_weights([w for member_weights in trained for w in member_weights])
+
     pred = model.predict(feats[test_orig], batch_size=256, verbose=0).argmax(axis=1)
     accuracy = per_class_accuracy([labels[i] for i in test_orig],
                                   [classes[p] for p in pred], classes)
     accuracy["heldout_groups"] = held_groups
     accuracy["heldout_items"] = len(test_orig)
+    if members > 1:  # each member alone, to show what averaging bought
+        accuracy["members"] = [{"overall": f["overall"], "balanced": f["balanced"],
+                                "snare": f["per_class"]["snare"]["accuracy"]
+                                if "snare" in f["per_class"] else None}
+                               for f in member_figures]
     seconds = time.monotonic() - start
     info.accuracy = accuracy
     info.training = {"corpus_fingerprint": corpus.fingerprint, "epochs": epochs,
                      "batch_size": batch_size, "seed": seed, "holdout": holdout, "width": width,
+                     "level_norm": level_norm, "augment": augment, "members": members,
                      "train_items": len(train_idx), "seconds": round(seconds, 1)}
-    # ship weights only: a fresh (uncompiled) copy keeps the optimizer state out of the file
-    shipped = build_model(feats.shape[1], feats.shape[2], len(classes), width)
-    shipped.set_weights(model.get_weights())
-    path = save_listener(out, shipped, info)
+    path = save_listener(out, model, info)
     return TrainReport(path, accuracy, len(train_idx), len(test_orig), seconds)
 
 
 def format_accuracy(accuracy: dict[str, Any]) -> str:
     """Held-out accuracy as a small text table."""
     lines = [f"held-out kits: {', '.join(accuracy.get('heldout_groups', []))}",
-             f"{'class':8s} {'n':>4s} {'accuracy':>8s}"]
+             f"{'class':8s} {'n':>4s} {'accuracy':>8s} {'precision':>9s}"]
     for cls, row in accuracy["per_class"].items():
         acc = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.2f}"
-        lines.append(f"{cls:8s} {row['n']:4d} {acc:>8s}")
+        prec = "n/a" if row.get("precision") is None else f"{row['precision']:.2f}"
+        lines.append(f"{cls:8s} {row['n']:4d} {acc:>8s} {prec:>9s}")
     overall, balanced = accuracy.get("overall"), accuracy.get("balanced")
     if overall is not None:
         lines.append(f"{'overall':8s} {accuracy.get('heldout_items', 0):4d} {overall:8.2f}")
@@ -335,7 +431,8 @@ def listener_info_command(path: Path | None, as_json: bool = False) -> int:
     return 0
 
 
-__all__ = ["BUNDLED_LISTENER", "CLASSES", "Listener", "ListenerInfo", "build_model",
-           "fit_length", "format_accuracy", "listener_info_command", "listener_train_command",
-           "load_listener", "per_class_accuracy", "read_listener_info", "save_listener",
-           "split_by_group", "standardise", "train_listener"]
+__all__ = ["BUNDLED_LISTENER", "CLASSES", "Listener", "ListenerInfo", "augment_features",
+           "build_model", "fit_length", "format_accuracy", "level_normalise",
+           "listener_info_command", "listener_train_command", "load_listener",
+           "per_class_accuracy", "read_listener_info", "save_listener", "split_by_group",
+           "standardise", "train_listener"]

@@ -40,9 +40,10 @@ def test_per_class_accuracy() -> None:
     acc = per_class_accuracy(["snare", "snare", "kick", "hat"], ["snare", "kick", "kick", "kick"],
                              ["snare", "kick", "hat", "tom"])
     assert acc["overall"] == 0.5
-    assert acc["per_class"]["snare"] == {"accuracy": 0.5, "n": 2}
+    assert acc["per_class"]["snare"] == {"accuracy": 0.5, "n": 2, "precision": 1.0}
+    assert acc["per_class"]["kick"]["precision"] == pytest.approx(1 / 3)  # 3 heard, 1 a kick
     assert acc["per_class"]["hat"]["accuracy"] == 0.0
-    assert acc["per_class"]["tom"] == {"accuracy": None, "n": 0}
+    assert acc["per_class"]["tom"] == {"accuracy": None, "n": 0, "precision": None}
     assert acc["balanced"] == pytest.approx(0.5)
 
 
@@ -103,3 +104,27 @@ def test_cli_listener_info(capsys) -> None:
     assert main(["listener", "info"]) == 0
     out = capsys.readouterr().out
     assert "snare" in out and "overall" in out
+
+
+def test_the_ensemble_averages_its_members_logits() -> None:
+    from snaresynth.listener import build_ensemble
+
+    ensemble = build_ensemble(17, 8, 3, width=2, members=2)
+    x = np.random.default_rng(0).standard_normal((4, 17, 8, 1)).astype(np.float32)
+    members = [layer for layer in ensemble.layers if layer.name.startswith("member")]
+    assert len(members) == 2
+    expected = (members[0](x).numpy() + members[1](x).numpy()) / 2
+    np.testing.assert_allclose(ensemble(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_level_normalise_and_augment_features() -> None:
+    from snaresynth.listener import augment_features, level_normalise
+
+    feats = np.random.default_rng(1).standard_normal((3, 20, 10)).astype(np.float32)
+    louder = feats + 2.5  # +2.5 in natural-log power: the same sound, louder
+    np.testing.assert_allclose(level_normalise(feats), level_normalise(louder), atol=1e-5)
+    assert level_normalise(feats).max(axis=(1, 2)) == pytest.approx([0.0, 0.0, 0.0])
+    batch = feats[..., None]
+    out = augment_features(batch, np.random.default_rng(2))
+    assert out.shape == batch.shape and out.dtype == batch.dtype and np.isfinite(out).all()
+    assert not np.array_equal(out, batch)
