@@ -261,7 +261,8 @@ def jack_rate() -> int:
     import jack
 
     try:
-        client = jack.Client("snaresynth-probe", no_start_server=True)
+        # a name of its own: a probe must never meet another process's probe on the server
+        client = jack.Client(f"snaresynth-probe-{os.getpid()}", no_start_server=True)
     except jack.JackError as exc:
         raise DeviceError(f"no JACK server: {exc}") from exc
     try:

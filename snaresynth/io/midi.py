@@ -59,7 +59,7 @@ def auto_api() -> str:
     try:
         import jack
 
-        jack.Client(f"{CLIENT_NAME}-probe", no_start_server=True).close()
+        jack.Client(f"{CLIENT_NAME}-probe-{os.getpid()}", no_start_server=True).close()
     except Exception:
         return "alsa"
     return "jack"

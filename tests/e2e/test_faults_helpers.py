@@ -100,3 +100,52 @@ class MidiSender:
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
+
+
+_PAD_SCRIPT = """
+import sys, time
+from tests.e2e.test_faults_helpers import MidiSender
+pad = MidiSender(sys.argv[1], server=sys.argv[2])
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "quit":
+        break
+    pad.send(bytes.fromhex(line.strip()))
+    pad.drain()
+    print("sent", flush=True)
+pad.close()
+"""
+
+
+class MidiPadProcess:
+    """A ``MidiSender`` in a child process, for tests that kill the JACK server under it: a
+    process whose JACK client saw its server die keeps a damaged libjack (later clients in it
+    hang or crash), so the test process itself never holds a client of that server."""
+
+    def __init__(self, client_name: str, server: str) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-c", _PAD_SCRIPT, client_name, server],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def send(self, raw: bytes) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(raw.hex() + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "sent"
+
+    def close(self) -> None:
+        """Quit cleanly: the client and its port leave the server."""
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+            self.proc.wait(10)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
