@@ -45,7 +45,7 @@ def default_config() -> dict[str, Any]:
         "n_bands": 16,
         "n_modes": 6,
         "noise_seed": 0,
-        "beta": 0.02,  # KL weight (sum over latent dims) against the MR-STFT loss
+        "beta": 0.01,  # KL weight (sum over latent dims) against the MR-STFT loss
         "fft_sizes": list(losses.DEFAULT_FFT_SIZES),
         "learning_rate": 2e-3,
         "lr_decay_steps": 6000,  # cosine decay to 10 % over this many steps; 0 = constant
