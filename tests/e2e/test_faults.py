@@ -36,7 +36,7 @@ def _wait(predicate, timeout: float, what: str, client: OscClient) -> dict:
 
 def _hit(sender: MidiPadProcess, client: OscClient, hits_before: int) -> dict:
     sender.send(NOTE_ON)
-    return _wait(lambda s: s["hits"] > hits_before, 5, "a MIDI note sounds", client)
+    return _wait(lambda s: s["hits"] > hits_before, 10, "a MIDI note sounds", client)
 
 
 def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
