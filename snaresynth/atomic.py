@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash or SIGKILL mid-save leaves the old file or the new one, never half."""
+"""Atomic file writes: a crash or SIGKILL mid-save leaves the old or the new file, never half."""
 
 from __future__ import annotations
 

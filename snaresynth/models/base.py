@@ -75,7 +75,8 @@ class ModelMetadata:
         if self.sample_rate < 1000:
             raise ValueError(f"sample_rate must be in Hz (>= 1000), got {self.sample_rate}")
         if self.latent_prior not in ("normal", "uniform"):
-            raise ValueError(f"latent_prior must be 'normal' or 'uniform', got {self.latent_prior!r}")
+            raise ValueError(
+                f"latent_prior must be 'normal' or 'uniform', got {self.latent_prior!r}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
