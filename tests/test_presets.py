@@ -403,3 +403,19 @@ def test_arbitrary_names_never_escape_the_folder(tmp_path_factory: Any, name: st
     assert path.resolve().is_relative_to(folder.resolve())
     assert path.parent == folder and path.name == f"{name}.toml"
     assert "/" not in name and "\\" not in name and ".." not in name
+
+
+def test_kit_deepcopy_is_independent_of_the_original():
+    import copy
+
+    from snaresynth.presets import PresetStore
+
+    kit = PresetStore().load("default")
+    snap = copy.deepcopy(kit)
+    assert snap == kit
+    snap.slots[0].knobs[0] = 0.123
+    snap.slots[0].notes.append(99)
+    snap.cc[99] = "level"
+    snap.slots[1].level_db = -30.0
+    assert kit.slots[0].knobs[0] != 0.123 and 99 not in kit.slots[0].notes
+    assert 99 not in kit.cc and kit.slots[1].level_db != -30.0
