@@ -105,12 +105,14 @@ class ProcessDecodeWorker:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Stop within about half a second: the child holds no state, so it is not waited for
+        beyond that (its TensorFlow teardown can take seconds on a busy machine)."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+        self._close_child(min(timeout, 0.5))
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._close_child(timeout)
 
     @property
     def pid(self) -> int | None:
@@ -176,6 +178,8 @@ class ProcessDecodeWorker:
             self._conn.send(message)
             reply = self._conn.recv()
         except (EOFError, OSError, BrokenPipeError) as exc:
+            if self._stop:
+                raise RuntimeError("decode process stopped") from exc
             self._restart()
             raise RuntimeError(f"decode process died ({exc!r}); restarted it") from exc
         status, payload, model_s = reply
@@ -225,14 +229,15 @@ class ProcessDecodeWorker:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
         if conn is not None:
-            with contextlib.suppress(OSError, BrokenPipeError):
+            with contextlib.suppress(OSError, BrokenPipeError, ValueError):
                 conn.send(None)
-            conn.close()
         if proc is not None:
             proc.join(timeout)
             if proc.is_alive():
                 proc.kill()
                 proc.join(1.0)
+        if conn is not None:
+            conn.close()
 
 
 def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: int,
@@ -270,7 +275,7 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
         except (EOFError, OSError):
             return
         if message is None:
-            return
+            os._exit(0)  # nothing to save: skip TensorFlow's slow teardown
         key, z, tune, decay, model_rate, out_rate = message
         try:
             raw = raw_cache.get(key)

@@ -119,8 +119,22 @@ def test_a_dead_child_is_counted_and_replaced():
         assert w.failures == 1 and w.restarts == 1 and len(sink.items) == 1
         w.submit(Request(0, (3,) * d.latent_dim))
         assert w.wait_idle(30) and len(sink.items) == 2
+        pid = w.pid
+        t0 = time.monotonic()
+        w.stop()
+        assert time.monotonic() - t0 < 1.5  # the daemon's clean stop is within 3 s in all
+        assert w.restarts == 1
+        assert not os.path.exists(f"/proc/{pid}/status") or _zombie(pid)  # the child is gone
     finally:
         w.stop()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "zombie" in f.read()
+    except OSError:
+        return True
 
 
 def test_the_daemon_side_does_not_import_tensorflow():
