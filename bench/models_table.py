@@ -90,7 +90,7 @@ def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{cpu}, {cores} cores, {platform.system()} {platform.release()}, "
-            f"load average {load:.1f} at the start (other trainings were sharing the cores)")
+            f"load average {load:.1f} at the start (the cores are shared with other work)")
 
 
 def write_table(data: Path, runs: Path, extra_args: list[str]) -> str:
