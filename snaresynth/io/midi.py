@@ -65,6 +65,13 @@ def auto_api() -> str:
     return "jack"
 
 
+def warm_up_parsing() -> None:
+    """Build one message of each kind we handle, on a throwaway parser: mido's first message
+    of a kind costs ~7 ms (its checks are set up lazily), which in JACK's process thread is
+    several lost periods on the first hit."""
+    RunningStatusParser().feed(bytes([0x90, 38, 1, 0xB0, 20, 0, 0xC0, 0, 0xF8]))
+
+
 class RunningStatusParser:
     """Raw MIDI bytes -> mido messages, with running status and real-time bytes inside other
     messages (mido's own parser drops both: the message they interrupt is lost).
@@ -181,6 +188,7 @@ class JackMidiIn(MidiRouter):
         self._stop = False
         self._lost = threading.Event()
         self._parser = RunningStatusParser()
+        warm_up_parsing()
         self.client: Any = None
         self.source: str | None = None
         self._open()

@@ -504,7 +504,17 @@ class OscServer:
             log.debug("OSC reply to %s failed: %s", target, exc)
 
     def start(self) -> None:
+        self.warm_up()
         self._thread.start()
+
+    def warm_up(self) -> None:
+        """Build one /status and one /state reply before the daemon goes live: python-osc's and
+        the engine's first use costs milliseconds while holding the GIL, which the audio
+        callback would wait for (an xrun on the first /status of a session)."""
+        nobody = ("127.0.0.1", 0)
+        for _address, args, _target in (self.controller._status([], nobody)
+                                         + self.controller._state([], nobody)):
+            build_message(PREFIX + "/status.reply", args)
 
     def stop(self) -> None:
         self.server.shutdown()
