@@ -72,16 +72,27 @@ class BufferCache:
         return len(self._items)
 
 
+PREROLL_S = 0.0005
+"""Silence kept before a sound's onset: enough for the attack's first rise, no more."""
+ONSET_DB = -50.0
+"""The onset is the first sample within this many dB of the peak."""
+
+
 def playback_buffer(raw: np.ndarray, model_rate: int, out_rate: int, tune_semitones: float,
                     decay: float) -> np.ndarray:
-    """Model output -> what a voice plays: resampled to the output rate, tuned, decay-shaped.
+    """Model output -> what a voice plays: resampled to the output rate, tuned, its silent
+    pre-roll trimmed (as a sampler's sample start), decay-shaped.
 
-    Tuning up by r plays the sound r times faster, i.e. it is resampled to out_rate / r.
+    Tuning up by r plays the sound r times faster, i.e. it is resampled to out_rate / r. The
+    models are trained on windows that start a few ms before the onset; playing that silence
+    would add it to every hit's latency, so playback starts ``PREROLL_S`` before the onset.
     """
     ratio = dsp.semitones_to_ratio(tune_semitones)
     target = out_rate / ratio
     buf = dsp.resample(raw, model_rate, int(round(target))) if abs(target - model_rate) > 0.5 \
         else np.asarray(raw, dtype=np.float32).copy()
+    start = max(0, dsp.onset_index(buf, ONSET_DB) - int(PREROLL_S * out_rate))
+    buf = buf[start:]
     buf *= dsp.decay_envelope(buf.shape[0], out_rate, decay)
     return np.ascontiguousarray(buf, dtype=np.float32)
 

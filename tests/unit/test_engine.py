@@ -162,3 +162,11 @@ def test_status_counts(engine):
     _play(engine, 2)
     status = engine.status()
     assert status["hits"] == 1 and status["decodes"] >= 2 and status["xruns"] == 0
+
+
+def test_playback_buffer_trims_silent_preroll():
+    raw = np.zeros(16000, dtype=np.float32)
+    raw[800:] = np.exp(-np.arange(15200) / 2000.0)  # onset 50 ms into the window
+    buf = playback_buffer(raw, 16000, 16000, 0.0, 1.0)
+    assert int(np.flatnonzero(np.abs(buf) > 0.003)[0]) == 8  # 0.5 ms of pre-roll kept
+    assert buf.max() == pytest.approx(1.0)
