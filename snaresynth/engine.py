@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 VELOCITY_LAYERS = 4
 """Decoded sounds per slot when velocity also moves a latent dimension (as sampler layers)."""
 
+PREFETCH_STEPS = 3
+"""Positions decoded ahead of a moving knob, so the decode worker keeps up with a sweep."""
+PREFETCH_SLOT = 1 << 20
+"""Request ids from here on are cache warm-ups (never published to a slot)."""
+
 Listener = Callable[[str, Any, object], None]
 """Called as listener(address, value, source) after every change, on the changing thread."""
 
@@ -88,6 +93,7 @@ class Engine:
         self.buffers: list[list[np.ndarray | None]] = [
             [None] * VELOCITY_LAYERS for _ in self.kit.slots]
         self._morph_pair: tuple[Kit, Kit] | None = None
+        self._last_values: dict[tuple[int, str], float] = {}  # for the direction of a sweep
         self._clock = (0, time.monotonic())  # (frame at block start, monotonic s) by the callback
         self.started_at = time.monotonic()
         # counters: written under _lock or by one thread each; read by status()
@@ -205,8 +211,12 @@ class Engine:
                 mapping.set_slot_param(spec, param, value)
             self.learn.touch(param)
             self.history.push(self.kit, coalesce=f"{index}:{param}")
+            previous = self._last_values.get((index, param))
+            self._last_values[(index, param)] = value
         if name not in ("level", "pan"):
             self._request(index)
+        if name in ("latent", "morph") and previous is not None and previous != value:
+            self._prefetch(index, param, value, value - previous)
         self._notify(f"/{param}", value, source)
 
     def set_z(self, z: list[float], slot: int | None = None, source: object = None) -> None:
@@ -438,8 +448,37 @@ class Engine:
                                        quantize_knobs(layer_knobs), float(tune), float(decay),
                                        int(self.decoder.sample_rate), int(self.rate)))
 
+    def _prefetch(self, index: int, param: str, value: float, step: float) -> None:
+        """Decode the next ``PREFETCH_STEPS`` positions of a moving knob (or morph) into the
+        cache, in its direction of travel, so a full-speed sweep finds them there. They use
+        their own request ids (latest-wins among themselves) and are never published."""
+        name, dim = mapping.parse_param(param)
+        with self._lock:
+            spec = self.kit.slots[index]
+            knobs = self._knobs(index)
+            tune, decay = float(spec.tune_semitones), float(spec.decay)
+            pair = self._morph_pair
+            if name == "morph" and pair is not None:
+                latent_dim = self.decoder.latent_dim
+                ends = [k.slots[min(index, len(k.slots) - 1)].knobs_for(latent_dim) for k in pair]
+        for ahead in range(1, PREFETCH_STEPS + 1):
+            target = min(max(value + ahead * step, 0.0), 1.0)
+            if name == "morph":
+                if pair is None:
+                    return
+                position = morph_knobs(ends[0], ends[1], target)
+            else:
+                position = list(knobs)
+                position[dim or 0] = target
+            self.worker.submit(Request(PREFETCH_SLOT + ahead, quantize_knobs(position), tune,
+                                       decay, int(self.decoder.sample_rate), int(self.rate)))
+            if target in (0.0, 1.0):
+                return
+
     def _publish(self, slot: int, buffer: np.ndarray, request: Request) -> None:
         """Thread: decode worker. One reference swap; sounding voices keep their old buffer."""
+        if slot >= PREFETCH_SLOT:
+            return  # a cache warm-up: decoded and cached, not played
         index, layer = divmod(slot, VELOCITY_LAYERS)
         buffers = self.buffers
         if index < len(buffers):

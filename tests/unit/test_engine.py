@@ -170,3 +170,20 @@ def test_playback_buffer_trims_silent_preroll():
     buf = playback_buffer(raw, 16000, 16000, 0.0, 1.0)
     assert int(np.flatnonzero(np.abs(buf) > 0.003)[0]) == 8  # 0.5 ms of pre-roll kept
     assert buf.max() == pytest.approx(1.0)
+
+
+def test_a_knob_sweep_is_decoded_ahead_into_the_cache(engine):
+    """After two moves the direction is known: the next positions are decoded before the knob
+    gets there, so the sweep's later steps are cache hits (no model call on the way)."""
+    for step in range(12):
+        engine.set_param("latent/0", 0.30 + 0.02 * step, slot=0)
+        assert engine.worker.wait_idle(5)
+    hits_before = engine.worker.cache.hits
+    calls_before = engine.decoder.calls
+    engine.set_param("latent/0", 0.30 + 0.02 * 12, slot=0)  # prefetched by the last move
+    assert engine.worker.wait_idle(5)
+    assert engine.worker.cache.hits > hits_before
+    published = engine.buffers[0][-1]
+    assert published is not None
+    # the model was called only for positions further ahead, never for the one arrived at
+    assert engine.decoder.calls - calls_before <= 1
