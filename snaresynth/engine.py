@@ -95,6 +95,8 @@ class Engine:
         self._morph_pair: tuple[Kit, Kit] | None = None
         self._last_values: dict[tuple[int, str], float] = {}  # for the direction of a sweep
         self._clock = (0, time.monotonic())  # (frame at block start, monotonic s) by the callback
+        self._next_jack_frame: int | None = None
+        self._jack_clock: tuple[int, int, int] | None = None  # (frame, JACK frame time, frames)
         self.started_at = time.monotonic()
         # counters: written under _lock or by one thread each; read by status()
         self.xruns = 0  # output underflows since mark_running()
@@ -124,6 +126,8 @@ class Engine:
         """Fill one output block (frames, 2). Thread: audio callback only."""
         t0 = time.monotonic()
         self._clock = (self.mixer.frame, t0)
+        if self._next_jack_frame is not None:
+            self._jack_clock = (self.mixer.frame, self._next_jack_frame, out.shape[0])
         if xrun:
             if self._running:
                 self.xruns += 1
@@ -132,7 +136,24 @@ class Engine:
         self.mixer.render(out)
         self.callback_seconds += time.monotonic() - t0
 
+    def set_block_frame_time(self, jack_frame: int) -> None:
+        """The JACK frame time of the block ``process`` renders next. Thread: audio (the JACK
+        backend calls it right before ``process``), so MIDI from JACK is placed by frame."""
+        self._next_jack_frame = jack_frame
+
     # --- clock (any thread) --------------------------------------------------------------------
+    def frame_at_jack(self, jack_frame: int) -> int:
+        """Output frame of an event stamped with JACK's frame time: exactly one block after
+        it, whatever the callbacks' wake-up jitter (no wall clock involved)."""
+        clock = self._jack_clock
+        if clock is None or self.settings.latency == "lowest":
+            return self.frame_at(None)
+        frame0, jack0, block = clock
+        delta = (jack_frame - jack0) & 0xFFFFFFFF  # JACK frame times are uint32 and wrap
+        if delta >= 1 << 31:
+            delta -= 1 << 32
+        return frame0 + delta + max(block, self.settings.blocksize)
+
     def frame_at(self, t: float | None = None) -> int:
         """Output frame at which an event arriving at monotonic time ``t`` is played."""
         frame0, t0 = self._clock
@@ -143,8 +164,9 @@ class Engine:
 
     # --- playing (MIDI / OSC threads) ----------------------------------------------------------
     def trigger(self, velocity: float = 1.0, slot: int | None = None,
-                at: float | None = None) -> bool:
-        """Play a slot's current sound; ``at`` is a monotonic time (None = now). Thread: any."""
+                at: float | None = None, jack_frame: int | None = None) -> bool:
+        """Play a slot's current sound at monotonic time ``at`` (None = now), or at JACK frame
+        time ``jack_frame`` when the event came from JACK. Thread: any."""
         with self._lock:
             index = self.selected if slot is None else slot
             if not 0 <= index < len(self.kit.slots):
@@ -158,11 +180,12 @@ class Engine:
             choke = spec.choke_group
         if buffer is None or gain <= 0.0:
             return False
-        self.mixer.schedule(Hit(self.frame_at(at), buffer, gain * left, gain * right,
-                                choke, index))
+        frame = self.frame_at(at) if jack_frame is None else self.frame_at_jack(jack_frame)
+        self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index))
         return True
 
-    def note_on(self, note: int, velocity: int, channel: int = 1, at: float | None = None) -> bool:
+    def note_on(self, note: int, velocity: int, channel: int = 1, at: float | None = None,
+                jack_frame: int | None = None) -> bool:
         """MIDI note-on (velocity 1..127; 0 is a note-off and plays nothing)."""
         if velocity <= 0:
             return False
@@ -172,7 +195,7 @@ class Engine:
         if slot is None:
             self.unmapped += 1
             return False
-        return self.trigger(velocity / 127.0, slot, at)
+        return self.trigger(velocity / 127.0, slot, at, jack_frame)
 
     def control_change(self, cc: int, value: int, channel: int = 1, source: object = None) -> None:
         """MIDI CC: MIDI learn first, then the kit's CC map."""

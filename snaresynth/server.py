@@ -102,6 +102,7 @@ def serve(settings: Settings) -> int:
     recorder = Recorder(settings.record, rate, settings.blocksize) if settings.record else None
     process = recorder.wrap(engine.process) if recorder else engine.process
     audio = open_audio(settings.audio, process, rate, settings.blocksize)
+    audio.frame_clock = engine.set_block_frame_time  # JACK: MIDI placed by frame, no jitter
     midi = osc = feedback = None
     supervisor = Supervisor()
     try:

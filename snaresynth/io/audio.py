@@ -50,6 +50,8 @@ class AudioOut:
         self.blocksize = blocksize
         self.callback_errors = 0
         self.last_error: str = ""
+        # told the JACK frame time of each block before it is rendered (JACK backend only)
+        self.frame_clock: Callable[[int], None] | None = None
 
     def _run_process(self, out: np.ndarray, xrun: bool) -> None:
         try:
@@ -220,6 +222,8 @@ class JackAudio(AudioOut):
         """Thread: JACK process. Fill the preallocated block, then copy it to the two ports."""
         xrun, self._xrun = self._xrun, False
         out = self._buffer[:frames]
+        if self.frame_clock is not None:
+            self.frame_clock(self.client.last_frame_time)
         self._run_process(out, xrun)
         for channel, port in enumerate(self.ports):
             port.get_array()[:] = out[:, channel]

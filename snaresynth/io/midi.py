@@ -151,14 +151,16 @@ class MidiRouter:
         self.ignored = 0
         self.bad = 0
 
-    def handle(self, msg: Any, at: float | None = None) -> None:
-        """Translate one mido message; ``at`` is its arrival (monotonic s). Thread: MIDI."""
+    def handle(self, msg: Any, at: float | None = None, jack_frame: int | None = None) -> None:
+        """Translate one mido message; ``at`` is its arrival (monotonic s), ``jack_frame`` its
+        JACK frame time when it came from JACK (then notes are placed by frame). Thread: MIDI."""
         at = time.monotonic() if at is None else at
         self.messages += 1
         try:
             kind = msg.type
             if kind == "note_on":
-                self.engine.note_on(msg.note, msg.velocity, msg.channel + 1, at=at)
+                self.engine.note_on(msg.note, msg.velocity, msg.channel + 1, at=at,
+                                    jack_frame=jack_frame)
             elif kind == "control_change":
                 self.engine.control_change(msg.control, msg.value, msg.channel + 1, source=self)
             elif kind == "program_change":
@@ -234,12 +236,13 @@ class JackMidiIn(MidiRouter):
         # copied out first: handling a message between two steps of JACK-Client's generator
         # was seen to end it early (the rest of the period's events were lost)
         raw = [(offset, bytes(data)) for offset, data in self.port.incoming_midi_events()]
+        cycle = self.client.last_frame_time  # JACK frame time of this period's first frame
         for offset, data in raw:
             at = now + offset / self._rate  # the offset keeps the spacing within a period
             for msg in self._parser.feed(data):
                 kind = msg.type
                 if kind == "note_on":
-                    self.handle(msg, at)
+                    self.handle(msg, at, cycle + offset)
                 elif kind == "control_change":
                     key = (msg.channel, msg.control)
                     with self._cc_lock:

@@ -187,3 +187,18 @@ def test_a_knob_sweep_is_decoded_ahead_into_the_cache(engine):
     assert published is not None
     # the model was called only for positions further ahead, never for the one arrived at
     assert engine.decoder.calls - calls_before <= 1
+
+
+def test_jack_stamped_events_land_one_block_after_their_frame(sine_decoder):
+    engine = Engine(sine_decoder, _kit(), EngineSettings(rate=48000, blocksize=64))
+    out = np.zeros((64, 2), dtype=np.float32)
+    for block in range(3):
+        engine.set_block_frame_time(1000 + 64 * block)
+        engine.process(out)
+    # the block just rendered started at output frame 128, JACK frame 1128
+    assert engine.frame_at_jack(1128 + 10) == 128 + 10 + 64
+    assert engine.frame_at_jack(1128 + 64 + 5) == 128 + 64 + 5 + 64  # an event of the next cycle
+    # JACK's uint32 frame time wraps around
+    engine.set_block_frame_time(2**32 - 5)
+    engine.process(out)
+    assert engine.frame_at_jack(3) == 192 + 8 + 64
