@@ -222,8 +222,9 @@ class JackAudio(AudioOut):
         """Thread: JACK process. Fill the preallocated block, then copy it to the two ports."""
         xrun, self._xrun = self._xrun, False
         out = self._buffer[:frames]
-        if self.frame_clock is not None:
-            self.frame_clock(self.client.last_frame_time)
+        client = self.client  # None for the moment between activate() and storing it
+        if self.frame_clock is not None and client is not None:
+            self.frame_clock(client.last_frame_time)
         self._run_process(out, xrun)
         for channel, port in enumerate(self.ports):
             port.get_array()[:] = out[:, channel]

@@ -236,13 +236,14 @@ class JackMidiIn(MidiRouter):
         # copied out first: handling a message between two steps of JACK-Client's generator
         # was seen to end it early (the rest of the period's events were lost)
         raw = [(offset, bytes(data)) for offset, data in self.port.incoming_midi_events()]
-        cycle = self.client.last_frame_time  # JACK frame time of this period's first frame
+        client = self.client  # None while _open has activated it but not yet stored it
+        cycle = None if client is None else client.last_frame_time  # this period's first frame
         for offset, data in raw:
             at = now + offset / self._rate  # the offset keeps the spacing within a period
             for msg in self._parser.feed(data):
                 kind = msg.type
                 if kind == "note_on":
-                    self.handle(msg, at, cycle + offset)
+                    self.handle(msg, at, None if cycle is None else cycle + offset)
                 elif kind == "control_change":
                     key = (msg.channel, msg.control)
                     with self._cc_lock:
