@@ -143,51 +143,45 @@ class Worker(Protocol):
     def wait_idle(self, timeout: float = 10.0) -> bool: ...
 
 
-class DecodeWorker:
-    """One thread that runs the model; publishes finished buffers through ``on_ready``.
+class LatestWinsWorker:
+    """The latest-wins request slot and the one thread that serves it; subclasses say how a
+    request becomes a playback buffer (``_decode``). DecodeWorker runs the model in this
+    process, decode_process.ProcessDecodeWorker in a child.
 
     ``on_ready(slot, buffer, request)`` is called on the worker thread; it should only swap a
     reference. A decode that raises or returns non-finite audio keeps the previous buffer and is
     counted in ``failures`` (with a log line).
     """
 
-    def __init__(self, decoder: Decoder, on_ready: Callable[[int, np.ndarray, Request], None],
+    thread_name = "snaresynth-decode"
+
+    def __init__(self, on_ready: Callable[[int, np.ndarray, Request], None],
                  cache: BufferCache | None = None) -> None:
-        self.decoder = decoder
         self.on_ready = on_ready
         self.cache = cache or BufferCache()
-        lo, hi = decoder.latent_range()
-        self._lo = np.asarray(lo, dtype=np.float32)
-        self._hi = np.asarray(hi, dtype=np.float32)
         self._cond = threading.Condition()
         self._pending: dict[int, Request] = {}
         self._stop = False
         self._busy = False
-        self._thread = threading.Thread(target=self._run, name="snaresynth-decode", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         # counters (worker writes, anyone reads)
         self.decodes = 0
         self.dropped = 0
         self.failures = 0
-        self.decode_seconds: list[float] = []  # recent decode times, bounded below
+        self.decode_seconds: list[float] = []  # recent decode times (kept short by subclasses)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
+        self._signal_stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def set_decoder(self, decoder: Decoder) -> None:
-        """Swap the model (thread: any); the cache is cleared since keys mean other sounds."""
-        lo, hi = decoder.latent_range()
+    def _signal_stop(self) -> None:
         with self._cond:
-            self.decoder = decoder
-            self._lo = np.asarray(lo, dtype=np.float32)
-            self._hi = np.asarray(hi, dtype=np.float32)
-            self.cache = BufferCache(self.cache.max_bytes)
+            self._stop = True
+            self._cond.notify_all()
 
     def submit(self, request: Request) -> None:
         """Ask for a slot's sound; replaces an older pending request for that slot. Thread: any."""
@@ -210,6 +204,52 @@ class DecodeWorker:
             time.sleep(0.002)
         return False
 
+    def _decode(self, request: Request) -> np.ndarray:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                slot = next(iter(self._pending))
+                request = self._pending.pop(slot)
+                self._busy = True
+            try:
+                buffer = self._decode(request)
+            except Exception as exc:  # a model fault must never stop the instrument
+                self.failures += 1
+                log.error("decode failed for slot %d, keeping the previous sound: %s",
+                          request.slot, exc)
+            else:
+                self.on_ready(request.slot, buffer, request)
+            finally:
+                with self._cond:
+                    self._busy = False
+
+
+class DecodeWorker(LatestWinsWorker):
+    """Runs the model on a thread of this process (tests, ``render``, ``--decode thread``)."""
+
+    def __init__(self, decoder: Decoder, on_ready: Callable[[int, np.ndarray, Request], None],
+                 cache: BufferCache | None = None) -> None:
+        super().__init__(on_ready, cache)
+        self.decoder = decoder
+        lo, hi = decoder.latent_range()
+        self._lo = np.asarray(lo, dtype=np.float32)
+        self._hi = np.asarray(hi, dtype=np.float32)
+
+    def set_decoder(self, decoder: Decoder) -> None:
+        """Swap the model (thread: any); the cache is cleared since keys mean other sounds."""
+        lo, hi = decoder.latent_range()
+        with self._cond:
+            self.decoder = decoder
+            self._lo = np.asarray(lo, dtype=np.float32)
+            self._hi = np.asarray(hi, dtype=np.float32)
+            self.cache = BufferCache(self.cache.max_bytes)
+
     def decode_key(self, key: tuple[int, ...]) -> np.ndarray:
         """Raw model output for a quantized knob position, through the cache. Thread: worker."""
         buf = self.cache.get(key)
@@ -229,25 +269,5 @@ class DecodeWorker:
         self.cache.put(key, buf)
         return buf
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                slot = next(iter(self._pending))
-                request = self._pending.pop(slot)
-                self._busy = True
-            try:
-                raw = self.decode_key(request.key)
-                buffer = request.render(raw)
-            except Exception as exc:  # a model fault must never stop the instrument
-                self.failures += 1
-                log.error("decode failed for slot %d, keeping the previous sound: %s",
-                          request.slot, exc)
-            else:
-                self.on_ready(request.slot, buffer, request)
-            finally:
-                with self._cond:
-                    self._busy = False
+    def _decode(self, request: Request) -> np.ndarray:
+        return request.render(self.decode_key(request.key))

@@ -25,7 +25,6 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from snaresynth.decode import BufferCache, Request, knobs_to_z
+from snaresynth.decode import BufferCache, LatestWinsWorker, Request, knobs_to_z
 
 log = logging.getLogger(__name__)
 
@@ -66,32 +65,24 @@ class RemoteDecoder:
         """Already warmed up in the child."""
 
 
-class ProcessDecodeWorker:
+class ProcessDecodeWorker(LatestWinsWorker):
     """DecodeWorker's interface with the model in a spawned child process."""
+
+    thread_name = "snaresynth-decode-client"
 
     def __init__(self, model_spec: str | None,
                  on_ready: Callable[[int, np.ndarray, Request], None] | None = None,
                  cache: BufferCache | None = None, threads: int = 0, nice: int = 0) -> None:
+        # the cache holds finished playback buffers, by Request.render_key
+        super().__init__(on_ready or (lambda slot, buf, req: None), cache)
         self.model_spec = model_spec
-        self.on_ready = on_ready or (lambda slot, buf, req: None)
-        self.cache = cache or BufferCache()  # finished playback buffers, by Request.render_key
         self.threads = threads  # TensorFlow intra/inter-op threads in the child (0 = its default)
         self.nice = nice  # added to the child's nice value: decoding yields the CPU to the daemon
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
         self.decoder: RemoteDecoder | None = None
-        self._cond = threading.Condition()
-        self._pending: dict[int, Request] = {}
-        self._stop = False
-        self._busy = False
-        self._thread = threading.Thread(target=self._run, name="snaresynth-decode-client",
-                                        daemon=True)
-        self.decodes = 0
-        self.dropped = 0
-        self.failures = 0
         self.restarts = 0
-        self.decode_seconds: list[float] = []
 
     # --- lifecycle (main thread) ---------------------------------------------------------------
     def load(self, timeout: float = START_TIMEOUT_S) -> RemoteDecoder:
@@ -102,14 +93,12 @@ class ProcessDecodeWorker:
 
     def start(self) -> None:
         self.load()
-        self._thread.start()
+        super().start()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop within about half a second: the child holds no state, so it is not waited for
         beyond that (its TensorFlow teardown can take seconds on a busy machine)."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
+        self._signal_stop()
         self._close_child(min(timeout, 0.5))
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -117,51 +106,6 @@ class ProcessDecodeWorker:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
-
-    # --- any thread ----------------------------------------------------------------------------
-    def submit(self, request: Request) -> None:
-        """Ask for a slot's sound; replaces an older pending request for that slot."""
-        with self._cond:
-            if request.slot in self._pending:
-                self.dropped += 1
-            self._pending[request.slot] = request
-            self._cond.notify()
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._pending and not self._busy
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every submitted request is published (start-up, tests)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.idle():
-                return True
-            time.sleep(0.002)
-        return False
-
-    # --- client thread -------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                slot = next(iter(self._pending))
-                request = self._pending.pop(slot)
-                self._busy = True
-            try:
-                buffer = self._decode(request)
-            except Exception as exc:  # a model or child fault must never stop the instrument
-                self.failures += 1
-                log.error("decode failed for slot %d, keeping the previous sound: %s",
-                          request.slot, exc)
-            else:
-                self.on_ready(request.slot, buffer, request)
-            finally:
-                with self._cond:
-                    self._busy = False
 
     def _decode(self, request: Request) -> np.ndarray:
         key = request.render_key()
