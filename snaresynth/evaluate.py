@@ -250,7 +250,7 @@ def evaluate(
     from snaresynth.models.registry import load
 
     full = load_corpus(data)
-    corpus = full.select("snare")  # the fingerprint compared with the model's is the full one's
+    corpus = full.select("snare")  # train records this (snare-only) fingerprint in the model
     if corpus.audio.shape[0] < 2:
         raise CorpusError(f"{data}: eval needs at least 2 items labelled 'snare'")
     originals = [i for i, item in enumerate(corpus.items) if not item.get("augment")]
@@ -261,7 +261,7 @@ def evaluate(
     for model, name in zip(models, row_names(models), strict=True):
         decoder = load(model)
         rows.append(evaluate_decoder(decoder, snares, judge, name, points, lines,
-                                     steps, timing, seed, full.fingerprint))
+                                     steps, timing, seed, corpus.fingerprint))
     return rows
 
 

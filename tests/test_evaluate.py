@@ -158,7 +158,8 @@ def model_and_corpus(tmp_path_factory) -> tuple[Path, Path]:
     dec = build_decoder(3, [8], LENGTH, "relu")
     meta = ModelMetadata(family="autoencoder", latent_dim=3, sample_rate=32000,
                          latent_lo=[-1.0] * 3, latent_hi=[1.0] * 3, latent_prior="uniform",
-                         corpus_fingerprint=corpus.fingerprint)
+                         # what `snaresynth train` records: the fingerprint of the snares it used
+                         corpus_fingerprint=corpus.select("snare").fingerprint)
     path = save_model_file(tmp / "ae.keras", dec, meta, encoder=enc)
     return path, tmp / "corpus"
 
