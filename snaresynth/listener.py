@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from snaresynth import dsp
-from snaresynth.atomic import atomic_path
 from snaresynth.data.labels import CLASSES
 from snaresynth.errors import ModelFileError
 from snaresynth.features import MelSettings, log_mel
-from snaresynth.models.base import LENGTH
+from snaresynth.models.base import LENGTH, save_keras_archive
 
 log = logging.getLogger(__name__)
 
@@ -191,19 +190,9 @@ def augment_features(feats: np.ndarray, rng: np.random.Generator, max_shift: int
 
 def save_listener(path: str | Path, model: Any, info: ListenerInfo) -> Path:
     """Write model + ``listener.json`` atomically to one ``.keras`` file."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"listener file name must end in .keras, got {path.name}")
-    with atomic_path(path) as tmp:
-        keras_tmp = tmp.with_name(tmp.name + ".keras")
-        try:
-            model.save(keras_tmp)
-            with zipfile.ZipFile(keras_tmp, "a") as archive:
-                archive.writestr(INFO_ENTRY, json.dumps(asdict(info), indent=1, sort_keys=True))
-            keras_tmp.replace(tmp)
-        finally:
-            keras_tmp.unlink(missing_ok=True)
-    return path
+    return save_keras_archive(
+        path, model, {INFO_ENTRY: json.dumps(asdict(info), indent=1, sort_keys=True)},
+        what="listener")
 
 
 def read_listener_info(path: str | Path) -> ListenerInfo:

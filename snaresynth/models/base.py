@@ -114,6 +114,26 @@ def read_metadata(path: str | Path) -> ModelMetadata:
     return ModelMetadata.from_json(text, source=str(path))
 
 
+def save_keras_archive(path: str | Path, model: Any, entries: dict[str, str | bytes],
+                       what: str = "model") -> Path:
+    """Write a Keras model plus extra named entries (metadata) atomically to one ``.keras`` zip;
+    Keras ignores the extra entries when it loads the file."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{what} file name must end in .keras, got {path.name}")
+    with atomic_path(path) as tmp:
+        keras_tmp = tmp.with_name(tmp.name + ".keras")
+        try:
+            model.save(keras_tmp)
+            with zipfile.ZipFile(keras_tmp, "a") as archive:
+                for name, data in entries.items():
+                    archive.writestr(name, data)
+            keras_tmp.replace(tmp)
+        finally:
+            keras_tmp.unlink(missing_ok=True)
+    return path
+
+
 def save_model_file(
     path: str | Path,
     decoder: Any,
@@ -121,24 +141,13 @@ def save_model_file(
     encoder: Any | None = None,
 ) -> Path:
     """Write decoder (+ optional encoder) and metadata atomically to one ``.keras`` file."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"model file name must end in .keras, got {path.name}")
-    with atomic_path(path) as tmp:
-        keras_tmp = tmp.with_name(tmp.name + ".keras")
-        try:
-            decoder.save(keras_tmp)
-            with zipfile.ZipFile(keras_tmp, "a") as archive:
-                archive.writestr(METADATA_ENTRY, metadata.to_json())
-                if encoder is not None:
-                    with tempfile.TemporaryDirectory() as tmpdir:
-                        enc_path = Path(tmpdir) / "encoder.keras"
-                        encoder.save(enc_path)
-                        archive.write(enc_path, ENCODER_ENTRY)
-            keras_tmp.replace(tmp)
-        finally:
-            keras_tmp.unlink(missing_ok=True)
-    return path
+    entries: dict[str, str | bytes] = {METADATA_ENTRY: metadata.to_json()}
+    if encoder is not None:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            enc_path = Path(tmpdir) / "encoder.keras"
+            encoder.save(enc_path)
+            entries[ENCODER_ENTRY] = enc_path.read_bytes()
+    return save_keras_archive(path, decoder, entries)
 
 
 class KerasDecoder:
