@@ -115,12 +115,7 @@ def unit_to_cc(unit: float) -> int:
 def osc_to_unit(value: float) -> float:
     """An OSC knob value -> 0..1: ints and floats accepted and clamped; NaN, inf, bools and
     anything non-numeric are a ValueError (bad input must be reported, not played)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"expected a number 0..1, got {value!r}")
-    x = float(value)
-    if not math.isfinite(x):
-        raise ValueError(f"expected a finite number 0..1, got {x!r}")
-    return min(max(x, 0.0), 1.0)
+    return _amount(value, "value")
 
 
 def unit_to_osc(unit: float) -> float:
