@@ -65,6 +65,16 @@ def auto_api() -> str:
     return "jack"
 
 
+def find_port(names: list[str], spec: str, kind: str, api: str) -> str:
+    """The first port whose name contains ``spec`` (case-insensitive), or a DeviceError that
+    lists what there is."""
+    for name in names:
+        if spec.lower() in name.lower():
+            return name
+    raise DeviceError(f"no MIDI {kind} matching {spec!r} on {api}; "
+                      f"available: {', '.join(names) or 'none'}")
+
+
 def warm_up_parsing() -> None:
     """Build one message of each kind we handle, on a throwaway parser: mido's first message
     of a kind costs ~7 ms (its checks are set up lazily), which in JACK's process thread is
@@ -348,14 +358,9 @@ class AlsaMidiIn(MidiRouter):
                                           client_name=CLIENT_NAME)
                 self.name = f"{CLIENT_NAME}:midi_in (virtual, alsa)"
             else:
-                names = be.get_input_names()
-                matches = [n for n in names if self.spec.lower() in n.lower()]
-                if not matches:
-                    raise DeviceError(f"no MIDI input matching {self.spec!r} on alsa; "
-                                      f"available: {', '.join(names) or 'none'}")
-                self.port = be.open_input(matches[0], callback=self.handle,
-                                          client_name=CLIENT_NAME)
-                self.name = f"{matches[0]} (alsa)"
+                name = find_port(be.get_input_names(), self.spec, "input", "alsa")
+                self.port = be.open_input(name, callback=self.handle, client_name=CLIENT_NAME)
+                self.name = f"{name} (alsa)"
         except DeviceError:
             raise
         except Exception as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 from snaresynth import mapping
 from snaresynth.errors import DeviceError
-from snaresynth.io.midi import CLIENT_NAME, backend
+from snaresynth.io.midi import CLIENT_NAME, backend, find_port
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,9 @@ class MidiFeedback:
                 self.port = be.open_output("midi_out", virtual=True, client_name=client)
                 self.name = f"{client}:midi_out (virtual, {api})"
             else:
-                names = be.get_output_names()
-                matches = [n for n in names if spec.lower() in n.lower()]
-                if not matches:
-                    raise DeviceError(f"no MIDI output matching {spec!r} on {api}; "
-                                      f"available: {', '.join(names) or 'none'}")
-                self.port = be.open_output(matches[0])
-                self.name = f"{matches[0]} ({api})"
+                name = find_port(be.get_output_names(), spec, "output", api)
+                self.port = be.open_output(name)
+                self.name = f"{name} ({api})"
         except DeviceError:
             raise
         except Exception as exc:
