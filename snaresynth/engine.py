@@ -94,9 +94,7 @@ class Engine:
             [None] * VELOCITY_LAYERS for _ in self.kit.slots]
         self._morph_pair: tuple[Kit, Kit] | None = None
         self._last_values: dict[tuple[int, str], float] = {}  # for the direction of a sweep
-        self._clock = (0, time.monotonic())  # (frame at block start, monotonic s) by the callback
-        self._next_jack_frame: int | None = None
-        self._jack_clock: tuple[int, int, int] | None = None  # (frame, JACK frame time, frames)
+        self._next_jack_frame = -1  # JACK frame time of the next block (Python JACK callback)
         self.started_at = time.monotonic()
         # counters: written under _lock or by one thread each; read by status()
         self.xruns = 0  # output underflows since mark_running()
@@ -104,7 +102,6 @@ class Engine:
         self._running = False
         self.bad_messages = 0
         self.unmapped = 0
-        self.callback_seconds = 0.0  # time spent inside process(), for the CPU-load figure
 
     # --- lifecycle (main thread) ---------------------------------------------------------------
     def start(self, wait: float = 30.0) -> None:
@@ -123,18 +120,18 @@ class Engine:
 
     # --- audio thread --------------------------------------------------------------------------
     def process(self, out: np.ndarray, xrun: bool = False) -> None:
-        """Fill one output block (frames, 2). Thread: audio callback only."""
-        t0 = time.monotonic()
-        self._clock = (self.mixer.frame, t0)
-        if self._next_jack_frame is not None:
-            self._jack_clock = (self.mixer.frame, self._next_jack_frame, out.shape[0])
+        """Fill one output block (frames, 2). Thread: a Python audio callback. (JACK's
+        compiled callback, ``io/jack_rt.py``, runs the mixer without this method.)"""
         if xrun:
-            if self._running:
-                self.xruns += 1
-            else:
-                self.startup_xruns += 1
-        self.mixer.render(out)
-        self.callback_seconds += time.monotonic() - t0
+            self.note_xrun()
+        self.mixer.render(out, self._next_jack_frame)
+
+    def note_xrun(self) -> None:
+        """An output underflow. Thread: the audio backend's (callback or xrun notification)."""
+        if self._running:
+            self.xruns += 1
+        else:
+            self.startup_xruns += 1
 
     def set_block_frame_time(self, jack_frame: int) -> None:
         """The JACK frame time of the block ``process`` renders next. Thread: audio (the JACK
@@ -145,10 +142,9 @@ class Engine:
     def frame_at_jack(self, jack_frame: int) -> int:
         """Output frame of an event stamped with JACK's frame time: exactly one block after
         it, whatever the callbacks' wake-up jitter (no wall clock involved)."""
-        clock = self._jack_clock
-        if clock is None or self.settings.latency == "lowest":
+        frame0, _, jack0, block = self.mixer.clock()
+        if jack0 < 0 or self.settings.latency == "lowest":
             return self.frame_at(None)
-        frame0, jack0, block = clock
         delta = (jack_frame - jack0) & 0xFFFFFFFF  # JACK frame times are uint32 and wrap
         if delta >= 1 << 31:
             delta -= 1 << 32
@@ -156,7 +152,7 @@ class Engine:
 
     def frame_at(self, t: float | None = None) -> int:
         """Output frame at which an event arriving at monotonic time ``t`` is played."""
-        frame0, t0 = self._clock
+        frame0, t0, _, _ = self.mixer.clock()
         if self.settings.latency == "lowest":
             return 0  # whatever block comes next
         t = time.monotonic() if t is None else t
@@ -181,8 +177,7 @@ class Engine:
         if buffer is None or gain <= 0.0:
             return False
         frame = self.frame_at(at) if jack_frame is None else self.frame_at_jack(jack_frame)
-        self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index))
-        return True
+        return self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index))
 
     def note_on(self, note: int, velocity: int, channel: int = 1, at: float | None = None,
                 jack_frame: int | None = None) -> bool:
@@ -385,6 +380,7 @@ class Engine:
             "hits": self.mixer.hits_started,
             "late_hits": self.mixer.hits_late,
             "stolen": self.mixer.voices_stolen,
+            "dropped_hits": self.mixer.dropped,
             "xruns": self.xruns,
             "startup_xruns": self.startup_xruns,
             "decodes": self.worker.decodes,
@@ -395,7 +391,7 @@ class Engine:
             "dropped_requests": self.worker.dropped,
             "bad_messages": self.bad_messages,
             "unmapped": self.unmapped,
-            "cpu_load": self.callback_seconds / uptime,
+            "cpu_load": self.mixer.busy_seconds / uptime,
             "decode_ms_median": 1000.0 * decode_times[len(decode_times) // 2]
             if decode_times else 0.0,
         }

@@ -101,8 +101,11 @@ def serve(settings: Settings) -> int:
 
     recorder = Recorder(settings.record, rate, settings.blocksize) if settings.record else None
     process = recorder.wrap(engine.process) if recorder else engine.process
-    audio = open_audio(settings.audio, process, rate, settings.blocksize)
+    # JACK without --record: the mixer runs in a compiled callback that never takes the GIL
+    audio = open_audio(settings.audio, process, rate, settings.blocksize,
+                       mixer=None if recorder else engine.mixer)
     audio.frame_clock = engine.set_block_frame_time  # JACK: MIDI placed by frame, no jitter
+    audio.on_xrun = engine.note_xrun
     midi = osc = feedback = None
     supervisor = Supervisor()
     try:

@@ -52,6 +52,8 @@ class AudioOut:
         self.last_error: str = ""
         # told the JACK frame time of each block before it is rendered (JACK backend only)
         self.frame_clock: Callable[[int], None] | None = None
+        # told of each xrun that no Python callback sees (JACK's compiled callback only)
+        self.on_xrun: Callable[[], None] | None = None
 
     def _run_process(self, out: np.ndarray, xrun: bool) -> None:
         try:
@@ -169,14 +171,20 @@ class SoundDeviceAudio(AudioOut):
 
 
 class JackAudio(AudioOut):
-    """Two JACK output ports of a client of our own; ``process`` runs in JACK's process thread."""
+    """Two JACK output ports of a client of our own.
+
+    With a ``mixer`` the process callback is the compiled one of ``io/jack_rt.py`` (it never
+    takes the GIL; ``process`` is then not called, xruns go to ``on_xrun``). Without one,
+    ``process`` runs as a Python callback in JACK's process thread (``--record`` needs it).
+    """
 
     def __init__(self, process: Process, rate: int, blocksize: int,
-                 client_name: str = "snaresynth-audio") -> None:
+                 client_name: str = "snaresynth-audio", mixer: Any = None) -> None:
         super().__init__(process, rate, blocksize)
         import jack
 
         self._jack = jack
+        self.mixer = mixer
         self.client_name = client_name
         self.client: Any = None
         self.ports: list[Any] = []
@@ -195,7 +203,12 @@ class JackAudio(AudioOut):
                               "`jackd -d dummy -r 48000 -p 128`") from exc
         self._lost.clear()
         self.ports = [client.outports.register(f"out_{i + 1}") for i in range(CHANNELS)]
-        client.set_process_callback(self._callback)
+        if self.mixer is not None:
+            from snaresynth.io.jack_rt import attach_mixer
+
+            attach_mixer(client, self.ports, self.mixer)
+        else:
+            client.set_process_callback(self._callback)
         client.set_xrun_callback(self._on_xrun)
         client.set_shutdown_callback(self._on_shutdown)
         if client.samplerate != self.rate:
@@ -203,7 +216,9 @@ class JackAudio(AudioOut):
                         client.samplerate, self.rate)
         if client.blocksize > self._buffer.shape[0]:
             self._buffer = np.zeros((client.blocksize, CHANNELS), dtype=np.float32)
-        self.name = f"JACK ({client.name}, {client.samplerate} Hz / {client.blocksize} frames)"
+        mode = "compiled callback" if self.mixer is not None else "Python callback"
+        self.name = (f"JACK ({client.name}, {client.samplerate} Hz / {client.blocksize} frames, "
+                     f"{mode})")
         self.client = client
 
     def start(self) -> None:
@@ -230,7 +245,10 @@ class JackAudio(AudioOut):
             port.get_array()[:] = out[:, channel]
 
     def _on_xrun(self, delay_usecs: float) -> None:
-        self._xrun = True
+        if self.mixer is not None and self.on_xrun is not None:
+            self.on_xrun()  # JACK's notification thread, not the process thread
+        else:
+            self._xrun = True
 
     def _on_shutdown(self, status: Any, reason: str) -> None:
         self.lost_reason = reason  # JACK's thread: only flags, no client calls
@@ -286,15 +304,17 @@ def jack_device() -> int:
     raise DeviceError("no JACK server found (start one, e.g. `jackd -d dummy -r 48000 -p 128`)")
 
 
-def open_audio(spec: str, process: Process, rate: int, blocksize: int) -> AudioOut:
+def open_audio(spec: str, process: Process, rate: int, blocksize: int,
+               mixer: Any = None) -> AudioOut:
     """Open the backend named by ``--audio``: auto | jack | null | DEVICE (name part or index).
 
-    ``auto`` falls back to ``null`` with one log line when there is no output device.
+    ``auto`` falls back to ``null`` with one log line when there is no output device. With a
+    ``mixer``, JACK runs it from a compiled callback instead of calling ``process``.
     """
     if spec == "null":
         return NullAudio(process, rate, blocksize)
     if spec == "jack":
-        return JackAudio(process, rate, blocksize)
+        return JackAudio(process, rate, blocksize, mixer=mixer)
     if spec == "auto":
         try:
             return SoundDeviceAudio(process, rate, blocksize, None)

@@ -22,7 +22,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from snaresynth.errors import DeviceError
@@ -36,8 +35,6 @@ APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK"}
 IGNORED = frozenset({"clock", "active_sensing", "sysex", "start", "stop", "continue",
                      "songpos", "song_select", "tune_request", "quarter_frame", "reset",
                      "polytouch", "aftertouch", "pitchwheel", "note_off"})
-MAX_PENDING_EVENTS = 4096
-"""Messages waiting for the reader thread; a flood beyond this drops the oldest (counted)."""
 
 
 def backend(api: str) -> Any:
@@ -184,19 +181,24 @@ class MidiRouter:
 
 
 class JackMidiIn(MidiRouter):
-    """A JACK MIDI input port, virtual or connected to the source port named by ``spec``."""
+    """A JACK MIDI input port, virtual or connected to the source port named by ``spec``.
+
+    The port is read by a compiled process callback (``io/jack_rt.py``) that never takes the
+    GIL; it stamps each event with its JACK frame time and wakes the reader thread, which parses
+    and handles everything: notes at once (placed by their frame, one block later), CCs
+    coalesced to the latest value per channel and controller within what it drained, so a CC
+    flood costs one handling per controller and the last value always wins.
+    """
 
     api = "jack"
 
     def __init__(self, engine: Any, spec: str) -> None:
+        from snaresynth.io.jack_rt import MidiCapture
+
         super().__init__(engine)
         self.spec = spec
-        self.overflows = 0  # messages dropped because the reader thread fell far behind
         self.coalesced = 0  # CC values replaced by a newer one before they were handled
-        self._events: deque[tuple[float, Any]] = deque(maxlen=MAX_PENDING_EVENTS)
-        self._latest_cc: dict[tuple[int, int], Any] = {}  # at most 16 x 128 entries
-        self._cc_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._capture = MidiCapture()
         self._stop = False
         self._lost = threading.Event()
         self._parser = RunningStatusParser()
@@ -209,6 +211,11 @@ class JackMidiIn(MidiRouter):
         self._reader = threading.Thread(target=self._read, name="snaresynth-midi", daemon=True)
         self._reader.start()
 
+    @property
+    def overflows(self) -> int:
+        """Events dropped because the reader thread fell a whole ring behind."""
+        return self._capture.overflows
+
     def _open(self) -> None:
         import jack
 
@@ -218,8 +225,7 @@ class JackMidiIn(MidiRouter):
             raise DeviceError(f"cannot open MIDI input on jack: no JACK server ({exc})") from exc
         try:
             self.port = client.midi_inports.register("midi_in")
-            self._rate = client.samplerate
-            client.set_process_callback(self._callback)
+            self._capture.attach(client, self.port)
             client.set_shutdown_callback(self._on_shutdown)
             self._lost.clear()
             client.activate()
@@ -235,54 +241,33 @@ class JackMidiIn(MidiRouter):
             raise DeviceError(f"no MIDI input matching {self.spec!r} on jack; "
                               f"available: {', '.join(names) or 'none'}")
 
-    def _callback(self, frames: int) -> None:
-        """Thread: JACK process. Only parses: notes go to the engine at once (a note must be
-        placed on the audio clock within the block it arrived in); CCs are coalesced to the
-        latest value per channel and controller, and they and everything else (program change:
-        a preset from disk) are handled by the reader thread. So a CC flood costs this thread
-        next to nothing, and the last value always wins."""
-        now = time.monotonic()
-        got = False
-        # copied out first: handling a message between two steps of JACK-Client's generator
-        # was seen to end it early (the rest of the period's events were lost)
-        raw = [(offset, bytes(data)) for offset, data in self.port.incoming_midi_events()]
-        client = self.client  # None while _open has activated it but not yet stored it
-        cycle = None if client is None else client.last_frame_time  # this period's first frame
-        for offset, data in raw:
-            at = now + offset / self._rate  # the offset keeps the spacing within a period
-            for msg in self._parser.feed(data):
-                kind = msg.type
-                if kind == "note_on":
-                    self.handle(msg, at, None if cycle is None else cycle + offset)
-                elif kind == "control_change":
-                    key = (msg.channel, msg.control)
-                    with self._cc_lock:
-                        if key in self._latest_cc:
-                            self.coalesced += 1  # an older value nobody will hear
-                        self._latest_cc[key] = msg
-                    got = True
-                else:
-                    if len(self._events) == MAX_PENDING_EVENTS:
-                        self.overflows += 1
-                    self._events.append((at, msg))
-                    got = True
-        if got:
-            self._wake.set()
-
     def _on_shutdown(self, status: Any, reason: str) -> None:
         self._lost.set()  # JACK's own thread: no client calls here
 
     def _read(self) -> None:
+        """Thread: the reader. Notes first and at once; CCs (latest wins) and the rest after."""
+        capture = self._capture
         while not self._stop:
-            self._wake.wait(0.2)
-            self._wake.clear()
-            with self._cc_lock:
-                ccs, self._latest_cc = self._latest_cc, {}
-            for msg in ccs.values():
+            capture.wait(0.2)
+            latest_cc: dict[tuple[int, int], Any] = {}
+            later: list[Any] = []
+            now = time.monotonic()
+            for jack_frame, data in capture.events():
+                for msg in self._parser.feed(data):
+                    kind = msg.type
+                    if kind == "note_on":
+                        self.handle(msg, now, jack_frame)
+                    elif kind == "control_change":
+                        key = (msg.channel, msg.control)
+                        if key in latest_cc:
+                            self.coalesced += 1  # an older value nobody will hear
+                        latest_cc[key] = msg
+                    else:
+                        later.append(msg)
+            for msg in latest_cc.values():
                 self.handle(msg)
-            while self._events:
-                at, msg = self._events.popleft()
-                self.handle(msg, at)
+            for msg in later:
+                self.handle(msg, now)
 
     def _connect(self) -> bool:
         """Connect to the first other client's MIDI output matching ``spec``; True if connected."""
@@ -333,9 +318,10 @@ class JackMidiIn(MidiRouter):
 
     def close(self) -> None:
         self._stop = True
-        self._wake.set()
+        self._capture.wake()
         self._close_client()
         self._reader.join(1.0)
+        self._capture.close()  # after the client: its callback writes to the wake pipe
 
 
 class AlsaMidiIn(MidiRouter):

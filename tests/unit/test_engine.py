@@ -113,7 +113,7 @@ def test_bad_parameters_raise_value_error(engine):
 def test_constant_latency_places_hits_one_block_after_arrival(sine_decoder):
     engine = Engine(sine_decoder, _kit(), EngineSettings(rate=48000, blocksize=64))
     _play(engine, 10)
-    frame0, t0 = engine._clock
+    frame0, t0, _, _ = engine.mixer.clock()
     at = t0 + 0.0005  # 24 frames after the last block started
     assert engine.frame_at(at) == frame0 + 24 + 64
 

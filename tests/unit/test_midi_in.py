@@ -40,7 +40,7 @@ def test_running_status_expands_to_whole_messages(engine):
     # note-on 38, then 40 and 38 again under running status; then CC 20 and CC 21 the same way
     n = _feed(router, bytes([0x90, 38, 100, 40, 90, 38, 80, 0xB0, 20, 127, 21, 0]))
     assert n == 5 and router.messages == 5
-    assert len(engine.mixer._inbox) == 3
+    assert len(engine.mixer.queued()) == 3
     assert engine.kit.slots[engine.selected].knobs[:2] == [1.0, 0.0]
 
 
@@ -48,7 +48,7 @@ def test_realtime_bytes_inside_a_message_keep_running_status(engine):
     router = MidiRouter(engine)
     data = bytes([0x90, 38, 0xF8, 100, 0xFE, 40, 90] + [0xF8, 0xFE] * 500)
     assert _feed(router, data) == 2 + 2 + 1000
-    assert len(engine.mixer._inbox) == 2
+    assert len(engine.mixer.queued()) == 2
     assert router.ignored == 1002 and router.bad == 0 and engine.bad_messages == 0
 
 
@@ -61,7 +61,7 @@ def test_sysex_velocity_zero_and_other_channels_play_nothing(sine_decoder):
                   0x99, 99, 100,  # unmapped note on the right channel
                   0xF6, 0x45, 0x12])  # stray data bytes after a system message: dropped
     _feed(router, data)
-    assert len(engine.mixer._inbox) == 0
+    assert len(engine.mixer.queued()) == 0
     assert engine.kit.slots[0].knobs[0] == 0.5
     assert engine.unmapped == 1 and router.bad == 0
     parser = RunningStatusParser()

@@ -53,7 +53,7 @@ def test_ping_pong(osc):
 
 def test_trigger_schedules_a_hit(osc):
     assert osc.handle_packet(build_message("/snaresynth/trigger", [0.8, 1]), SENDER) == []
-    assert len(osc.engine.mixer._inbox) == 1
+    assert len(osc.engine.mixer.queued()) == 1
 
 
 def test_latent_and_params_change_state(osc):
@@ -112,11 +112,11 @@ def test_subscribers_get_changes_but_not_their_own(osc):
 
 def test_bundle_timetag_schedules_in_the_future(osc):
     engine = osc.engine
-    frame0, t0 = engine._clock
+    frame0, t0, _, _ = engine.mixer.clock()
     ahead = 0.25
     data = _bundle([("/snaresynth/trigger", [1.0])], time.time() + ahead)
     assert osc.handle_packet(data, SENDER) == []
-    hit = engine.mixer._inbox[0]
+    hit = engine.mixer.queued()[0]
     expected = engine.frame_at(time.monotonic() + ahead)
     assert abs(hit.frame - expected) < 48000 * 0.01
 

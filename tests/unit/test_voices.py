@@ -68,13 +68,32 @@ def test_choke_group_fades_previous_voice():
     assert audio[400] == pytest.approx(1.0)  # only the new voice remains
 
 
-def test_render_does_not_allocate_voices_after_start():
-    mixer = Mixer(48000, max_voices=4)
-    voices = list(mixer.voices)
-    for i in range(50):
-        mixer.schedule(Hit(i * 10, _buffer(300), 0.1, 0.1))
+def test_finished_hits_release_their_buffers():
+    mixer = Mixer(48000, max_voices=4, table=8)
+    for _i in range(50):  # far more distinct buffers than table entries, a few at a time
+        assert mixer.schedule(Hit(mixer.frame + 10, _buffer(100), 0.1, 0.1))
+        _render(mixer, 3)
+    assert mixer.hits_started == 50 and mixer.dropped == 0
+    assert mixer.active_voices() == 0
+    assert sum(a is not None for a in mixer._arrays) <= 1
+
+
+def test_a_full_ring_refuses_hits_instead_of_overwriting():
+    mixer = Mixer(48000, ring=4)
+    results = [mixer.schedule(Hit(1000, _buffer(), 1.0, 1.0)) for _ in range(6)]
+    assert results == [True] * 4 + [False] * 2 and mixer.dropped == 2
     _render(mixer, 20)
-    assert mixer.voices == voices
+    assert mixer.hits_started == 4
+
+
+def test_polyphony_flood_keeps_the_voice_limit():
+    mixer = Mixer(48000, max_voices=4)
+    for i in range(50):
+        mixer.schedule(Hit(i * 10, _buffer(5000), 0.1, 0.1))
+    _render(mixer, 20)
+    assert mixer.hits_started == 50
+    assert mixer.voices_stolen == 46
+    assert mixer.active_voices() <= 8
 
 
 def test_pan_is_constant_power():

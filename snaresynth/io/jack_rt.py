@@ -1,0 +1,269 @@
+"""JACK process callbacks compiled to machine code, so JACK's real-time thread never waits for
+Python's GIL.
+
+JACK-Client runs a Python function as the process callback; that function must take the GIL at
+the start of every cycle, and while the daemon's other threads (OSC, MIDI, the decode client)
+hold it, the whole JACK graph waits: about 1000 xruns in 20 s with three busy Python threads
+here, none with the same work in a compiled callback (docs/performance.md). So both JACK
+clients register a numba ``cfunc`` directly with libjack (``jack_set_process_callback``):
+
+- audio: ``voices.render_block`` into the two output ports, and the block's clock (mixer frame,
+  CLOCK_MONOTONIC, JACK frame time) for placing events;
+- MIDI in: copies each event with its JACK frame time into a ring and wakes the reader thread
+  through a non-blocking pipe; the reader parses and plays (``io/midi.py``).
+
+The compiled functions reach their state through one int64 table of addresses (``arg``), and
+libjack/libc through ctypes. JACK-Client still owns the clients, ports, connections and the
+notification callbacks (xrun, shutdown), which JACK runs outside the real-time thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import select
+from collections.abc import Iterator
+from typing import Any
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import carray, cfunc, njit, types
+
+from snaresynth.voices import (
+    C_BUSY_NS,
+    C_CLOCK_BLOCK,
+    C_CLOCK_FRAME,
+    C_CLOCK_JACK,
+    C_CLOCK_NS,
+    C_FRAME,
+    C_SEQ,
+    N_CTRL,
+    N_HIT,
+    N_VOICE,
+    Mixer,
+    as_pointer,
+    memory_fence,
+    render_block,
+)
+
+# libjack's and libc's functions are linked by name (not through ctypes pointers, which would
+# keep numba from caching the compiled callbacks: a 3 s compile at every start)
+_LIBJACK = ctypes.util.find_library("jack") or "libjack.so.0"
+llvm.load_library_permanently(_LIBJACK)
+_port_get_buffer = types.ExternalFunction("jack_port_get_buffer",
+                                          types.voidptr(types.voidptr, types.uint32))
+_last_frame_time = types.ExternalFunction("jack_last_frame_time", types.uint32(types.voidptr))
+_midi_event_count = types.ExternalFunction("jack_midi_get_event_count",
+                                           types.uint32(types.voidptr))
+_midi_event_get = types.ExternalFunction(
+    "jack_midi_event_get", types.int32(types.voidptr, types.voidptr, types.uint32))
+_clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
+_write = types.ExternalFunction("write", types.int64(types.int32, types.voidptr, types.uint64))
+CLOCK_MONOTONIC = 1  # Linux; the clock of Python's time.monotonic()
+
+
+def _address(jack_object: Any) -> int:
+    """The C pointer behind a JACK-Client client or port, as an int."""
+    import jack
+
+    return int(jack._ffi.cast("uintptr_t", jack_object._ptr))
+
+
+def _set_process_callback(client: Any, callback: Any, table: np.ndarray) -> None:
+    import jack
+
+    result = jack._lib.jack_set_process_callback(
+        client._ptr, jack._ffi.cast("JackProcessCallback", callback.address),
+        jack._ffi.cast("void *", table.ctypes.data))
+    if result != 0:
+        raise jack.JackError(f"cannot set the process callback of {client.name} ({result})")
+
+
+# --- audio ---------------------------------------------------------------------------------------
+# table slots: addresses of the mixer's arrays, their lengths, the ports, the client
+(A_CTRL, A_RING_I, A_RING_G, A_PEND_I, A_PEND_G, A_VOICE_I, A_VOICE_G, A_BUF_ADDR, A_BUF_LEN,
+ A_DONE, A_FADE, A_N_RING, A_N_PEND, A_N_VOICES, A_N_TABLE, A_N_FADE, A_MAX_VOICES, A_PORT_L,
+ A_PORT_R, A_CLIENT, A_TIMESPEC) = range(21)
+A_SIZE = 21
+
+
+@njit(cache=True, nogil=True)
+def _now_ns(timespec_address):
+    _clock_gettime(CLOCK_MONOTONIC, as_pointer(timespec_address))
+    ts = carray(as_pointer(timespec_address), (2,), np.int64)
+    return ts[0] * 1_000_000_000 + ts[1]
+
+
+@cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
+def _audio_process(frames, arg):
+    tab = carray(arg, (A_SIZE,), np.int64)
+    t0 = _now_ns(tab[A_TIMESPEC])
+    n_ring, n_pend = tab[A_N_RING], tab[A_N_PEND]
+    n_voices, n_table = tab[A_N_VOICES], tab[A_N_TABLE]
+    ctrl = carray(as_pointer(tab[A_CTRL]), (N_CTRL,), np.int64)
+    left = carray(_port_get_buffer(as_pointer(tab[A_PORT_L]), frames), (frames,),
+                  np.float32)
+    right = carray(_port_get_buffer(as_pointer(tab[A_PORT_R]), frames), (frames,),
+                   np.float32)
+    ctrl[C_SEQ] += 1  # odd while the clock is written (a seqlock for Mixer.clock)
+    memory_fence()
+    ctrl[C_CLOCK_FRAME] = ctrl[C_FRAME]
+    ctrl[C_CLOCK_NS] = t0
+    ctrl[C_CLOCK_JACK] = _last_frame_time(as_pointer(tab[A_CLIENT]))
+    ctrl[C_CLOCK_BLOCK] = frames
+    memory_fence()
+    ctrl[C_SEQ] += 1
+    render_block(ctrl,
+                 carray(as_pointer(tab[A_RING_I]), (n_ring, N_HIT), np.int64),
+                 carray(as_pointer(tab[A_RING_G]), (n_ring, 2), np.float32),
+                 carray(as_pointer(tab[A_PEND_I]), (n_pend, N_HIT), np.int64),
+                 carray(as_pointer(tab[A_PEND_G]), (n_pend, 2), np.float32),
+                 carray(as_pointer(tab[A_VOICE_I]), (n_voices, N_VOICE), np.int64),
+                 carray(as_pointer(tab[A_VOICE_G]), (n_voices, 2), np.float32),
+                 carray(as_pointer(tab[A_BUF_ADDR]), (n_table,), np.int64),
+                 carray(as_pointer(tab[A_BUF_LEN]), (n_table,), np.int64),
+                 carray(as_pointer(tab[A_DONE]), (n_table,), np.int64),
+                 carray(as_pointer(tab[A_FADE]), (tab[A_N_FADE],), np.float32),
+                 left, right, frames, tab[A_MAX_VOICES])
+    ctrl[C_BUSY_NS] += _now_ns(tab[A_TIMESPEC]) - t0
+    return 0
+
+
+def attach_mixer(client: Any, ports: list[Any], mixer: Mixer) -> np.ndarray:
+    """Make ``mixer`` the compiled process callback of ``client`` (before ``activate``).
+
+    Returns the address table; the caller keeps it (and ``mixer``) alive as long as the client.
+    """
+    arrays = mixer.kernel_args()
+    table = np.zeros(A_SIZE, dtype=np.int64)
+    for slot, array in zip(range(A_CTRL, A_FADE + 1), arrays, strict=True):
+        table[slot] = array.ctypes.data
+    table[A_N_RING] = mixer.ring_i.shape[0]
+    table[A_N_PEND] = mixer.pend_i.shape[0]
+    table[A_N_VOICES] = mixer.voice_i.shape[0]
+    table[A_N_TABLE] = mixer.buf_addr.shape[0]
+    table[A_N_FADE] = mixer.fade.shape[0]
+    table[A_MAX_VOICES] = mixer.max_voices
+    table[A_PORT_L] = _address(ports[0])
+    table[A_PORT_R] = _address(ports[1])
+    table[A_CLIENT] = _address(client)
+    timespec = np.zeros(2, dtype=np.int64)
+    table[A_TIMESPEC] = timespec.ctypes.data
+    _set_process_callback(client, _audio_process, table)
+    mixer.rt_keepalive = (table, timespec)  # the arrays the table points into live with it
+    return table
+
+
+# --- MIDI in -------------------------------------------------------------------------------------
+M_CTRL, M_FRAMES, M_BYTES, M_EVENT, M_PORT, M_CLIENT, M_FD, M_ONE, M_N_RING = range(9)
+M_SIZE = 9
+MIDI_RING = 4096
+"""Events held for the reader thread (a full second of a dense MIDI stream)."""
+MIDI_MAX_BYTES = 8
+"""Longer events (SysEx) are not captured: the daemon has no use for them."""
+# ctrl slots
+MC_WRITE, MC_READ, MC_OVERFLOW, MC_SKIPPED = range(4)
+
+
+@cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
+def _midi_process(frames, arg):
+    tab = carray(arg, (M_SIZE,), np.int64)
+    n_ring = tab[M_N_RING]
+    ctrl = carray(as_pointer(tab[M_CTRL]), (4,), np.int64)
+    stamps = carray(as_pointer(tab[M_FRAMES]), (n_ring, 2), np.int64)
+    data = carray(as_pointer(tab[M_BYTES]), (n_ring, MIDI_MAX_BYTES), np.uint8)
+    event = carray(as_pointer(tab[M_EVENT]), (3,), np.int64)  # jack_midi_event_t
+    port_buffer = _port_get_buffer(as_pointer(tab[M_PORT]), frames)
+    count = _midi_event_count(port_buffer)
+    if count == 0:
+        return 0
+    cycle = np.int64(_last_frame_time(as_pointer(tab[M_CLIENT])))
+    got = False
+    for i in range(count):
+        if _midi_event_get(as_pointer(tab[M_EVENT]), port_buffer, i) != 0:
+            continue
+        size = event[1]
+        if size > MIDI_MAX_BYTES or size < 1:
+            ctrl[MC_SKIPPED] += 1
+            continue
+        write = ctrl[MC_WRITE]
+        if write - ctrl[MC_READ] >= n_ring:
+            ctrl[MC_OVERFLOW] += 1
+            continue
+        k = write % n_ring
+        stamps[k, 0] = (cycle + (event[0] & 0xFFFFFFFF)) & 0xFFFFFFFF
+        stamps[k, 1] = size
+        source = carray(as_pointer(event[2]), (size,), np.uint8)
+        for b in range(size):
+            data[k, b] = source[b]
+        memory_fence()
+        ctrl[MC_WRITE] = write + 1
+        got = True
+    if got:
+        _write(np.int32(tab[M_FD]), as_pointer(tab[M_ONE]), 1)  # non-blocking; full = awake
+    return 0
+
+
+class MidiCapture:
+    """The compiled MIDI input callback of one JACK client, and the reader's side of its ring.
+
+    Thread: ``attach`` on the opening thread (before ``activate``); ``events`` on one reader.
+    """
+
+    def __init__(self) -> None:
+        self.ctrl = np.zeros(4, dtype=np.int64)
+        self.stamps = np.zeros((MIDI_RING, 2), dtype=np.int64)
+        self.data = np.zeros((MIDI_RING, MIDI_MAX_BYTES), dtype=np.uint8)
+        self._event = np.zeros(3, dtype=np.int64)
+        self._one = np.ones(1, dtype=np.uint8)
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._table = np.zeros(M_SIZE, dtype=np.int64)
+
+    def attach(self, client: Any, port: Any) -> None:
+        table = self._table
+        table[M_CTRL] = self.ctrl.ctypes.data
+        table[M_FRAMES] = self.stamps.ctypes.data
+        table[M_BYTES] = self.data.ctypes.data
+        table[M_EVENT] = self._event.ctypes.data
+        table[M_PORT] = _address(port)
+        table[M_CLIENT] = _address(client)
+        table[M_FD] = self._wake_write
+        table[M_ONE] = self._one.ctypes.data
+        table[M_N_RING] = MIDI_RING
+        _set_process_callback(client, _midi_process, table)
+
+    @property
+    def overflows(self) -> int:
+        return int(self.ctrl[MC_OVERFLOW])
+
+    @property
+    def skipped(self) -> int:
+        return int(self.ctrl[MC_SKIPPED])
+
+    def wait(self, timeout: float) -> None:
+        """Block until the callback captured something (or ``timeout`` s, or ``wake``)."""
+        ready, _, _ = select.select([self._wake_read], [], [], timeout)
+        if ready:
+            os.read(self._wake_read, 4096)
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"\0")
+
+    def events(self) -> Iterator[tuple[int, bytes]]:
+        """(JACK frame time, raw bytes) of every captured event not yet read, oldest first."""
+        ctrl = self.ctrl
+        read, write = int(ctrl[MC_READ]), int(ctrl[MC_WRITE])
+        for n in range(read, write):
+            k = n % MIDI_RING
+            size = int(self.stamps[k, 1])
+            yield int(self.stamps[k, 0]), bytes(self.data[k, :size])
+            ctrl[MC_READ] = n + 1
+
+    def close(self) -> None:
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
