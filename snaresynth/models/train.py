@@ -281,8 +281,7 @@ def train(settings: TrainSettings) -> Path:
                           "corpus_fingerprint": corpus.fingerprint})
 
     log_dir = settings.log_dir or ckpt_dir / "logs"
-    progress = _progress(step, total, manager, settings.checkpoint_every, log_dir)
-    start = time.monotonic()
+    progress = _progress(step, seconds, total, manager, settings.checkpoint_every, log_dir)
     if resumed_from < total:
         dataset = make_dataset(audio, batch_size, settings.seed + resumed_from)
         initial_epoch = resumed_from // steps_per_epoch
@@ -295,7 +294,7 @@ def train(settings: TrainSettings) -> Path:
             progress.close()
     else:
         progress.close()
-    seconds.assign_add(time.monotonic() - start)
+    seconds.assign(progress.elapsed_seconds())
     latest = manager.latest_checkpoint
     if latest is None or not latest.endswith(f"-{int(step)}"):
         manager.save(checkpoint_number=int(step))
@@ -357,7 +356,8 @@ def _scalar_metadata() -> Any:
     )
 
 
-def _progress(step: Any, total: int, manager: Any, every: int, log_dir: Path) -> Any:
+def _progress(step: Any, seconds: Any, total: int, manager: Any, every: int,
+              log_dir: Path) -> Any:
     """The fit callback; a factory so that importing this module does not import Keras."""
     import keras
     import tensorflow as tf
@@ -373,6 +373,12 @@ def _progress(step: Any, total: int, manager: Any, every: int, log_dir: Path) ->
             self.bar = tqdm(total=total, initial=int(step.numpy()), unit="step", disable=None,
                             dynamic_ncols=True)
             self.last_losses: dict[str, float] = {}
+            self._seconds_before = float(seconds.numpy())  # earlier runs of a resumed training
+            self._start = time.monotonic()
+
+        def elapsed_seconds(self) -> float:
+            """Training time over every run so far (checkpoints carry it across --resume)."""
+            return self._seconds_before + time.monotonic() - self._start
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             n = int(step.assign_add(1).numpy())
@@ -389,6 +395,7 @@ def _progress(step: Any, total: int, manager: Any, every: int, log_dir: Path) ->
                         tf.summary.write(key, tf.constant(value, tf.float32),
                                          metadata=_scalar_metadata())
             if every and n % every == 0:
+                seconds.assign(self.elapsed_seconds())
                 manager.save(checkpoint_number=n)
                 log.info("step %d/%d checkpoint %s %s", n, total, manager.latest_checkpoint,
                          losses)

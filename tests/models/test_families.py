@@ -145,6 +145,9 @@ def test_resume_continues_from_the_checkpoint_step(corpus_dir: Path, tmp_path: P
     assert tf.train.latest_checkpoint(str(ckpt)).endswith("ckpt-3")
     first = read_metadata(out).training
     assert first["steps"] == 3 and first["resumed_from"] == 0
+    # a periodic checkpoint carries the time trained so far (a killed run resumes with it)
+    mid = tf.train.load_checkpoint(str(ckpt / "ckpt-2"))
+    assert 0 < float(mid.get_tensor("seconds/.ATTRIBUTES/VARIABLE_VALUE")) <= first["seconds"]
 
     with pytest.raises(TrainingError, match="--resume"):  # no silent mixing of two runs
         train(_settings(corpus_dir, out, steps=5))
