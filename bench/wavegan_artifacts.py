@@ -16,6 +16,12 @@ Both at initialisation and after a short WGAN-GP run on a corpus (synthetic snar
 figures; it never passes or fails. Example (about 5 minutes on one core)::
 
     python bench/wavegan_artifacts.py --seeds 3 --d 4 --steps 40
+
+With ``--models A.keras B.keras`` it trains nothing and measures saved WaveGAN generators
+(``snaresynth train --family wavegan``) on ``--samples`` latents drawn from their prior::
+
+    python bench/wavegan_artifacts.py --data corpora/hydrogen --samples 64 \
+        --models runs/study/wavegan-transpose.keras runs/study/wavegan-nearest.keras
 """
 
 from __future__ import annotations
@@ -114,6 +120,16 @@ def run_variant(name: str, audio: np.ndarray, rate: int, seed: int,
     return before, after, time.monotonic() - start
 
 
+def saved_model_figures(path: Path, samples: int) -> dict[str, float]:
+    """Figures of a saved generator's outputs at ``samples`` latents drawn from its prior."""
+    from snaresynth.models.base import load_model_file
+
+    decoder = load_model_file(path)
+    lo, hi = (np.asarray(v, dtype=np.float32) for v in decoder.latent_range())
+    z = np.random.default_rng(0).uniform(lo, hi, (samples, decoder.latent_dim))
+    return figures(np.asarray(decoder.decode(z.astype(np.float32))))
+
+
 def median_row(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
 
@@ -135,6 +151,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16, help="generator outputs measured")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow CPU threads")
+    parser.add_argument("--models", type=Path, nargs="+",
+                        help="measure these saved generators instead of training")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -148,11 +166,20 @@ def main() -> None:
         audio, rate = corpus.audio, corpus.sample_rate
     else:
         audio, rate = synthetic_snares(64, args.rate, 0), args.rate
-    print(f"WaveGAN upsampling artefacts: d={args.d}, {args.steps} steps of batch {args.batch}, "
-          f"phase shuffle {args.phase_shuffle}, {args.samples} outputs, median of "
-          f"{args.seeds} seeds, corpus {args.data or 'synthetic'} ({len(audio)} @ {rate} Hz)")
+    if args.models:
+        print(f"WaveGAN upsampling artefacts of saved generators: {args.samples} outputs each, "
+              f"corpus {args.data or 'synthetic'} ({len(audio)} @ {rate} Hz)")
+    else:
+        print(f"WaveGAN upsampling artefacts: d={args.d}, {args.steps} steps of batch "
+              f"{args.batch}, phase shuffle {args.phase_shuffle}, {args.samples} outputs, "
+              f"median of {args.seeds} seeds, corpus {args.data or 'synthetic'} "
+              f"({len(audio)} @ {rate} Hz)")
     print(f"{'':<32} {'tone dB at k*fs/4^L, L = 1..5':<34} {'mean':>6}   replica")
     print(fmt("corpus (reference)", figures(audio)))
+    if args.models:
+        for path in args.models:
+            print(fmt(path.name, saved_model_figures(path, args.samples)), flush=True)
+        return
     for name in args.variants.split(","):
         results = [run_variant(name, audio, rate, seed, args) for seed in range(args.seeds)]
         print(fmt(f"{name} init", median_row([r[0] for r in results])))
