@@ -100,6 +100,7 @@ class Engine:
         self.xruns = 0  # output underflows since mark_running()
         self.startup_xruns = 0  # flags while the stream was still starting (priming)
         self._running = False
+        self._underflows_before_running = 0  # a compiled PortAudio callback's, at mark_running
         self.bad_messages = 0
         self.unmapped = 0
 
@@ -113,6 +114,7 @@ class Engine:
 
     def mark_running(self) -> None:
         """From now on underflow flags count as xruns (main thread, once the stream settled)."""
+        self._underflows_before_running = self.mixer.underflows
         self._running = True
 
     def stop(self) -> None:
@@ -375,14 +377,17 @@ class Engine:
         """Counters in the spirit of scsynth's /status."""
         uptime = max(time.monotonic() - self.started_at, 1e-9)
         decode_times = sorted(self.worker.decode_seconds)
+        underflows = self.mixer.underflows  # counted by a compiled PortAudio callback
         return {
             "voices": self.mixer.active_voices(),
             "hits": self.mixer.hits_started,
             "late_hits": self.mixer.hits_late,
             "stolen": self.mixer.voices_stolen,
             "dropped_hits": self.mixer.dropped,
-            "xruns": self.xruns,
-            "startup_xruns": self.startup_xruns,
+            "xruns": self.xruns + (underflows - self._underflows_before_running
+                                   if self._running else 0),
+            "startup_xruns": self.startup_xruns + (self._underflows_before_running
+                                                   if self._running else underflows),
             "decodes": self.worker.decodes,
             "decode_failures": self.worker.failures,
             "cache_hits": self.worker.cache.hits,

@@ -47,6 +47,7 @@ C_CLOCK_JACK = 11  # JACK frame time of that block, -1 without JACK (audio)
 C_BUSY_NS = 12  # time spent rendering, ns (audio)
 C_BLOCKS = 13  # blocks rendered (audio)
 C_CLOCK_BLOCK = 14  # frames in that block (audio)
+C_UNDERFLOWS = 15  # output underflows reported to a compiled callback (audio; PortAudio)
 N_CTRL = 16
 
 # hit records (ring and pending list): int64 columns, and float32 gains beside them
@@ -215,6 +216,56 @@ def _mix(voice_i, voice_g, v, buf_addr, buf_len, done, fade, left, right, frames
         done[entry] += 1
 
 
+# The address table: where compiled callbacks (io/jack_rt.py, io/portaudio_rt.py) find the
+# mixer's arrays. Entries 0..10 are ``Mixer.kernel_args()`` in order, then their sizes.
+(T_CTRL, T_RING_I, T_RING_G, T_PEND_I, T_PEND_G, T_VOICE_I, T_VOICE_G, T_BUF_ADDR, T_BUF_LEN,
+ T_DONE, T_FADE, T_N_RING, T_N_PEND, T_N_VOICES, T_N_TABLE, T_N_FADE, T_MAX_VOICES,
+ T_TIMESPEC) = range(18)
+T_SIZE = 18
+CLOCK_MONOTONIC = 1  # Linux; the clock of Python's time.monotonic()
+_clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
+
+
+@njit(cache=True, nogil=True)
+def now_ns(timespec_address):
+    """CLOCK_MONOTONIC in ns, through a 2 x int64 scratch ``struct timespec``."""
+    _clock_gettime(CLOCK_MONOTONIC, as_pointer(timespec_address))
+    ts = carray(as_pointer(timespec_address), (2,), np.int64)
+    return ts[0] * 1_000_000_000 + ts[1]
+
+
+@njit(cache=True, nogil=True)
+def render_from_table(table_address, left, right, frames, jack_frame):
+    """One block from a compiled callback: publish the block's clock (a seqlock read by
+    ``Mixer.clock``), mix, and add the time it took to ``C_BUSY_NS``. Thread: audio."""
+    tab = carray(as_pointer(table_address), (T_SIZE,), np.int64)
+    t0 = now_ns(tab[T_TIMESPEC])
+    n_ring, n_pend = tab[T_N_RING], tab[T_N_PEND]
+    n_voices, n_table = tab[T_N_VOICES], tab[T_N_TABLE]
+    ctrl = carray(as_pointer(tab[T_CTRL]), (N_CTRL,), np.int64)
+    ctrl[C_SEQ] += 1  # odd while the clock is written
+    memory_fence()
+    ctrl[C_CLOCK_FRAME] = ctrl[C_FRAME]
+    ctrl[C_CLOCK_NS] = t0
+    ctrl[C_CLOCK_JACK] = jack_frame
+    ctrl[C_CLOCK_BLOCK] = frames
+    memory_fence()
+    ctrl[C_SEQ] += 1
+    render_block(ctrl,
+                 carray(as_pointer(tab[T_RING_I]), (n_ring, N_HIT), np.int64),
+                 carray(as_pointer(tab[T_RING_G]), (n_ring, 2), np.float32),
+                 carray(as_pointer(tab[T_PEND_I]), (n_pend, N_HIT), np.int64),
+                 carray(as_pointer(tab[T_PEND_G]), (n_pend, 2), np.float32),
+                 carray(as_pointer(tab[T_VOICE_I]), (n_voices, N_VOICE), np.int64),
+                 carray(as_pointer(tab[T_VOICE_G]), (n_voices, 2), np.float32),
+                 carray(as_pointer(tab[T_BUF_ADDR]), (n_table,), np.int64),
+                 carray(as_pointer(tab[T_BUF_LEN]), (n_table,), np.int64),
+                 carray(as_pointer(tab[T_DONE]), (n_table,), np.int64),
+                 carray(as_pointer(tab[T_FADE]), (tab[T_N_FADE],), np.float32),
+                 left, right, frames, tab[T_MAX_VOICES])
+    ctrl[C_BUSY_NS] += now_ns(tab[T_TIMESPEC]) - t0
+
+
 @dataclass(slots=True)
 class Hit:
     """A scheduled note: which buffer, when (absolute output frame), how loud, where."""
@@ -268,6 +319,9 @@ class Mixer:
         self._free = list(range(table - 1, -1, -1))
         self._lock = threading.Lock()  # producers only
         self.refused = 0  # hits refused because the ring or the buffer table was full
+        self._timespec = np.zeros(2, dtype=np.int64)  # scratch of the compiled callbacks' clock
+        self._table: np.ndarray | None = None
+        self.rt_keepalive: object = None  # a compiled callback's own table, alive with the mixer
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -378,6 +432,27 @@ class Mixer:
         """The state arrays in ``render_block``'s order (before the output arrays)."""
         return (self.ctrl, self.ring_i, self.ring_g, self.pend_i, self.pend_g, self.voice_i,
                 self.voice_g, self.buf_addr, self.buf_len, self.done, self.fade)
+
+    def address_table(self) -> np.ndarray:
+        """The int64 table of addresses that ``render_from_table`` reads (kept alive here)."""
+        if self._table is None:
+            table = np.zeros(T_SIZE, dtype=np.int64)
+            for slot, array in enumerate(self.kernel_args()):
+                table[slot] = array.ctypes.data
+            table[T_N_RING] = self.ring_i.shape[0]
+            table[T_N_PEND] = self.pend_i.shape[0]
+            table[T_N_VOICES] = self.voice_i.shape[0]
+            table[T_N_TABLE] = self.buf_addr.shape[0]
+            table[T_N_FADE] = self.fade.shape[0]
+            table[T_MAX_VOICES] = self.max_voices
+            table[T_TIMESPEC] = self._timespec.ctypes.data
+            self._table = table
+        return self._table
+
+    @property
+    def underflows(self) -> int:
+        """Output underflows a compiled callback was told of (PortAudio's flags)."""
+        return int(self.ctrl[C_UNDERFLOWS])
 
     # --- audio thread (Python backends) ----------------------------------------------------------
     def render(self, out: np.ndarray, jack_frame: int = -1) -> None:

@@ -118,25 +118,38 @@ class NullAudio(AudioOut):
 
 
 class SoundDeviceAudio(AudioOut):
-    """PortAudio output through python-sounddevice."""
+    """PortAudio output through python-sounddevice.
+
+    With a ``mixer`` the stream's callback is the compiled one of ``io/portaudio_rt.py`` (it
+    never takes the GIL; ``process`` is then not called and underflows are counted in
+    ``mixer.underflows``). Without one, ``process`` is a Python callback (``--record``).
+    """
 
     def __init__(self, process: Process, rate: int, blocksize: int,
-                 device: int | str | None = None) -> None:
+                 device: int | str | None = None, mixer: Any = None) -> None:
         super().__init__(process, rate, blocksize)
         import sounddevice as sd
 
         self._sd = sd
         self.device = device
+        self.mixer = mixer
         try:
             info = sd.query_devices(device, kind="output")
             api = sd.query_hostapis(info["hostapi"])["name"]
         except (ValueError, sd.PortAudioError) as exc:
             raise DeviceError(f"audio device {device!r}: {exc}") from exc
-        self.name = f"{info['name']} ({api})"
-        self._stream = None
+        self._index = int(info["index"])
+        mode = "compiled callback" if mixer is not None else "Python callback"
+        self.name = f"{info['name']} ({api}, {mode})"
+        self._stream: Any = None
 
     def start(self) -> None:
         sd = self._sd
+        if self.mixer is not None:
+            from snaresynth.io.portaudio_rt import CompiledStream
+
+            self._stream = CompiledStream(sd, self._index, self.rate, self.blocksize, self.mixer)
+            return
         try:
             self._stream = sd.OutputStream(
                 samplerate=self.rate, blocksize=self.blocksize, device=self.device,
@@ -152,7 +165,8 @@ class SoundDeviceAudio(AudioOut):
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                stream.stop()
+                if self.mixer is None:
+                    stream.stop()
                 stream.close()
             except self._sd.PortAudioError as exc:
                 log.warning("closing audio output: %s", exc)
@@ -167,6 +181,10 @@ class SoundDeviceAudio(AudioOut):
         self.stop()
         sd._terminate()
         sd._initialize()
+        try:  # device indices may have moved
+            self._index = int(sd.query_devices(self.device, kind="output")["index"])
+        except (ValueError, sd.PortAudioError) as exc:
+            raise DeviceError(f"audio device {self.device!r}: {exc}") from exc
         self.start()
 
 
@@ -309,7 +327,8 @@ def open_audio(spec: str, process: Process, rate: int, blocksize: int,
     """Open the backend named by ``--audio``: auto | jack | null | DEVICE (name part or index).
 
     ``auto`` falls back to ``null`` with one log line when there is no output device. With a
-    ``mixer``, JACK runs it from a compiled callback instead of calling ``process``.
+    ``mixer``, JACK and PortAudio run it from a compiled callback instead of calling
+    ``process`` (the null sink always calls ``process``).
     """
     if spec == "null":
         return NullAudio(process, rate, blocksize)
@@ -317,12 +336,12 @@ def open_audio(spec: str, process: Process, rate: int, blocksize: int,
         return JackAudio(process, rate, blocksize, mixer=mixer)
     if spec == "auto":
         try:
-            return SoundDeviceAudio(process, rate, blocksize, None)
+            return SoundDeviceAudio(process, rate, blocksize, None, mixer=mixer)
         except (DeviceError, OSError) as exc:
             log.warning("no audio output device (%s); using the null sink", _one_line(exc))
             return NullAudio(process, rate, blocksize)
     device: int | str = int(spec) if spec.isdigit() else spec
-    return SoundDeviceAudio(process, rate, blocksize, device)
+    return SoundDeviceAudio(process, rate, blocksize, device, mixer=mixer)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -29,24 +29,9 @@ from typing import Any
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, types
 
-from snaresynth.voices import (
-    C_BUSY_NS,
-    C_CLOCK_BLOCK,
-    C_CLOCK_FRAME,
-    C_CLOCK_JACK,
-    C_CLOCK_NS,
-    C_FRAME,
-    C_SEQ,
-    N_CTRL,
-    N_HIT,
-    N_VOICE,
-    Mixer,
-    as_pointer,
-    memory_fence,
-    render_block,
-)
+from snaresynth.voices import Mixer, as_pointer, memory_fence, render_from_table
 
 # libjack's and libc's functions are linked by name (not through ctypes pointers, which would
 # keep numba from caching the compiled callbacks: a 3 s compile at every start)
@@ -59,9 +44,7 @@ _midi_event_count = types.ExternalFunction("jack_midi_get_event_count",
                                            types.uint32(types.voidptr))
 _midi_event_get = types.ExternalFunction(
     "jack_midi_event_get", types.int32(types.voidptr, types.voidptr, types.uint32))
-_clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
 _write = types.ExternalFunction("write", types.int64(types.int32, types.voidptr, types.uint64))
-CLOCK_MONOTONIC = 1  # Linux; the clock of Python's time.monotonic()
 
 
 def _address(jack_object: Any) -> int:
@@ -82,78 +65,30 @@ def _set_process_callback(client: Any, callback: Any, table: np.ndarray) -> None
 
 
 # --- audio ---------------------------------------------------------------------------------------
-# table slots: addresses of the mixer's arrays, their lengths, the ports, the client
-(A_CTRL, A_RING_I, A_RING_G, A_PEND_I, A_PEND_G, A_VOICE_I, A_VOICE_G, A_BUF_ADDR, A_BUF_LEN,
- A_DONE, A_FADE, A_N_RING, A_N_PEND, A_N_VOICES, A_N_TABLE, A_N_FADE, A_MAX_VOICES, A_PORT_L,
- A_PORT_R, A_CLIENT, A_TIMESPEC) = range(21)
-A_SIZE = 21
-
-
-@njit(cache=True, nogil=True)
-def _now_ns(timespec_address):
-    _clock_gettime(CLOCK_MONOTONIC, as_pointer(timespec_address))
-    ts = carray(as_pointer(timespec_address), (2,), np.int64)
-    return ts[0] * 1_000_000_000 + ts[1]
+A_MIXER, A_PORT_L, A_PORT_R, A_CLIENT = range(4)  # table slots
+A_SIZE = 4
 
 
 @cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
 def _audio_process(frames, arg):
     tab = carray(arg, (A_SIZE,), np.int64)
-    t0 = _now_ns(tab[A_TIMESPEC])
-    n_ring, n_pend = tab[A_N_RING], tab[A_N_PEND]
-    n_voices, n_table = tab[A_N_VOICES], tab[A_N_TABLE]
-    ctrl = carray(as_pointer(tab[A_CTRL]), (N_CTRL,), np.int64)
-    left = carray(_port_get_buffer(as_pointer(tab[A_PORT_L]), frames), (frames,),
-                  np.float32)
-    right = carray(_port_get_buffer(as_pointer(tab[A_PORT_R]), frames), (frames,),
-                   np.float32)
-    ctrl[C_SEQ] += 1  # odd while the clock is written (a seqlock for Mixer.clock)
-    memory_fence()
-    ctrl[C_CLOCK_FRAME] = ctrl[C_FRAME]
-    ctrl[C_CLOCK_NS] = t0
-    ctrl[C_CLOCK_JACK] = _last_frame_time(as_pointer(tab[A_CLIENT]))
-    ctrl[C_CLOCK_BLOCK] = frames
-    memory_fence()
-    ctrl[C_SEQ] += 1
-    render_block(ctrl,
-                 carray(as_pointer(tab[A_RING_I]), (n_ring, N_HIT), np.int64),
-                 carray(as_pointer(tab[A_RING_G]), (n_ring, 2), np.float32),
-                 carray(as_pointer(tab[A_PEND_I]), (n_pend, N_HIT), np.int64),
-                 carray(as_pointer(tab[A_PEND_G]), (n_pend, 2), np.float32),
-                 carray(as_pointer(tab[A_VOICE_I]), (n_voices, N_VOICE), np.int64),
-                 carray(as_pointer(tab[A_VOICE_G]), (n_voices, 2), np.float32),
-                 carray(as_pointer(tab[A_BUF_ADDR]), (n_table,), np.int64),
-                 carray(as_pointer(tab[A_BUF_LEN]), (n_table,), np.int64),
-                 carray(as_pointer(tab[A_DONE]), (n_table,), np.int64),
-                 carray(as_pointer(tab[A_FADE]), (tab[A_N_FADE],), np.float32),
-                 left, right, frames, tab[A_MAX_VOICES])
-    ctrl[C_BUSY_NS] += _now_ns(tab[A_TIMESPEC]) - t0
+    left = carray(_port_get_buffer(as_pointer(tab[A_PORT_L]), frames), (frames,), np.float32)
+    right = carray(_port_get_buffer(as_pointer(tab[A_PORT_R]), frames), (frames,), np.float32)
+    jack_frame = np.int64(_last_frame_time(as_pointer(tab[A_CLIENT])))
+    render_from_table(tab[A_MIXER], left, right, frames, jack_frame)
     return 0
 
 
-def attach_mixer(client: Any, ports: list[Any], mixer: Mixer) -> np.ndarray:
-    """Make ``mixer`` the compiled process callback of ``client`` (before ``activate``).
-
-    Returns the address table; the caller keeps it (and ``mixer``) alive as long as the client.
-    """
-    arrays = mixer.kernel_args()
+def attach_mixer(client: Any, ports: list[Any], mixer: Mixer) -> None:
+    """Make ``mixer`` the compiled process callback of ``client`` (before ``activate``); the
+    mixer keeps the tables alive."""
     table = np.zeros(A_SIZE, dtype=np.int64)
-    for slot, array in zip(range(A_CTRL, A_FADE + 1), arrays, strict=True):
-        table[slot] = array.ctypes.data
-    table[A_N_RING] = mixer.ring_i.shape[0]
-    table[A_N_PEND] = mixer.pend_i.shape[0]
-    table[A_N_VOICES] = mixer.voice_i.shape[0]
-    table[A_N_TABLE] = mixer.buf_addr.shape[0]
-    table[A_N_FADE] = mixer.fade.shape[0]
-    table[A_MAX_VOICES] = mixer.max_voices
+    table[A_MIXER] = mixer.address_table().ctypes.data
     table[A_PORT_L] = _address(ports[0])
     table[A_PORT_R] = _address(ports[1])
     table[A_CLIENT] = _address(client)
-    timespec = np.zeros(2, dtype=np.int64)
-    table[A_TIMESPEC] = timespec.ctypes.data
     _set_process_callback(client, _audio_process, table)
-    mixer.rt_keepalive = (table, timespec)  # the arrays the table points into live with it
-    return table
+    mixer.rt_keepalive = table
 
 
 # --- MIDI in -------------------------------------------------------------------------------------
