@@ -30,6 +30,9 @@ from snaresynth.dsp import fade_out
 
 STEAL_FADE_S = 0.003
 """Fade of a stolen or choked voice: short enough to free it, long enough not to click."""
+MAX_LATE_S = 0.1
+"""A hit later than this is dropped, not played: after the audio device was gone for a while,
+the hits queued meanwhile must not all sound at once when it is back."""
 
 # ctrl: int64 counters and indices; the comment says which side writes each one
 C_WRITE = 0  # hits written into the ring (producers)
@@ -48,7 +51,9 @@ C_BUSY_NS = 12  # time spent rendering, ns (audio)
 C_BLOCKS = 13  # blocks rendered (audio)
 C_CLOCK_BLOCK = 14  # frames in that block (audio)
 C_UNDERFLOWS = 15  # output underflows reported to a compiled callback (audio; PortAudio)
-N_CTRL = 16
+C_MAX_LATE = 16  # frames a hit may be late and still play (set once by Mixer)
+C_STALE = 17  # hits dropped for being later than that, e.g. queued while the device was gone
+N_CTRL = 24
 
 # hit records (ring and pending list): int64 columns, and float32 gains beside them
 H_FRAME, H_ENTRY, H_CHOKE, H_SLOT = range(4)
@@ -119,6 +124,12 @@ def render_block(ctrl, ring_i, ring_g, pend_i, pend_g, voice_i, voice_g, buf_add
     taken = 0
     while taken < n_pend and pend_i[taken, H_FRAME] < block_end:
         offset = pend_i[taken, H_FRAME] - block_start
+        if offset < -ctrl[C_MAX_LATE]:  # a drum hit this late is noise, not music: drop it
+            memory_fence()
+            done[pend_i[taken, H_ENTRY]] += 1
+            ctrl[C_STALE] += 1
+            taken += 1
+            continue
         if offset < 0:
             ctrl[C_LATE] += 1
             offset = 0
@@ -294,13 +305,15 @@ class Mixer:
     """
 
     def __init__(self, rate: int, max_voices: int = 16, max_block: int = 8192,
-                 ring: int = 1024, pending: int = 256, table: int = 1024) -> None:
+                 ring: int = 1024, pending: int = 256, table: int = 1024,
+                 max_late_s: float = MAX_LATE_S) -> None:
         if max_voices < 1:
             raise ValueError(f"max_voices must be >= 1, got {max_voices}")
         self.rate = rate
         self.max_voices = max_voices
         self.ctrl = np.zeros(N_CTRL, dtype=np.int64)
         self.ctrl[C_CLOCK_JACK] = -1
+        self.ctrl[C_MAX_LATE] = int(max_late_s * rate)
         self.ring_i = np.zeros((ring, N_HIT), dtype=np.int64)
         self.ring_g = np.zeros((ring, 2), dtype=np.float32)
         self.pend_i = np.zeros((pending, N_HIT), dtype=np.int64)
@@ -421,8 +434,8 @@ class Mixer:
 
     @property
     def dropped(self) -> int:
-        """Hits lost: refused on the way in, or past a full pending list."""
-        return self.refused + int(self.ctrl[C_OVERFLOW])
+        """Hits lost: refused on the way in, past a full pending list, or too late to play."""
+        return self.refused + int(self.ctrl[C_OVERFLOW]) + int(self.ctrl[C_STALE])
 
     @property
     def busy_seconds(self) -> float:

@@ -36,6 +36,19 @@ def test_late_hit_plays_at_block_start_and_is_counted():
     assert mixer.hits_late == 1
 
 
+def test_hit_far_too_late_is_dropped_not_played():
+    mixer = Mixer(48000, max_late_s=0.05)
+    _render(mixer, 100)  # 6400 frames = 133 ms, e.g. while the device was gone
+    mixer.schedule(Hit(frame=10, buffer=_buffer(), gain_left=1.0, gain_right=1.0))
+    mixer.schedule(Hit(frame=6400 - 100, buffer=_buffer(), gain_left=1.0, gain_right=1.0))
+    audio = _render(mixer, 2)
+    assert mixer.hits_started == 1 and mixer.hits_late == 1 and mixer.dropped == 1
+    assert audio[0, 0] == pytest.approx(1.0)  # only the slightly late one, at block start
+    assert sum(a is not None for a in mixer._arrays) == 2  # both still referenced...
+    mixer.schedule(Hit(mixer.frame, _buffer(), 1.0, 1.0))  # ...until the next collection
+    assert sum(a is not None for a in mixer._arrays) == 2  # the dropped one released
+
+
 def test_voice_keeps_its_buffer_when_a_new_one_is_scheduled():
     mixer = Mixer(48000)
     first = _buffer(500, 0.25)
