@@ -122,6 +122,7 @@ def serve(settings: Settings) -> int:
         osc.start()
         supervisor.watch("audio", audio)
         supervisor.watch("midi", midi)
+        supervisor.watch("midi_out", feedback)
         osc.controller.extra_status = supervisor.counters
         supervisor.start()
         time.sleep(STREAM_SETTLE_S)

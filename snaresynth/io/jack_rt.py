@@ -24,6 +24,7 @@ import ctypes
 import ctypes.util
 import os
 import select
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +45,9 @@ _midi_event_count = types.ExternalFunction("jack_midi_get_event_count",
                                            types.uint32(types.voidptr))
 _midi_event_get = types.ExternalFunction(
     "jack_midi_event_get", types.int32(types.voidptr, types.voidptr, types.uint32))
+_midi_clear_buffer = types.ExternalFunction("jack_midi_clear_buffer", types.void(types.voidptr))
+_midi_event_write = types.ExternalFunction(
+    "jack_midi_event_write", types.int32(types.voidptr, types.uint32, types.voidptr, types.uint64))
 _write = types.ExternalFunction("write", types.int64(types.int32, types.voidptr, types.uint64))
 
 
@@ -202,3 +206,68 @@ class MidiCapture:
         for fd in (self._wake_read, self._wake_write):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+# --- MIDI out ------------------------------------------------------------------------------------
+O_CTRL, O_SIZES, O_BYTES, O_PORT, O_N_RING = range(5)
+O_SIZE = 5
+# ctrl slots
+OC_WRITE, OC_READ = range(2)
+
+
+@cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
+def _midi_out_process(frames, arg):
+    tab = carray(arg, (O_SIZE,), np.int64)
+    n_ring = tab[O_N_RING]
+    ctrl = carray(as_pointer(tab[O_CTRL]), (2,), np.int64)
+    sizes = carray(as_pointer(tab[O_SIZES]), (n_ring,), np.int64)
+    port_buffer = _port_get_buffer(as_pointer(tab[O_PORT]), frames)
+    _midi_clear_buffer(port_buffer)
+    read = ctrl[OC_READ]
+    write = ctrl[OC_WRITE]
+    while read < write:
+        k = read % n_ring
+        if _midi_event_write(port_buffer, 0, as_pointer(tab[O_BYTES] + k * MIDI_MAX_BYTES),
+                             sizes[k]) != 0:
+            break  # the port buffer is full: the rest goes out next cycle
+        read += 1
+    ctrl[OC_READ] = read
+    return 0
+
+
+class MidiSend:
+    """The compiled MIDI output callback of one JACK client: messages queued by ``send`` (any
+    thread) go out at the start of the next cycle.
+    """
+
+    def __init__(self, ring: int = 1024) -> None:
+        self.ctrl = np.zeros(2, dtype=np.int64)
+        self.sizes = np.zeros(ring, dtype=np.int64)
+        self.data = np.zeros((ring, MIDI_MAX_BYTES), dtype=np.uint8)
+        self._table = np.zeros(O_SIZE, dtype=np.int64)
+        self._lock = threading.Lock()
+        self.dropped = 0  # messages refused because the ring was full (no JACK cycles running)
+
+    def attach(self, client: Any, port: Any) -> None:
+        table = self._table
+        table[O_CTRL] = self.ctrl.ctypes.data
+        table[O_SIZES] = self.sizes.ctypes.data
+        table[O_BYTES] = self.data.ctypes.data
+        table[O_PORT] = _address(port)
+        table[O_N_RING] = self.sizes.shape[0]
+        _set_process_callback(client, _midi_out_process, table)
+
+    def send(self, message: bytes) -> bool:
+        """Queue one MIDI message (at most 8 bytes). Thread: any. False if it was dropped."""
+        if not 1 <= len(message) <= MIDI_MAX_BYTES:
+            raise ValueError(f"MIDI message must be 1..{MIDI_MAX_BYTES} bytes, got {len(message)}")
+        with self._lock:
+            write = int(self.ctrl[OC_WRITE])
+            if write - int(self.ctrl[OC_READ]) >= self.sizes.shape[0]:
+                self.dropped += 1
+                return False
+            k = write % self.sizes.shape[0]
+            self.data[k, :len(message)] = np.frombuffer(message, dtype=np.uint8)
+            self.sizes[k] = len(message)
+            self.ctrl[OC_WRITE] = write + 1  # last: publishes the message above
+        return True

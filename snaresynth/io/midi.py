@@ -193,6 +193,7 @@ class JackMidiIn(MidiRouter):
     api = "jack"
 
     def __init__(self, engine: Any, spec: str) -> None:
+        from snaresynth.io.jack_port import JackMidiPort
         from snaresynth.io.jack_rt import MidiCapture
 
         super().__init__(engine)
@@ -200,14 +201,14 @@ class JackMidiIn(MidiRouter):
         self.coalesced = 0  # CC values replaced by a newer one before they were handled
         self._capture = MidiCapture()
         self._stop = False
-        self._lost = threading.Event()
         self._parser = RunningStatusParser()
         warm_up_parsing()
-        self.client: Any = None
-        self.source: str | None = None
-        self._open()
-        self.name = (f"{self.client.name}:midi_in (virtual, jack)" if spec == "virtual"
-                     else f"{self.source} (jack)")
+        try:
+            self._jack = JackMidiPort(CLIENT_NAME, "midi_in", "in", spec, self._capture.attach)
+        except DeviceError:
+            self._capture.close()
+            raise
+        self.name = self._jack.name
         self._reader = threading.Thread(target=self._read, name="snaresynth-midi", daemon=True)
         self._reader.start()
 
@@ -216,33 +217,13 @@ class JackMidiIn(MidiRouter):
         """Events dropped because the reader thread fell a whole ring behind."""
         return self._capture.overflows
 
-    def _open(self) -> None:
-        import jack
+    @property
+    def alive(self) -> bool:
+        return self._jack.alive
 
-        try:
-            client = jack.Client(CLIENT_NAME, no_start_server=True)
-        except jack.JackError as exc:
-            raise DeviceError(f"cannot open MIDI input on jack: no JACK server ({exc})") from exc
-        try:
-            self.port = client.midi_inports.register("midi_in")
-            self._capture.attach(client, self.port)
-            client.set_shutdown_callback(self._on_shutdown)
-            self._lost.clear()
-            client.activate()
-        except jack.JackError as exc:
-            client.close()
-            raise DeviceError(f"cannot open MIDI input on jack: {exc}") from exc
-        self.client = client
-        if self.spec != "virtual" and not self._connect():
-            names = [p.name for p in client.get_ports(is_midi=True, is_output=True)]
-            client.deactivate()
-            client.close()
-            self.client = None
-            raise DeviceError(f"no MIDI input matching {self.spec!r} on jack; "
-                              f"available: {', '.join(names) or 'none'}")
-
-    def _on_shutdown(self, status: Any, reason: str) -> None:
-        self._lost.set()  # JACK's own thread: no client calls here
+    def reopen(self) -> None:
+        """Thread: supervisor (see ``JackMidiPort.reopen``)."""
+        self._jack.reopen()
 
     def _read(self) -> None:
         """Thread: the reader. Notes first and at once; CCs (latest wins) and the rest after."""
@@ -269,57 +250,10 @@ class JackMidiIn(MidiRouter):
             for msg in later:
                 self.handle(msg, now)
 
-    def _connect(self) -> bool:
-        """Connect to the first other client's MIDI output matching ``spec``; True if connected."""
-        client = self.client
-        own = client.name + ":"
-        for port in client.get_ports(is_midi=True, is_output=True):
-            if not port.name.startswith(own) and self.spec.lower() in port.name.lower():
-                if not any(p.name == port.name for p in client.get_all_connections(self.port)):
-                    client.connect(port, self.port)
-                self.source = port.name
-                return True
-        return False
-
-    @property
-    def alive(self) -> bool:
-        """The JACK server is there and, for a named source, our port is connected to it."""
-        if self._lost.is_set() or self.client is None:
-            return False
-        if self.spec == "virtual":
-            return True
-        try:
-            return bool(self.client.get_all_connections(self.port))
-        except Exception:
-            return False
-
-    def reopen(self) -> None:
-        """Thread: supervisor. A new client after a server loss, else reconnect the source."""
-        if self._lost.is_set() or self.client is None:
-            from snaresynth.io.supervisor import jack_server_running
-
-            self._close_client()  # the dead client first: see jack_server_running
-            if not jack_server_running():
-                raise DeviceError("JACK server not running")
-            self._open()
-        elif not self._connect():
-            raise DeviceError(f"MIDI source {self.spec!r} not there yet")
-
-    def _close_client(self) -> None:
-        client, self.client = self.client, None
-        if client is None:
-            return
-        try:
-            if not self._lost.is_set():
-                client.deactivate()
-            client.close()  # JACK-Client's close returns even after a server loss
-        except Exception as exc:
-            log.debug("closing MIDI client: %s", exc)
-
     def close(self) -> None:
         self._stop = True
         self._capture.wake()
-        self._close_client()
+        self._jack.close()
         self._reader.join(1.0)
         self._capture.close()  # after the client: its callback writes to the wake pipe
 

@@ -4,6 +4,9 @@ so motorised faders and LED rings follow what OSC, MIDI learn, presets and undo 
 Thread: whichever thread made the change (the engine calls listeners synchronously); sends are
 serialised by a lock, and a change that came in from this controller's own input is not echoed
 back to it (a moving fader would fight its own echo).
+
+On JACK the output is a client of our own with a compiled callback (``io/jack_port.py``), so
+the supervisor reopens it after a JACK server loss like the MIDI input; on ALSA it is rtmidi.
 """
 
 from __future__ import annotations
@@ -30,6 +33,20 @@ class MidiFeedback:
         self.skip_source = skip_source
         self.sent = 0
         self._lock = threading.Lock()
+        self._send_bytes: Any = None  # JACK: the compiled output's queue
+        self._jack: Any = None
+        if api == "jack":
+            from snaresynth.io.jack_port import JackMidiPort
+            from snaresynth.io.jack_rt import MidiSend
+
+            sender = MidiSend()
+            self._jack = JackMidiPort(f"{CLIENT_NAME}-feedback", "midi_out", "out", spec,
+                                      sender.attach)  # JACK client names must be unique
+            self._send_bytes = sender.send
+            self.port = None
+            self.name = self._jack.name
+            engine.add_listener(self.on_change)
+            return
         be = backend(api)
         try:
             if spec == "virtual":
@@ -77,12 +94,28 @@ class MidiFeedback:
                            value=mapping.unit_to_cc(unit))
         with self._lock:
             try:
-                self.port.send(msg)
+                if self._send_bytes is not None:
+                    self._send_bytes(bytes(msg.bytes()))
+                else:
+                    self.port.send(msg)
                 self.sent += 1
             except Exception as exc:  # a vanished port must not break the change that caused it
                 log.warning("MIDI feedback to %s failed: %s", self.name, exc)
 
+    @property
+    def alive(self) -> bool:
+        """For the supervisor: JACK outputs can be lost and reopened; rtmidi ones are not."""
+        return self._jack.alive if self._jack is not None else True
+
+    def reopen(self) -> None:
+        """Thread: supervisor (see ``JackMidiPort.reopen``)."""
+        if self._jack is not None:
+            self._jack.reopen()
+
     def close(self) -> None:
+        if self._jack is not None:
+            self._jack.close()
+            return
         try:
             self.port.close()
         except Exception as exc:

@@ -66,7 +66,7 @@ class Supervisor:
 
     def counters(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for kind in ("audio", "midi"):
+        for kind in ("audio", "midi", "midi_out"):
             watches = [w for w in self._watches if w.kind == kind]
             out[f"{kind}_reconnects"] = sum(w.reconnects for w in watches)
             out[f"{kind}_lost"] = sum(w.lost_since is not None for w in watches)

@@ -50,7 +50,7 @@ def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
     try:
         daemon = Daemon(["--osc-port", "0", "--state-file", str(tmp_path / "state.toml"),
                          "--audio", "jack", "--midi-api", "jack", "--midi-in", "fakepad:out",
-                         "--blocksize", "256"], env)
+                         "--midi-out", "virtual", "--blocksize", "256"], env)
         client = OscClient(daemon.osc_port)
         status = _hit(pad, client, 0)
         assert status["audio_reconnects"] == 0 and status["midi_reconnects"] == 0
@@ -66,19 +66,21 @@ def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
         # 2. the JACK server is killed: OSC still answers; the server returns: both reconnect
         server.kill()
         pad.kill()
-        status = _wait(lambda s: s["audio_lost"] == 1 and s["midi_lost"] == 1, 5,
-                       "JACK loss noticed", client)
+        status = _wait(lambda s: s["audio_lost"] == 1 and s["midi_lost"] == 1
+                       and s["midi_out_lost"] == 1, 5, "JACK loss noticed", client)
         assert client.request("/snaresynth/ping", reply="/snaresynth/pong") == []
         client.send("/snaresynth/latent/0", 0.9)  # controls still work while audio is gone
         time.sleep(1.0)
         server.start()
         pad = MidiPadProcess("fakepad", server.name)
         status = _wait(lambda s: s["audio_reconnects"] == 1 and s["midi_reconnects"] == 2
-                       and s["audio_lost"] == 0 and s["midi_lost"] == 0, 15,
-                       "audio and MIDI reconnected", client)
+                       and s["midi_out_reconnects"] == 1 and s["audio_lost"] == 0
+                       and s["midi_lost"] == 0 and s["midi_out_lost"] == 0, 15,
+                       "audio, MIDI in and the feedback output reconnected", client)
         status = _hit(pad, client, status["hits"])
         out = daemon.output()
         assert "audio lost" in out and "audio back" in out and "midi back" in out, out
+        assert "midi_out back" in out, out
 
         # 3. SIGTERM in the middle of a save flood: stops within a second, files intact
         for i in range(200):
