@@ -286,15 +286,10 @@ class JackAudio(AudioOut):
         self.start()
 
     def stop(self) -> None:
+        from snaresynth.io.jack_port import close_client
+
         client, self.client = self.client, None
-        if client is None:
-            return
-        try:
-            if not self._lost.is_set():
-                client.deactivate()
-            client.close()  # returns even after the server died (unlike PortAudio's JACK API)
-        except self._jack.JackError as exc:
-            log.warning("closing JACK client: %s", exc)
+        close_client(client, lost=self._lost.is_set())
 
 
 def jack_rate() -> int:

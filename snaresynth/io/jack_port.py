@@ -123,11 +123,17 @@ class JackMidiPort:
 
     def close(self) -> None:
         client, self.client = self.client, None
-        if client is None:
-            return
-        try:
-            if not self._lost.is_set():
-                client.deactivate()
-            client.close()  # JACK-Client's close returns even after a server loss
-        except Exception as exc:
-            log.debug("closing %s client: %s", self._what, exc)
+        close_client(client, lost=self._lost.is_set())
+
+
+def close_client(client: Any, lost: bool) -> None:
+    """Deactivate (unless its server is gone) and close a JACK-Client client; never raises.
+    JACK-Client's close returns even after a server loss (PortAudio's JACK API does not)."""
+    if client is None:
+        return
+    try:
+        if not lost:
+            client.deactivate()
+        client.close()
+    except Exception as exc:
+        log.warning("closing JACK client %s: %s", getattr(client, "name", "?"), exc)
