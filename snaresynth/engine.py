@@ -154,9 +154,9 @@ class Engine:
 
     def frame_at(self, t: float | None = None) -> int:
         """Output frame at which an event arriving at monotonic time ``t`` is played."""
-        frame0, t0, _, _ = self.mixer.clock()
         if self.settings.latency == "lowest":
-            return 0  # whatever block comes next
+            return self.mixer.frame  # the first frame of the next block the mixer renders
+        frame0, t0, _, _ = self.mixer.clock()
         t = time.monotonic() if t is None else t
         return int(round(frame0 + (t - t0) * self.rate)) + self.settings.blocksize
 

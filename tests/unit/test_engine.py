@@ -43,6 +43,7 @@ def test_note_on_plays_the_mapped_slot_with_velocity(engine):
     assert engine.note_on(38, 32)
     soft = np.abs(_play(engine)).max()
     assert loud > 0.1 and 0 < soft < loud / 4  # linear curve: (32/127)^2 ~ 0.06
+    assert engine.mixer.hits_late == 0  # "lowest" asks for the next block: never late
     assert not engine.note_on(99, 100)  # unmapped
     assert not engine.note_on(38, 0)  # velocity 0 is a note-off
     assert engine.unmapped == 1
