@@ -7,9 +7,10 @@ probe-midi -> synth -> probe-audio inside one cycle with no feedback loop; both 
 events with ``last_frame_time`` of the same server, so a note-on frame and an onset frame are on
 one clock, to the sample.
 
-Threads: ``Probe.schedule`` (main thread) appends to a deque; the MIDI client's process
+Threads: ``Probe.schedule`` (main thread) writes into a ring; the MIDI client's process
 callback writes each event at its frame offset inside the cycle it falls in; the audio
-client's process callback finds the first non-silent sample after a silence.
+client's process callback finds the first non-silent sample after a silence. Both callbacks
+are compiled with numba, like the daemon's, so the probe never waits for the GIL.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,29 +208,127 @@ def start_fluidsynth(server: JackServer, timeout: float = 30.0) -> Synth:
     return Synth("FluidSynth", proc, f"{client_name}:midi_00", f"{client_name}:left")
 
 
+PROBE_RING = 1 << 17
+"""Scheduled MIDI messages and heard onsets the probe keeps (a 60 s soak sends ~16 000)."""
+(Q_CTRL, Q_FRAMES, Q_SIZES, Q_BYTES, Q_SENT, Q_CYCLE, Q_PORT, Q_CLIENT) = range(8)
+(R_CTRL, R_ONSETS, R_RING, R_N_RING, R_PORT, R_CLIENT) = range(6)
+QC_WRITE, QC_READ, QC_LATE = range(3)
+RC_ONSETS, RC_LAST_LOUD, RC_CYCLES = range(3)
+
+
+def _compiled_callbacks():
+    """The probe's two process callbacks, compiled like the daemon's (snaresynth.io.jack_rt),
+    so the probe never waits for this process's GIL either and its own lateness cannot be
+    counted against the synth under test."""
+    from numba import carray, cfunc, types
+
+    from snaresynth.io.jack_rt import (
+        last_frame_time,
+        midi_clear_buffer,
+        midi_event_write,
+        port_get_buffer,
+    )
+    from snaresynth.voices import as_pointer, memory_fence
+
+    sig = types.int32(types.uint32, types.voidptr)
+
+    @cfunc(sig, cache=True, nopython=True)
+    def send_midi(frames, arg):
+        tab = carray(arg, (8,), np.int64)
+        ctrl = carray(as_pointer(tab[Q_CTRL]), (3,), np.int64)
+        when = carray(as_pointer(tab[Q_FRAMES]), (PROBE_RING,), np.int64)
+        sizes = carray(as_pointer(tab[Q_SIZES]), (PROBE_RING,), np.int64)
+        sent = carray(as_pointer(tab[Q_SENT]), (PROBE_RING,), np.int64)
+        cycle = carray(as_pointer(tab[Q_CYCLE]), (PROBE_RING,), np.int64)
+        buffer = port_get_buffer(as_pointer(tab[Q_PORT]), frames)
+        midi_clear_buffer(buffer)
+        base = np.int64(last_frame_time(as_pointer(tab[Q_CLIENT])))
+        read = ctrl[QC_READ]
+        write = ctrl[QC_WRITE]
+        while read < write:
+            k = read % PROBE_RING
+            offset = when[k] - base
+            if offset >= frames:
+                break
+            if offset < 0:
+                ctrl[QC_LATE] += 1
+                offset = 0
+            midi_event_write(buffer, np.uint32(offset), as_pointer(tab[Q_BYTES] + k * 8),
+                             sizes[k])
+            sent[k] = base + offset
+            cycle[k] = base
+            read += 1
+        memory_fence()
+        ctrl[QC_READ] = read
+        return 0
+
+    @cfunc(sig, cache=True, nopython=True)
+    def hear_audio(frames, arg):
+        tab = carray(arg, (6,), np.int64)
+        ctrl = carray(as_pointer(tab[R_CTRL]), (3,), np.int64)
+        onsets = carray(as_pointer(tab[R_ONSETS]), (PROBE_RING,), np.int64)
+        ring = carray(as_pointer(tab[R_RING]), (tab[R_N_RING],), np.float32)
+        buf = carray(port_get_buffer(as_pointer(tab[R_PORT]), frames), (frames,), np.float32)
+        base = np.int64(last_frame_time(as_pointer(tab[R_CLIENT])))
+        ctrl[RC_CYCLES] += 1
+        n_ring = ring.shape[0]
+        for i in range(frames):
+            x = buf[i]
+            ring[(base + i) % n_ring] = x
+            if abs(x) > ONSET_THRESHOLD:
+                frame = base + i
+                if frame - ctrl[RC_LAST_LOUD] > QUIET_GAP and ctrl[RC_ONSETS] < PROBE_RING:
+                    onsets[ctrl[RC_ONSETS]] = frame
+                    memory_fence()
+                    ctrl[RC_ONSETS] += 1
+                ctrl[RC_LAST_LOUD] = frame
+        return 0
+
+    return send_midi, hear_audio
+
+
 class Probe:
-    """Sends scheduled MIDI at exact frames and records onsets, both on JACK's frame clock."""
+    """Sends scheduled MIDI at exact frames and records onsets, both on JACK's frame clock.
+
+    Both process callbacks are compiled (no GIL): ``schedule`` (main thread) fills a ring the
+    MIDI callback drains, and the audio callback logs onsets and keeps a ring of what it heard.
+    """
 
     def __init__(self, server: JackServer, record_seconds: float = 0.0) -> None:
         import jack
 
+        from snaresynth.io.jack_rt import address, set_process_callback
+
+        send_midi, hear_audio = _compiled_callbacks()
         self.rate = server.rate
         self.midi = jack.Client("probe-midi", no_start_server=True, servername=server.name)
         self.audio = jack.Client("probe-audio", no_start_server=True, servername=server.name)
         self.out = self.midi.midi_outports.register("out")
         self.inp = self.audio.inports.register("in")
-        self._queue: deque[tuple[int, bytes]] = deque()
-        self.sent: list[tuple[int, bytes, int]] = []  # (frame, message, cycle start frame)
-        self.onsets: list[int] = []
-        self.late_events = 0  # scheduled for a cycle already gone: sent at offset 0
+        self._q_ctrl = np.zeros(3, dtype=np.int64)
+        self._q_frames = np.zeros(PROBE_RING, dtype=np.int64)
+        self._q_sizes = np.zeros(PROBE_RING, dtype=np.int64)
+        self._q_bytes = np.zeros((PROBE_RING, 8), dtype=np.uint8)
+        self._q_sent = np.zeros(PROBE_RING, dtype=np.int64)
+        self._q_cycle = np.zeros(PROBE_RING, dtype=np.int64)
+        self._messages: list[bytes] = []
+        self._sent_from = 0
+        self._r_ctrl = np.array([0, -(10**12), 0], dtype=np.int64)
+        self._onsets = np.zeros(PROBE_RING, dtype=np.int64)
+        # everything heard, as a ring indexed by frame (for comparing sounds)
+        self.ring = np.zeros(max(int(record_seconds * server.rate), server.rate),
+                             dtype=np.float32)
+        self._q_table = np.array([
+            self._q_ctrl.ctypes.data, self._q_frames.ctypes.data, self._q_sizes.ctypes.data,
+            self._q_bytes.ctypes.data, self._q_sent.ctypes.data, self._q_cycle.ctypes.data,
+            address(self.out), address(self.midi)], dtype=np.int64)
+        self._r_table = np.array([
+            self._r_ctrl.ctypes.data, self._onsets.ctypes.data, self.ring.ctypes.data,
+            self.ring.shape[0], address(self.inp), address(self.audio)], dtype=np.int64)
+        self._callbacks = (send_midi, hear_audio)
+        set_process_callback(self.midi, send_midi, self._q_table)
+        set_process_callback(self.audio, hear_audio, self._r_table)
         self.xruns = 0
-        self.cycles = 0
-        self._last_loud = -(10**12)
-        # everything heard, as a ring indexed by frame (for comparing sounds), if asked for
-        self.ring = np.zeros(max(int(record_seconds * server.rate), 1), dtype=np.float32)
-        self._record = record_seconds > 0
-        self.midi.set_process_callback(self._process_midi)
-        self.audio.set_process_callback(self._process_audio)
         self.midi.set_xrun_callback(self._xrun)
         self.midi.activate()
         self.audio.activate()
@@ -248,41 +346,38 @@ class Probe:
 
     def schedule(self, frame: int, message: bytes) -> None:
         """Send ``message`` at absolute ``frame``; calls must come in frame order. Thread: main."""
-        self._queue.append((frame, message))
+        write = int(self._q_ctrl[QC_WRITE])
+        if write - int(self._q_ctrl[QC_READ]) >= PROBE_RING or len(message) > 8:
+            raise RuntimeError("probe: MIDI ring full or message too long")
+        k = write % PROBE_RING
+        self._q_frames[k] = frame
+        self._q_sizes[k] = len(message)
+        self._q_bytes[k, :len(message)] = np.frombuffer(message, dtype=np.uint8)
+        self._messages.append(message)
+        self._q_ctrl[QC_WRITE] = write + 1
 
-    def _process_midi(self, frames: int) -> None:
-        self.out.clear_buffer()
-        base = self.midi.last_frame_time
-        queue = self._queue
-        while queue and queue[0][0] < base + frames:
-            frame, message = queue.popleft()
-            offset = frame - base
-            if offset < 0:
-                self.late_events += 1
-                offset = 0
-            self.out.write_midi_event(offset, message)
-            self.sent.append((base + offset, message, base))
+    @property
+    def sent(self) -> list[tuple[int, bytes, int]]:
+        """(frame, message, cycle start frame) of every message sent since ``clear_sent``."""
+        read = int(self._q_ctrl[QC_READ])
+        return [(int(self._q_sent[n % PROBE_RING]), self._messages[n],
+                 int(self._q_cycle[n % PROBE_RING])) for n in range(self._sent_from, read)]
 
-    def _process_audio(self, frames: int) -> None:
-        self.cycles += 1
-        buf = self.inp.get_array()
-        base = self.audio.last_frame_time
-        if self._record:
-            start = base % self.ring.size
-            n = min(frames, self.ring.size - start)
-            self.ring[start:start + n] = buf[:n]
-            self.ring[: frames - n] = buf[n:]
-        loud = np.flatnonzero(np.abs(buf) > ONSET_THRESHOLD)
-        if loud.size == 0:
-            return
-        first = base + int(loud[0])
-        if first - self._last_loud > QUIET_GAP:
-            self.onsets.append(first)
-        else:  # an onset inside this block after a quiet gap within it
-            gaps = np.flatnonzero(np.diff(loud) > QUIET_GAP)
-            if gaps.size:
-                self.onsets.append(base + int(loud[gaps[0] + 1]))
-        self._last_loud = base + int(loud[-1])
+    def clear_sent(self) -> None:
+        self._sent_from = int(self._q_ctrl[QC_READ])
+
+    @property
+    def late_events(self) -> int:
+        """Scheduled for a cycle already gone: sent at offset 0."""
+        return int(self._q_ctrl[QC_LATE])
+
+    @property
+    def cycles(self) -> int:
+        return int(self._r_ctrl[RC_CYCLES])
+
+    @property
+    def onsets(self) -> list[int]:
+        return self._onsets[:int(self._r_ctrl[RC_ONSETS])].tolist()
 
     def match(self, note_frames: list[tuple[int, int]], window: int) -> list[int | None]:
         """Latency in frames of each (note frame, cycle start) pair: the first onset at or after

@@ -70,7 +70,7 @@ def measure_latency(server: jp.JackServer, daemon: jp.Synth, fluid: jp.Synth, hi
             time.sleep(spacing_s)
             if i == 0:
                 for probe in probes.values():
-                    probe.sent.clear()
+                    probe.clear_sent()
         time.sleep(WINDOW_S + 0.3)
         result = {}
         for name, probe in probes.items():

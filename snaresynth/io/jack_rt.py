@@ -38,27 +38,27 @@ from snaresynth.voices import Mixer, as_pointer, memory_fence, render_from_table
 # keep numba from caching the compiled callbacks: a 3 s compile at every start)
 _LIBJACK = ctypes.util.find_library("jack") or "libjack.so.0"
 llvm.load_library_permanently(_LIBJACK)
-_port_get_buffer = types.ExternalFunction("jack_port_get_buffer",
+port_get_buffer = types.ExternalFunction("jack_port_get_buffer",
                                           types.voidptr(types.voidptr, types.uint32))
-_last_frame_time = types.ExternalFunction("jack_last_frame_time", types.uint32(types.voidptr))
-_midi_event_count = types.ExternalFunction("jack_midi_get_event_count",
+last_frame_time = types.ExternalFunction("jack_last_frame_time", types.uint32(types.voidptr))
+midi_event_count = types.ExternalFunction("jack_midi_get_event_count",
                                            types.uint32(types.voidptr))
-_midi_event_get = types.ExternalFunction(
+midi_event_get = types.ExternalFunction(
     "jack_midi_event_get", types.int32(types.voidptr, types.voidptr, types.uint32))
-_midi_clear_buffer = types.ExternalFunction("jack_midi_clear_buffer", types.void(types.voidptr))
-_midi_event_write = types.ExternalFunction(
+midi_clear_buffer = types.ExternalFunction("jack_midi_clear_buffer", types.void(types.voidptr))
+midi_event_write = types.ExternalFunction(
     "jack_midi_event_write", types.int32(types.voidptr, types.uint32, types.voidptr, types.uint64))
 _write = types.ExternalFunction("write", types.int64(types.int32, types.voidptr, types.uint64))
 
 
-def _address(jack_object: Any) -> int:
+def address(jack_object: Any) -> int:
     """The C pointer behind a JACK-Client client or port, as an int."""
     import jack
 
     return int(jack._ffi.cast("uintptr_t", jack_object._ptr))
 
 
-def _set_process_callback(client: Any, callback: Any, table: np.ndarray) -> None:
+def set_process_callback(client: Any, callback: Any, table: np.ndarray) -> None:
     import jack
 
     result = jack._lib.jack_set_process_callback(
@@ -76,9 +76,9 @@ A_SIZE = 4
 @cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
 def _audio_process(frames, arg):
     tab = carray(arg, (A_SIZE,), np.int64)
-    left = carray(_port_get_buffer(as_pointer(tab[A_PORT_L]), frames), (frames,), np.float32)
-    right = carray(_port_get_buffer(as_pointer(tab[A_PORT_R]), frames), (frames,), np.float32)
-    jack_frame = np.int64(_last_frame_time(as_pointer(tab[A_CLIENT])))
+    left = carray(port_get_buffer(as_pointer(tab[A_PORT_L]), frames), (frames,), np.float32)
+    right = carray(port_get_buffer(as_pointer(tab[A_PORT_R]), frames), (frames,), np.float32)
+    jack_frame = np.int64(last_frame_time(as_pointer(tab[A_CLIENT])))
     render_from_table(tab[A_MIXER], left, right, frames, jack_frame)
     return 0
 
@@ -88,10 +88,10 @@ def attach_mixer(client: Any, ports: list[Any], mixer: Mixer) -> None:
     mixer keeps the tables alive."""
     table = np.zeros(A_SIZE, dtype=np.int64)
     table[A_MIXER] = mixer.address_table().ctypes.data
-    table[A_PORT_L] = _address(ports[0])
-    table[A_PORT_R] = _address(ports[1])
-    table[A_CLIENT] = _address(client)
-    _set_process_callback(client, _audio_process, table)
+    table[A_PORT_L] = address(ports[0])
+    table[A_PORT_R] = address(ports[1])
+    table[A_CLIENT] = address(client)
+    set_process_callback(client, _audio_process, table)
     mixer.rt_keepalive = table
 
 
@@ -114,14 +114,14 @@ def _midi_process(frames, arg):
     stamps = carray(as_pointer(tab[M_FRAMES]), (n_ring, 2), np.int64)
     data = carray(as_pointer(tab[M_BYTES]), (n_ring, MIDI_MAX_BYTES), np.uint8)
     event = carray(as_pointer(tab[M_EVENT]), (3,), np.int64)  # jack_midi_event_t
-    port_buffer = _port_get_buffer(as_pointer(tab[M_PORT]), frames)
-    count = _midi_event_count(port_buffer)
+    port_buffer = port_get_buffer(as_pointer(tab[M_PORT]), frames)
+    count = midi_event_count(port_buffer)
     if count == 0:
         return 0
-    cycle = np.int64(_last_frame_time(as_pointer(tab[M_CLIENT])))
+    cycle = np.int64(last_frame_time(as_pointer(tab[M_CLIENT])))
     got = False
     for i in range(count):
-        if _midi_event_get(as_pointer(tab[M_EVENT]), port_buffer, i) != 0:
+        if midi_event_get(as_pointer(tab[M_EVENT]), port_buffer, i) != 0:
             continue
         size = event[1]
         if size > MIDI_MAX_BYTES or size < 1:
@@ -167,12 +167,12 @@ class MidiCapture:
         table[M_FRAMES] = self.stamps.ctypes.data
         table[M_BYTES] = self.data.ctypes.data
         table[M_EVENT] = self._event.ctypes.data
-        table[M_PORT] = _address(port)
-        table[M_CLIENT] = _address(client)
+        table[M_PORT] = address(port)
+        table[M_CLIENT] = address(client)
         table[M_FD] = self._wake_write
         table[M_ONE] = self._one.ctypes.data
         table[M_N_RING] = MIDI_RING
-        _set_process_callback(client, _midi_process, table)
+        set_process_callback(client, _midi_process, table)
 
     @property
     def overflows(self) -> int:
@@ -221,13 +221,13 @@ def _midi_out_process(frames, arg):
     n_ring = tab[O_N_RING]
     ctrl = carray(as_pointer(tab[O_CTRL]), (2,), np.int64)
     sizes = carray(as_pointer(tab[O_SIZES]), (n_ring,), np.int64)
-    port_buffer = _port_get_buffer(as_pointer(tab[O_PORT]), frames)
-    _midi_clear_buffer(port_buffer)
+    port_buffer = port_get_buffer(as_pointer(tab[O_PORT]), frames)
+    midi_clear_buffer(port_buffer)
     read = ctrl[OC_READ]
     write = ctrl[OC_WRITE]
     while read < write:
         k = read % n_ring
-        if _midi_event_write(port_buffer, 0, as_pointer(tab[O_BYTES] + k * MIDI_MAX_BYTES),
+        if midi_event_write(port_buffer, 0, as_pointer(tab[O_BYTES] + k * MIDI_MAX_BYTES),
                              sizes[k]) != 0:
             break  # the port buffer is full: the rest goes out next cycle
         read += 1
@@ -253,9 +253,9 @@ class MidiSend:
         table[O_CTRL] = self.ctrl.ctypes.data
         table[O_SIZES] = self.sizes.ctypes.data
         table[O_BYTES] = self.data.ctypes.data
-        table[O_PORT] = _address(port)
+        table[O_PORT] = address(port)
         table[O_N_RING] = self.sizes.shape[0]
-        _set_process_callback(client, _midi_out_process, table)
+        set_process_callback(client, _midi_out_process, table)
 
     def send(self, message: bytes) -> bool:
         """Queue one MIDI message (at most 8 bytes). Thread: any. False if it was dropped."""
