@@ -22,6 +22,7 @@ Threads and processes:
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing as mp
 import os
@@ -201,6 +202,7 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         decoder = registry.resolve(spec)
         decoder.warm_up()
+        gc.freeze()  # TensorFlow's objects: no full-collection pauses between decodes
         lo, hi = decoder.latent_range()
         metadata = getattr(decoder, "metadata", None)
         conn.send(("ready", {
