@@ -31,6 +31,7 @@ from typing import Any
 
 import tomli_w
 
+from snaresynth import fields
 from snaresynth.atomic import atomic_write_text
 from snaresynth.dsp import VELOCITY_CURVES
 from snaresynth.errors import PresetError
@@ -65,94 +66,13 @@ def default_cc(latent_dims: int = 8) -> dict[int, str]:
     return dict(sorted(cc.items()))
 
 
-# --------------------------------------------------------------------------------------------
-# field checkers: each takes the raw value and its field path, returns the canonical value
-# --------------------------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    """A value as the user wrote it (TOML spelling), shortened for error messages."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    elif isinstance(value, int) and abs(value) > 10**30:
-        text = "a very large integer"
-    elif isinstance(value, Mapping):
-        text = "a table"
-    elif isinstance(value, list | tuple):
-        text = f"an array of {len(value)}"
-    else:
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _fail(path: str, reason: str) -> PresetError:
-    return PresetError(f"{path}: {reason}")
-
-
-def _num_text(x: float) -> str:
-    return f"{x:g}"
-
-
-def _number(value: Any, path: str, lo: float, hi: float) -> float:
-    """A finite number in lo..hi; an int is accepted (becomes float), a bool is not a number."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    # compare before float(): a huge TOML integer would overflow float conversion; NaN and
-    # infinities fail the comparison
-    if ok and lo <= value <= hi:
-        return float(value)
-    raise _fail(path, f"must be a number in {_num_text(lo)}..{_num_text(hi)}, got {_show(value)}")
-
-
-def _integer(value: Any, path: str, lo: int, hi: int) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
-        return int(value)
-    raise _fail(path, f"must be an integer in {lo}..{hi}, got {_show(value)}")
-
-
-def _text(value: Any, path: str, max_chars: int, allow_empty: bool = False) -> str:
-    """A string; names (``allow_empty=False``) are one line, descriptions may have newlines."""
-    if isinstance(value, str) and len(value) <= max_chars and (allow_empty or value.strip()):
-        allowed = "\t\n" if allow_empty else ""
-        if not any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
-            return value
-        raise _fail(path, "must not contain control characters")
-    what = "a string" if allow_empty else "a non-empty string"
-    raise _fail(path, f"must be {what} of at most {max_chars} characters, got {_show(value)}")
-
-
-def _array(value: Any, path: str, lo_len: int, hi_len: int, what: str) -> list[Any]:
-    if isinstance(value, list | tuple) and lo_len <= len(value) <= hi_len:
-        return list(value)
-    raise _fail(path, f"must be an array of {lo_len}..{hi_len} {what}, got {_show(value)}")
-
-
-def _table(value: Any, path: str) -> Mapping[Any, Any]:
-    if isinstance(value, Mapping):
-        return value
-    raise _fail(path, f"must be a table, got {_show(value)}")
-
-
-def _check_keys(table: Mapping[Any, Any], path: str, known: tuple[str, ...],
-                required: tuple[str, ...]) -> None:
-    prefix = f"{path}." if path else ""
-    for key in table:
-        if key not in known:
-            shown = key if isinstance(key, str) else _show(key)
-            raise _fail(f"{prefix}{shown}", f"unknown field (known: {', '.join(known)})")
-    for key in required:
-        if key not in table:
-            raise _fail(f"{prefix}{key}", "required field is missing")
-
-
 def _cc_key(key: Any, path: str) -> int:
     """A CC number: an int (Python callers) or a decimal TOML key such as "20"."""
     if isinstance(key, str) and re.fullmatch(r"[0-9]{1,3}", key):
         key = int(key)
     if isinstance(key, int) and not isinstance(key, bool) and 0 <= key <= 127:
         return int(key)
-    raise _fail(f"{path}.{key if isinstance(key, str) else _show(key)}",
+    raise fields.fail(f"{path}.{key if isinstance(key, str) else fields.show(key)}",
                 "a CC number must be an integer in 0..127")
 
 
@@ -222,11 +142,11 @@ class Kit:
 
     def __post_init__(self) -> None:
         if not isinstance(self.slots, list | tuple):
-            raise _fail("slot", f"must be a list of Slots, got {_show(self.slots)}")
+            raise fields.fail("slot", f"must be a list of Slots, got {fields.show(self.slots)}")
         self.slots = list(self.slots)
         for i, slot in enumerate(self.slots):
             if not isinstance(slot, Slot):
-                raise _fail(f"slot[{i}]", f"must be a Slot, got {type(slot).__name__}")
+                raise fields.fail(f"slot[{i}]", f"must be a Slot, got {type(slot).__name__}")
         _check_kit_fields(self, "")
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Kit:
@@ -247,44 +167,46 @@ def _slot_values(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     p = f"{path}."
     if "name" in raw:
-        out["name"] = _text(raw["name"], p + "name", MAX_NAME_CHARS)
+        out["name"] = fields.text(raw["name"], p + "name", MAX_NAME_CHARS)
     if "notes" in raw:
-        notes = _array(raw["notes"], p + "notes", 0, 128, "MIDI notes 0..127")
-        out["notes"] = [_integer(n, f"{p}notes[{j}]", 0, 127) for j, n in enumerate(notes)]
+        notes = fields.array(raw["notes"], p + "notes", 0, 128, "MIDI notes 0..127")
+        out["notes"] = [fields.integer(n, f"{p}notes[{j}]", 0, 127) for j, n in enumerate(notes)]
         seen: set[int] = set()
         for j, n in enumerate(out["notes"]):
             if n in seen:
-                raise _fail(f"{p}notes[{j}]", f"note {n} is listed twice")
+                raise fields.fail(f"{p}notes[{j}]", f"note {n} is listed twice")
             seen.add(n)
     if "knobs" in raw:
-        knobs = _array(raw["knobs"], p + "knobs", 1, MAX_LATENT_DIM, "numbers 0..1")
-        out["knobs"] = [_number(k, f"{p}knobs[{j}]", 0.0, 1.0) for j, k in enumerate(knobs)]
+        knobs = fields.array(raw["knobs"], p + "knobs", 1, MAX_LATENT_DIM, "numbers 0..1")
+        out["knobs"] = [fields.number(k, f"{p}knobs[{j}]", 0.0, 1.0) for j, k in enumerate(knobs)]
     if "level_db" in raw:
-        out["level_db"] = _number(raw["level_db"], p + "level_db", -60.0, 12.0)
+        out["level_db"] = fields.number(raw["level_db"], p + "level_db", -60.0, 12.0)
     if "tune_semitones" in raw:
-        out["tune_semitones"] = _number(raw["tune_semitones"], p + "tune_semitones", -12.0, 12.0)
+        out["tune_semitones"] = fields.number(raw["tune_semitones"], p + "tune_semitones",
+                                              -12.0, 12.0)
     if "decay" in raw:
-        out["decay"] = _number(raw["decay"], p + "decay", 0.0, 1.0)
+        out["decay"] = fields.number(raw["decay"], p + "decay", 0.0, 1.0)
     if "pan" in raw:
-        out["pan"] = _number(raw["pan"], p + "pan", -1.0, 1.0)
+        out["pan"] = fields.number(raw["pan"], p + "pan", -1.0, 1.0)
     if "choke_group" in raw:
-        out["choke_group"] = _integer(raw["choke_group"], p + "choke_group", 0, 127)
+        out["choke_group"] = fields.integer(raw["choke_group"], p + "choke_group", 0, 127)
     return out
 
 
 def _cc_values(raw: Any, path: str) -> dict[int, str]:
-    table = _table(raw, path)
+    table = fields.table(raw, path)
     out: dict[int, str] = {}
     for key, value in table.items():
         cc = _cc_key(key, path)
         if cc in out:
-            raise _fail(f"{path}.{cc}", "CC number is listed twice")
+            raise fields.fail(f"{path}.{cc}", "CC number is listed twice")
         if not isinstance(value, str):
-            raise _fail(f"{path}.{cc}", f"must be a parameter address string, got {_show(value)}")
+            raise fields.fail(f"{path}.{cc}",
+                              f"must be a parameter address string, got {fields.show(value)}")
         try:
             parse_param(value)
         except ValueError as exc:
-            raise _fail(f"{path}.{cc}", str(exc)) from None
+            raise fields.fail(f"{path}.{cc}", str(exc)) from None
         out[cc] = value
     return dict(sorted(out.items()))
 
@@ -292,29 +214,29 @@ def _cc_values(raw: Any, path: str) -> dict[int, str]:
 def _check_kit_fields(kit: Kit, path: str) -> None:
     """Validate and canonicalise the kit-level fields in place (slots are already Slots)."""
     p = f"{path}." if path else ""
-    kit.name = _text(kit.name, p + "name", MAX_NAME_CHARS)
-    kit.description = _text(kit.description, p + "description", 2000, allow_empty=True)
+    kit.name = fields.text(kit.name, p + "name", MAX_NAME_CHARS)
+    kit.description = fields.text(kit.description, p + "description", 2000, allow_empty=True)
     if kit.velocity_curve not in VELOCITY_CURVES:
-        raise _fail(p + "velocity_curve",
-                    f"must be one of {', '.join(VELOCITY_CURVES)}, got {_show(kit.velocity_curve)}")
+        raise fields.fail(p + "velocity_curve", f"must be one of {', '.join(VELOCITY_CURVES)}, "
+                          f"got {fields.show(kit.velocity_curve)}")
     if kit.velocity_latent is not None:
-        kit.velocity_latent = _integer(kit.velocity_latent, p + "velocity_latent",
+        kit.velocity_latent = fields.integer(kit.velocity_latent, p + "velocity_latent",
                                        0, MAX_LATENT_DIM - 1)
-    kit.velocity_latent_amount = _number(kit.velocity_latent_amount,
+    kit.velocity_latent_amount = fields.number(kit.velocity_latent_amount,
                                          p + "velocity_latent_amount", -1.0, 1.0)
     if kit.midi_channel is not None:
-        kit.midi_channel = _integer(kit.midi_channel, p + "midi_channel", 1, 16)
+        kit.midi_channel = fields.integer(kit.midi_channel, p + "midi_channel", 1, 16)
     kit.cc = _cc_values(kit.cc, p + "cc")
     if not 1 <= len(kit.slots) <= 128:
-        raise _fail(p + "slot", f"a kit needs 1..128 slots, got {len(kit.slots)}")
+        raise fields.fail(p + "slot", f"a kit needs 1..128 slots, got {len(kit.slots)}")
     owner: dict[int, int] = {}
     for i, slot in enumerate(kit.slots):
         for j, note in enumerate(slot.notes):
             if note in owner:
                 other = owner[note]
-                raise _fail(f"{p}slot[{i}].notes[{j}]",
+                raise fields.fail(f"{p}slot[{i}].notes[{j}]",
                             f"note {note} is already used by slot[{other}] "
-                            f"({_show(kit.slots[other].name)})")
+                            f"({fields.show(kit.slots[other].name)})")
             owner[note] = i
 
 
@@ -364,16 +286,16 @@ def kit_from_dict(data: Any, source: str | None = None) -> Kit:
 def _kit_from_dict(data: Any, source: str | None,
                    extra: tuple[str, ...]) -> tuple[Kit, dict[str, Any]]:
     try:
-        table = _table(data, "(document)")
-        _check_keys(table, "", _KIT_FIELDS + extra, _KIT_REQUIRED + extra)
+        table = fields.table(data, "(document)")
+        fields.check_keys(table, "", _KIT_FIELDS + extra, _KIT_REQUIRED + extra)
         if "format" in table:
-            _integer(table["format"], "format", 1, FORMAT_VERSION)
-        raw_slots = _array(table["slot"], "slot", 1, 128, "slot tables")
+            fields.integer(table["format"], "format", 1, FORMAT_VERSION)
+        raw_slots = fields.array(table["slot"], "slot", 1, 128, "slot tables")
         slots = []
         for i, raw in enumerate(raw_slots):
             path = f"slot[{i}]"
-            raw = _table(raw, path)
-            _check_keys(raw, path, _SLOT_FIELDS, _SLOT_REQUIRED)
+            raw = fields.table(raw, path)
+            fields.check_keys(raw, path, _SLOT_FIELDS, _SLOT_REQUIRED)
             slots.append(Slot(**_slot_values(raw, path)))
         kwargs = {
             key: table[key]
@@ -443,7 +365,7 @@ def load_state(path: str | os.PathLike[str]) -> tuple[Kit, int]:
     path = Path(path)
     kit, extra = _kit_from_dict(_read_toml(path), str(path), extra=("selected_slot",))
     try:
-        selected = _integer(extra["selected_slot"], "selected_slot", 0, len(kit.slots) - 1)
+        selected = fields.integer(extra["selected_slot"], "selected_slot", 0, len(kit.slots) - 1)
     except PresetError as exc:
         raise PresetError(f"{path}: {exc}") from None
     return kit, selected
@@ -454,7 +376,7 @@ def save_state(path: str | os.PathLike[str], kit: Kit, selected_slot: int) -> No
     path = Path(path)
     validate_kit(kit, str(path))
     try:
-        selected = _integer(selected_slot, "selected_slot", 0, len(kit.slots) - 1)
+        selected = fields.integer(selected_slot, "selected_slot", 0, len(kit.slots) - 1)
     except PresetError as exc:
         raise PresetError(f"{path}: {exc}") from None
     doc = kit_to_dict(kit)
@@ -482,15 +404,15 @@ def check_name(name: Any) -> str:
     or dot, no ``..``. Path separators, absolute paths and control characters cannot pass.
     """
     if not isinstance(name, str):
-        raise PresetError(f"preset name must be a string, got {_show(name)}")
+        raise PresetError(f"preset name must be a string, got {fields.show(name)}")
     if (
         not _NAME_RE.fullmatch(name)
         or ".." in name
         or name.endswith((" ", "."))
     ):
         raise PresetError(
-            f"invalid preset name {_show(name)}: use 1..64 letters, digits, space, '_', '.', '-',"
-            " starting with a letter or digit (no '..', no path separators)"
+            f"invalid preset name {fields.show(name)}: use 1..64 letters, digits, space, '_', "
+            "'.', '-', starting with a letter or digit (no '..', no path separators)"
         )
     return name
 
@@ -530,7 +452,7 @@ class PresetStore:
         check_name(name)
         path = folder / f"{name}{PRESET_SUFFIX}"
         if not path.resolve().is_relative_to(folder.resolve()):
-            raise PresetError(f"preset name {_show(name)} resolves outside {folder}")
+            raise PresetError(f"preset name {fields.show(name)} resolves outside {folder}")
         return path
 
     def user_path(self, name: str) -> Path:
@@ -543,7 +465,7 @@ class PresetStore:
             path = self._path_in(folder, name)
             if path.is_file():
                 return path
-        raise PresetError(f"no preset named {_show(name)} (see /snaresynth/preset/list)")
+        raise PresetError(f"no preset named {fields.show(name)} (see /snaresynth/preset/list)")
 
     def list(self) -> list[str]:
         """All preset names, user and shipped, without duplicates, in program-change order."""
