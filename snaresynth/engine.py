@@ -48,6 +48,10 @@ PREFETCH_STEPS = 3
 PREFETCH_SLOT = 1 << 20
 """Request ids from here on are cache warm-ups (never published to a slot)."""
 
+AUDIO_STALLED_S = 0.25
+"""Once running, an audio clock older than this means the device is gone (a JACK server loss):
+hits are then dropped, not queued to sound after its return. Blocks come every 1-20 ms."""
+
 Listener = Callable[[str, Any, object], None]
 """Called as listener(address, value, source) after every change, on the changing thread."""
 
@@ -177,6 +181,9 @@ class Engine:
             left, right = pan_gains(spec.pan)
             choke = spec.choke_group
         if buffer is None or gain <= 0.0:
+            return False
+        if self._running and time.monotonic() - self.mixer.clock()[1] > AUDIO_STALLED_S:
+            self.mixer.refused += 1  # no audio now: a hit must not be replayed when it is back
             return False
         frame = self.frame_at(at) if jack_frame is None else self.frame_at_jack(jack_frame)
         return self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index))

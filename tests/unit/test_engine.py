@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,22 @@ def test_constant_latency_places_hits_one_block_after_arrival(sine_decoder):
     frame0, t0, _, _ = engine.mixer.clock()
     at = t0 + 0.0005  # 24 frames after the last block started
     assert engine.frame_at(at) == frame0 + 24 + 64
+
+
+def test_hits_while_the_audio_is_stalled_are_dropped_not_queued(sine_decoder):
+    engine = Engine(sine_decoder, _kit(), EngineSettings(rate=48000, blocksize=64))
+    engine.start()
+    try:
+        _play(engine, 2)
+        engine.mark_running()
+        assert engine.trigger(1.0, slot=0)  # the audio clock is fresh
+        time.sleep(0.3)  # no block rendered: the device is gone
+        assert not engine.trigger(1.0, slot=0)
+        assert engine.status()["dropped_hits"] == 1
+        _play(engine, 2)  # audio back: hits are taken again
+        assert engine.trigger(1.0, slot=0)
+    finally:
+        engine.stop()
 
 
 def test_velocity_layers_give_harder_hits_another_sound(sine_decoder, preset_store):
