@@ -45,6 +45,9 @@ STUDY: dict[str, tuple[list[str], int]] = {
     "vae-a-warmup": (["--recipe", "vae-a", "--kl-warmup", "267"], 800),
     "vae-b-warmup": (["--recipe", "vae-b", "--kl-warmup", "267"], 800),
     "vae-c-warmup": (["--recipe", "vae-c", "--kl-warmup", "267"], 800),
+    # A and C again, 3000 batches with the full KL weight from batch 1000 on
+    "vae-a-long": (["--recipe", "vae-a", "--kl-warmup", "1000"], 3000),
+    "vae-c-long": (["--recipe", "vae-c", "--kl-warmup", "1000"], 3000),
     "wavegan-transpose": (["--recipe", "wavegan-nearest", "--d", "8",
                            "--set", 'upsample="transpose"'], 600),
 }
