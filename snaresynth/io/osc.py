@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import math
 import socket
 import struct
 import threading
@@ -27,10 +26,21 @@ from typing import Any
 
 from pythonosc import osc_packet
 from pythonosc.dispatcher import Dispatcher
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from snaresynth.errors import DeviceError, SnareSynthError
+from snaresynth.io.osc_args import (
+    OscError,
+    build_message,
+    bundle_time,
+    integer,
+    missing_bytes,
+    no_more,
+    number,
+    released,
+    string,
+    unit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,90 +57,6 @@ MAX_AHEAD_S = 60.0
 
 Address = tuple[str, int]
 Reply = tuple[str, list[Any], Address]
-
-
-class OscError(ValueError):
-    """Bad arguments for an address; the text goes back in /snaresynth/fail."""
-
-
-def _number(args: Sequence[Any], i: int, name: str, default: float | None = None) -> float:
-    if i >= len(args):
-        if default is None:
-            raise OscError(f"missing argument {i + 1} ({name})")
-        return default
-    value = args[i]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise OscError(f"argument {i + 1} ({name}) must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise OscError(f"argument {i + 1} ({name}) must be finite, got {value}")
-    return float(value)
-
-
-def _integer(args: Sequence[Any], i: int, name: str, default: int | None = None) -> int | None:
-    if i >= len(args):
-        return default
-    value = _number(args, i, name)
-    if value != int(value) or abs(value) > 2**31:
-        raise OscError(f"argument {i + 1} ({name}) must be a whole number, got {value}")
-    return int(value)
-
-
-def _string(args: Sequence[Any], i: int, name: str) -> str:
-    if i >= len(args) or not isinstance(args[i], str):
-        raise OscError(f"argument {i + 1} ({name}) must be a string")
-    return args[i]
-
-
-def _unit(args: Sequence[Any], i: int, name: str = "value") -> float:
-    """A normalized knob value; outside 0..1 is an error (a controller bug), not clamped."""
-    value = _number(args, i, name)
-    if not 0.0 <= value <= 1.0:
-        raise OscError(f"{name} must be in 0..1, got {value}")
-    return value
-
-
-def _released(args: Sequence[Any]) -> bool:
-    """For button-style addresses: no argument or a positive one is a press, 0 a release."""
-    _no_more(args, 1)
-    return bool(args) and _number(args, 0, "button") <= 0.0
-
-
-def _no_more(args: Sequence[Any], count: int) -> None:
-    if len(args) > count:
-        raise OscError(f"expected at most {count} argument(s), got {len(args)}")
-
-
-NTP_UNIX_OFFSET_S = 2208988800
-"""Seconds from 1900 (OSC/NTP time) to 1970 (Unix time)."""
-
-
-def _bundle_time(data: bytes) -> float:
-    """A bundle's own timetag in Unix seconds (inf for "immediately", the timetag 1)."""
-    raw = int.from_bytes(data[8:16], "big")
-    if raw == 1:
-        return math.inf
-    return (raw >> 32) - NTP_UNIX_OFFSET_S + (raw & 0xFFFFFFFF) / 2**32
-
-
-def _missing_bytes(message: Any) -> int:
-    """How many bytes shorter a parsed message is than its arguments need (0 = whole).
-
-    python-osc pads a float or int that was cut off with zero bytes instead of failing, so a
-    truncated ``/level 0.5`` would silently set the level to 0; encoding the parsed message again
-    shows the shortfall.
-    """
-    try:
-        needed = len(build_message(message.address, list(message.params)))
-    except Exception:  # values python-osc can parse but not build: nothing to compare
-        return 0
-    return max(0, needed - len(message.dgram))
-
-
-def build_message(address: str, args: Sequence[Any]) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 class RateLimitedLog:
@@ -203,11 +129,11 @@ class OscController:
             return self._fail("?", f"unparseable packet ({type(exc).__name__}: {exc})", sender)
         replies: list[Reply] = []
         bundled = data[:8] == b"#bundle\x00"
-        if bundled and _bundle_time(data) < time.time() - 0.001:
+        if bundled and bundle_time(data) < time.time() - 0.001:
             self.late += 1  # python-osc hands past timetags over as "now": counted here
         for timed in messages:
             message = timed.message
-            missing = _missing_bytes(message)
+            missing = missing_bytes(message)
             if missing:
                 replies.extend(self._fail(message.address, f"truncated message ({missing} "
                                           "bytes of arguments missing)", sender))
@@ -256,8 +182,8 @@ class OscController:
             return None
         args = list(struct.unpack(">" + tags[1:].decode(), data[args_at:]))
         try:
-            _unit(args, 0)
-            _integer(args, 1, "slot")
+            unit(args, 0)
+            integer(args, 1, "slot")
         except OscError:
             return None  # bad values are never skipped: each gets its /fail
         return (sender, address, tuple(args[1:]))
@@ -313,9 +239,9 @@ class OscController:
 
     # --- handlers: args -> Engine call (-> replies) --------------------------------------------
     def _trigger(self, args: Sequence[Any], sender: Address) -> None:
-        _no_more(args, 2)
-        velocity = _unit(args, 0, "velocity") if args else 1.0
-        slot = _integer(args, 1, "slot")
+        no_more(args, 2)
+        velocity = unit(args, 0, "velocity") if args else 1.0
+        slot = integer(args, 1, "slot")
         self.engine.trigger(velocity, slot, at=self._current_time)
 
     def _trigger_slot(self, route: str, args: Sequence[Any], sender: Address) -> None:
@@ -324,8 +250,8 @@ class OscController:
         index = route[len("/trigger/"):]
         if not index.isdigit():
             raise OscError(f"slot must be a whole number, got {index!r}")
-        _no_more(args, 1)
-        velocity = _unit(args, 0, "velocity") if args else 1.0
+        no_more(args, 1)
+        velocity = unit(args, 0, "velocity") if args else 1.0
         if velocity > 0.0:
             self.engine.trigger(velocity, int(index), at=self._current_time)
 
@@ -333,47 +259,47 @@ class OscController:
         index = route[len("/latent/"):]
         if not index.isdigit():
             raise OscError(f"latent index must be a whole number, got {index!r}")
-        _no_more(args, 2)
-        self.engine.set_param(f"latent/{int(index)}", _unit(args, 0),
-                              slot=_integer(args, 1, "slot"), source=sender)
+        no_more(args, 2)
+        self.engine.set_param(f"latent/{int(index)}", unit(args, 0),
+                              slot=integer(args, 1, "slot"), source=sender)
 
     def _z(self, args: Sequence[Any], sender: Address) -> None:
-        values = [_number(args, i, f"z[{i}]") for i in range(len(args))]
+        values = [number(args, i, f"z[{i}]") for i in range(len(args))]
         self.engine.set_z(values, source=sender)
 
     def _param_route(self, name: str) -> Callable[[Sequence[Any], Address], None]:
         def handler(args: Sequence[Any], sender: Address) -> None:
-            _no_more(args, 2)
-            self.engine.set_param(name, _unit(args, 0), slot=_integer(args, 1, "slot"),
+            no_more(args, 2)
+            self.engine.set_param(name, unit(args, 0), slot=integer(args, 1, "slot"),
                                   source=sender)
         return handler
 
     def _select(self, args: Sequence[Any], sender: Address) -> None:
-        _no_more(args, 1)
-        slot = _integer(args, 0, "slot")
+        no_more(args, 1)
+        slot = integer(args, 0, "slot")
         if slot is None:
             raise OscError("missing argument 1 (slot)")
         self.engine.select(slot, source=sender)
 
     def _randomize(self, args: Sequence[Any], sender: Address) -> list[Reply]:
-        _no_more(args, 2)
-        amount = _unit(args, 0, "amount") if args else 1.0
-        seed = self.engine.randomize(amount, _integer(args, 1, "seed"), source=sender)
+        no_more(args, 2)
+        amount = unit(args, 0, "amount") if args else 1.0
+        seed = self.engine.randomize(amount, integer(args, 1, "seed"), source=sender)
         return [(PREFIX + "/randomize.reply", [amount, seed], sender)]
 
     def _undo(self, args: Sequence[Any], sender: Address) -> None:
-        if _released(args):
+        if released(args):
             return
         if not self.engine.undo(source=sender):
             raise OscError("nothing to undo")
 
     def _preset_load(self, args: Sequence[Any], sender: Address) -> None:
-        _no_more(args, 1)
-        self.engine.load_preset(_string(args, 0, "name"), source=sender)
+        no_more(args, 1)
+        self.engine.load_preset(string(args, 0, "name"), source=sender)
 
     def _preset_save(self, args: Sequence[Any], sender: Address) -> list[Reply]:
-        _no_more(args, 1)
-        name = _string(args, 0, "name")
+        no_more(args, 1)
+        name = string(args, 0, "name")
         self.engine.save_preset(name, source=sender)
         return [(PREFIX + "/preset/save.reply", [name], sender)]
 
@@ -381,25 +307,25 @@ class OscController:
         return [(PREFIX + "/preset/list.reply", list(self.engine.store.list()), sender)]
 
     def _morph_targets(self, args: Sequence[Any], sender: Address) -> None:
-        _no_more(args, 2)
-        self.engine.set_morph_targets(_string(args, 0, "preset A"), _string(args, 1, "preset B"))
+        no_more(args, 2)
+        self.engine.set_morph_targets(string(args, 0, "preset A"), string(args, 1, "preset B"))
 
     def _velocity_curve(self, args: Sequence[Any], sender: Address) -> None:
-        _no_more(args, 1)
-        self.engine.set_velocity(curve=_string(args, 0, "curve"), source=sender)
+        no_more(args, 1)
+        self.engine.set_velocity(curve=string(args, 0, "curve"), source=sender)
 
     def _velocity_latent(self, args: Sequence[Any], sender: Address) -> None:
         """``/velocity/latent dim [amount]``: dim -1 switches velocity layering off."""
-        _no_more(args, 2)
-        dim = _integer(args, 0, "latent dimension")
+        no_more(args, 2)
+        dim = integer(args, 0, "latent dimension")
         if dim is None:
             raise OscError("missing argument 1 (latent dimension, -1 = off)")
-        amount = _number(args, 1, "amount") if len(args) > 1 else None
+        amount = number(args, 1, "amount") if len(args) > 1 else None
         self.engine.set_velocity(latent=dim, amount=amount, source=sender)
 
     def _learn(self, args: Sequence[Any], sender: Address) -> None:
-        _no_more(args, 1)
-        self.engine.arm_learn(_string(args, 0, "parameter"))
+        no_more(args, 1)
+        self.engine.arm_learn(string(args, 0, "parameter"))
 
     def _learn_cancel(self, args: Sequence[Any], sender: Address) -> None:
         self.engine.learn.cancel()
@@ -423,7 +349,7 @@ class OscController:
         return [(PREFIX + "/status.reply", flat, sender)]
 
     def _subscribe(self, args: Sequence[Any], sender: Address) -> list[Reply]:
-        if len(args) == 1 and _released(args):
+        if len(args) == 1 and released(args):
             return []
         target = self._target(args[:0] if len(args) == 1 else args, sender)
         self.subscribers.add(target)
@@ -433,11 +359,11 @@ class OscController:
         self.subscribers.discard(self._target(args, sender))
 
     def _target(self, args: Sequence[Any], sender: Address) -> Address:
-        _no_more(args, 2)
+        no_more(args, 2)
         if not args:
             return sender
-        host = _string(args, 0, "host")
-        port = _integer(args, 1, "port")
+        host = string(args, 0, "host")
+        port = integer(args, 1, "port")
         if port is None or not 1 <= port <= 65535:
             raise OscError(f"port must be 1..65535, got {port}")
         return (host, port)
