@@ -44,3 +44,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install --quiet -e ".[test]"
     echo "$want" > "$stamp"
 fi
+# Compile the real-time kernels now rather than at the daemon's first start (numba caches them
+# in snaresynth/__pycache__ and io/__pycache__; later imports load them in well under a second).
+.venv/bin/python -c 'from snaresynth.voices import Mixer; Mixer(48000); import snaresynth.io.portaudio_rt' \
+    || echo "setup: could not compile the mixer kernels now; the daemon will on its first start" >&2
+.venv/bin/python -c 'import snaresynth.io.jack_rt' 2>/dev/null \
+    || echo "setup: no libjack, so the JACK callbacks were not compiled (JACK is optional)" >&2
