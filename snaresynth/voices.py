@@ -1,10 +1,11 @@
 """Voice pool and mixer: a compiled kernel that never needs Python's GIL.
 
 The mixing itself (``render_block``) is compiled by numba to machine code that takes only
-numpy arrays, so it can run inside JACK's real-time thread as a C callback
-(``io/jack_rt.py``) while Python threads — OSC, MIDI, the decode client — hold the GIL. A Python
-audio callback has to take the GIL at the start of every block; on a busy two-core machine that
-wait alone cost about 1000 xruns in 20 s (see docs/performance.md).
+numpy arrays, so it can run inside the audio thread as a C callback (JACK: ``io/jack_rt.py``;
+PortAudio: ``io/portaudio_rt.py``, both through ``render_from_table``) while Python threads —
+OSC, MIDI, the decode client — hold the GIL. A Python audio callback has to take the GIL at the
+start of every block; with three busy Python threads that wait cost 1600–1800 xruns in 20 s
+here, against 1–5 compiled (``bench/rt_callback.py``, docs/performance.md).
 
 All state lives in preallocated arrays. Other threads hand hits over through a single-producer
 ring (a Python lock orders the producers among themselves; the audio side never locks): a hit

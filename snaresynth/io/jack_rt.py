@@ -3,18 +3,20 @@ Python's GIL.
 
 JACK-Client runs a Python function as the process callback; that function must take the GIL at
 the start of every cycle, and while the daemon's other threads (OSC, MIDI, the decode client)
-hold it, the whole JACK graph waits: about 1000 xruns in 20 s with three busy Python threads
-here, none with the same work in a compiled callback (docs/performance.md). So both JACK
+hold it, the whole JACK graph waits: 1600–1800 xruns in 20 s with three busy Python threads
+here, 1–5 with the same work in a compiled callback (docs/performance.md). So the daemon's JACK
 clients register a numba ``cfunc`` directly with libjack (``jack_set_process_callback``):
 
-- audio: ``voices.render_block`` into the two output ports, and the block's clock (mixer frame,
-  CLOCK_MONOTONIC, JACK frame time) for placing events;
+- audio: ``voices.render_from_table`` into the two output ports (the mix, and the block's
+  clock: mixer frame, CLOCK_MONOTONIC, JACK frame time, for placing events);
 - MIDI in: copies each event with its JACK frame time into a ring and wakes the reader thread
-  through a non-blocking pipe; the reader parses and plays (``io/midi.py``).
+  through a non-blocking pipe; the reader parses and plays (``io/midi.py``);
+- MIDI out (controller feedback): sends what ``MidiSend.send`` queued, at the next cycle.
 
-The compiled functions reach their state through one int64 table of addresses (``arg``), and
-libjack/libc through ctypes. JACK-Client still owns the clients, ports, connections and the
-notification callbacks (xrun, shutdown), which JACK runs outside the real-time thread.
+The compiled functions reach their state through an int64 table of addresses (``arg``), and
+libjack/libc by symbol name (numba ``ExternalFunction``). JACK-Client still owns the clients,
+ports, connections and the notification callbacks (xrun, shutdown), which JACK runs outside the
+real-time thread.
 """
 
 from __future__ import annotations
