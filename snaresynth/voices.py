@@ -109,15 +109,9 @@ def render_block(ctrl, ring_i, ring_g, pend_i, pend_g, voice_i, voice_g, buf_add
         else:
             j = n_pend
             while j > 0 and pend_i[j - 1, H_FRAME] > ring_i[k, H_FRAME]:
-                for c in range(N_HIT):
-                    pend_i[j, c] = pend_i[j - 1, c]
-                pend_g[j, 0] = pend_g[j - 1, 0]
-                pend_g[j, 1] = pend_g[j - 1, 1]
+                _copy_hit(pend_i, pend_g, j, pend_i, pend_g, j - 1)
                 j -= 1
-            for c in range(N_HIT):
-                pend_i[j, c] = ring_i[k, c]
-            pend_g[j, 0] = ring_g[k, 0]
-            pend_g[j, 1] = ring_g[k, 1]
+            _copy_hit(pend_i, pend_g, j, ring_i, ring_g, k)
             n_pend += 1
         read += 1
     ctrl[C_READ] = read
@@ -139,10 +133,7 @@ def render_block(ctrl, ring_i, ring_g, pend_i, pend_g, voice_i, voice_g, buf_add
         taken += 1
     if taken:
         for j in range(n_pend - taken):
-            for c in range(N_HIT):
-                pend_i[j, c] = pend_i[j + taken, c]
-            pend_g[j, 0] = pend_g[j + taken, 0]
-            pend_g[j, 1] = pend_g[j + taken, 1]
+            _copy_hit(pend_i, pend_g, j, pend_i, pend_g, j + taken)
         n_pend -= taken
     ctrl[C_PENDING] = n_pend
     # 3. mix
@@ -151,6 +142,15 @@ def render_block(ctrl, ring_i, ring_g, pend_i, pend_g, voice_i, voice_g, buf_add
             _mix(voice_i, voice_g, v, buf_addr, buf_len, done, fade, left, right, frames)
     ctrl[C_FRAME] = block_end
     ctrl[C_BLOCKS] += 1
+
+
+@njit(cache=True, nogil=True)
+def _copy_hit(dst_i, dst_g, j, src_i, src_g, k):
+    """Hit record ``k`` of (src_i, src_g) into row ``j`` of (dst_i, dst_g)."""
+    for c in range(N_HIT):
+        dst_i[j, c] = src_i[k, c]
+    dst_g[j, 0] = src_g[k, 0]
+    dst_g[j, 1] = src_g[k, 1]
 
 
 @njit(cache=True, nogil=True)
@@ -247,14 +247,17 @@ def now_ns(timespec_address):
 
 
 @njit(cache=True, nogil=True)
-def render_from_table(table_address, left, right, frames, jack_frame):
-    """One block from a compiled callback: publish the block's clock (a seqlock read by
-    ``Mixer.clock``), mix, and add the time it took to ``C_BUSY_NS``. Thread: audio."""
+def render_from_table(table_address, left, right, frames, jack_frame, underflow):
+    """One block: count the backend's underflow flag, publish the block's clock (a seqlock read
+    by ``Mixer.clock``), mix, and add the time it took to ``C_BUSY_NS``. Thread: audio (the
+    compiled callbacks, and ``Mixer.render`` for the Python ones)."""
     tab = carray(as_pointer(table_address), (T_SIZE,), np.int64)
     t0 = now_ns(tab[T_TIMESPEC])
     n_ring, n_pend = tab[T_N_RING], tab[T_N_PEND]
     n_voices, n_table = tab[T_N_VOICES], tab[T_N_TABLE]
     ctrl = carray(as_pointer(tab[T_CTRL]), (N_CTRL,), np.int64)
+    if underflow:
+        ctrl[C_UNDERFLOWS] += 1
     ctrl[C_SEQ] += 1  # odd while the clock is written
     memory_fence()
     ctrl[C_CLOCK_FRAME] = ctrl[C_FRAME]
@@ -333,8 +336,10 @@ class Mixer:
         self._free = list(range(table - 1, -1, -1))
         self._lock = threading.Lock()  # producers only
         self.refused = 0  # hits refused because the ring or the buffer table was full
-        self._timespec = np.zeros(2, dtype=np.int64)  # scratch of the compiled callbacks' clock
-        self._table: np.ndarray | None = None
+        self._timespec = np.zeros(2, dtype=np.int64)  # scratch of the kernel's clock
+        # where render_from_table finds every array above (the Python backends and the
+        # compiled callbacks all mix through it)
+        self.table = self._address_table()
         self.rt_keepalive: object = None  # a compiled callback's own table, alive with the mixer
         self._warm_up()
 
@@ -447,21 +452,18 @@ class Mixer:
         return (self.ctrl, self.ring_i, self.ring_g, self.pend_i, self.pend_g, self.voice_i,
                 self.voice_g, self.buf_addr, self.buf_len, self.done, self.fade)
 
-    def address_table(self) -> np.ndarray:
-        """The int64 table of addresses that ``render_from_table`` reads (kept alive here)."""
-        if self._table is None:
-            table = np.zeros(T_SIZE, dtype=np.int64)
-            for slot, array in enumerate(self.kernel_args()):
-                table[slot] = array.ctypes.data
-            table[T_N_RING] = self.ring_i.shape[0]
-            table[T_N_PEND] = self.pend_i.shape[0]
-            table[T_N_VOICES] = self.voice_i.shape[0]
-            table[T_N_TABLE] = self.buf_addr.shape[0]
-            table[T_N_FADE] = self.fade.shape[0]
-            table[T_MAX_VOICES] = self.max_voices
-            table[T_TIMESPEC] = self._timespec.ctypes.data
-            self._table = table
-        return self._table
+    def _address_table(self) -> np.ndarray:
+        table = np.zeros(T_SIZE, dtype=np.int64)
+        for slot, array in enumerate(self.kernel_args()):
+            table[slot] = array.ctypes.data
+        table[T_N_RING] = self.ring_i.shape[0]
+        table[T_N_PEND] = self.pend_i.shape[0]
+        table[T_N_VOICES] = self.voice_i.shape[0]
+        table[T_N_TABLE] = self.buf_addr.shape[0]
+        table[T_N_FADE] = self.fade.shape[0]
+        table[T_MAX_VOICES] = self.max_voices
+        table[T_TIMESPEC] = self._timespec.ctypes.data
+        return table
 
     @property
     def underflows(self) -> int:
@@ -471,17 +473,8 @@ class Mixer:
     # --- audio thread (Python backends) ----------------------------------------------------------
     def render(self, out: np.ndarray, jack_frame: int = -1) -> None:
         """Fill ``out`` (frames, 2) float32 with this block's mix. Thread: audio callback."""
-        t0 = time.monotonic_ns()
         frames = out.shape[0]
-        ctrl = self.ctrl
-        ctrl[C_SEQ] += 1
-        ctrl[C_CLOCK_FRAME] = ctrl[C_FRAME]
-        ctrl[C_CLOCK_NS] = t0
-        ctrl[C_CLOCK_JACK] = jack_frame
-        ctrl[C_CLOCK_BLOCK] = frames
-        ctrl[C_SEQ] += 1
         left, right = self._left[:frames], self._right[:frames]
-        render_block(*self.kernel_args(), left, right, frames, self.max_voices)
+        render_from_table(self.table.ctypes.data, left, right, frames, jack_frame, False)
         out[:, 0] = left
         out[:, 1] = right
-        ctrl[C_BUSY_NS] += time.monotonic_ns() - t0

@@ -81,7 +81,7 @@ def _audio_process(frames, arg):
     left = carray(port_get_buffer(as_pointer(tab[A_PORT_L]), frames), (frames,), np.float32)
     right = carray(port_get_buffer(as_pointer(tab[A_PORT_R]), frames), (frames,), np.float32)
     jack_frame = np.int64(last_frame_time(as_pointer(tab[A_CLIENT])))
-    render_from_table(tab[A_MIXER], left, right, frames, jack_frame)
+    render_from_table(tab[A_MIXER], left, right, frames, jack_frame, False)  # xruns: notified
     return 0
 
 
@@ -89,7 +89,7 @@ def attach_mixer(client: Any, ports: list[Any], mixer: Mixer) -> None:
     """Make ``mixer`` the compiled process callback of ``client`` (before ``activate``); the
     mixer keeps the tables alive."""
     table = np.zeros(A_SIZE, dtype=np.int64)
-    table[A_MIXER] = mixer.address_table().ctypes.data
+    table[A_MIXER] = mixer.table.ctypes.data
     table[A_PORT_L] = address(ports[0])
     table[A_PORT_R] = address(ports[1])
     table[A_CLIENT] = address(client)

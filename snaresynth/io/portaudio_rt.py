@@ -5,7 +5,7 @@ python-sounddevice runs a Python callback; here the stream is opened through sou
 PortAudio binding (its cffi ``_lib``: the same library, device list and error texts) with a
 numba ``cfunc`` as the ``PaStreamCallback``. The callback mixes one block with
 ``voices.render_from_table`` into two scratch arrays, interleaves them into PortAudio's float32
-buffer, and counts the output-underflow flag in the mixer (``Mixer.underflows``).
+buffer, and hands it PortAudio's output-underflow flag (counted in ``Mixer.underflows``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 from numba import carray, cfunc, types
 
 from snaresynth.errors import DeviceError
-from snaresynth.voices import C_UNDERFLOWS, Mixer, as_pointer, render_from_table
+from snaresynth.voices import Mixer, as_pointer, render_from_table
 
-P_MIXER, P_CTRL, P_LEFT, P_RIGHT, P_MAX_BLOCK = range(5)  # table slots
-P_SIZE = 5
+P_MIXER, P_LEFT, P_RIGHT, P_MAX_BLOCK = range(4)  # table slots
+P_SIZE = 4
 PA_OUTPUT_UNDERFLOW = 0x4  # paOutputUnderflow
 PA_CONTINUE, PA_ABORT = 0, 2
 
@@ -33,12 +33,10 @@ def _stream_callback(input_buffer, output, frames, time_info, status_flags, arg)
         for i in range(frames * 2):
             out[i] = 0.0
         return PA_CONTINUE
-    if status_flags & PA_OUTPUT_UNDERFLOW:
-        ctrl = carray(as_pointer(tab[P_CTRL]), (C_UNDERFLOWS + 1,), np.int64)
-        ctrl[C_UNDERFLOWS] += 1
     left = carray(as_pointer(tab[P_LEFT]), (frames,), np.float32)
     right = carray(as_pointer(tab[P_RIGHT]), (frames,), np.float32)
-    render_from_table(tab[P_MIXER], left, right, frames, np.int64(-1))
+    render_from_table(tab[P_MIXER], left, right, frames, np.int64(-1),
+                      (status_flags & PA_OUTPUT_UNDERFLOW) != 0)
     for i in range(frames):
         out[2 * i] = left[i]
         out[2 * i + 1] = right[i]
@@ -57,8 +55,7 @@ class CompiledStream:
         self._left = np.zeros(max(blocksize, 8192), dtype=np.float32)
         self._right = np.zeros_like(self._left)
         self._table = np.zeros(P_SIZE, dtype=np.int64)
-        self._table[P_MIXER] = mixer.address_table().ctypes.data
-        self._table[P_CTRL] = mixer.ctrl.ctypes.data
+        self._table[P_MIXER] = mixer.table.ctypes.data
         self._table[P_LEFT] = self._left.ctypes.data
         self._table[P_RIGHT] = self._right.ctypes.data
         self._table[P_MAX_BLOCK] = self._left.shape[0]
