@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from snaresynth import mapping
@@ -33,35 +34,39 @@ class MidiFeedback:
         self.skip_source = skip_source
         self.sent = 0
         self._lock = threading.Lock()
-        self._send_bytes: Any = None  # JACK: the compiled output's queue
-        self._jack: Any = None
+        self._jack: Any = None  # on JACK: our port, which the supervisor reopens
+        self.port: Any = None  # on ALSA: the rtmidi port
         if api == "jack":
-            from snaresynth.io.jack_port import JackMidiPort
-            from snaresynth.io.jack_rt import MidiSend
+            self._send_message, self.name = self._open_jack(spec)
+        else:
+            self._send_message, self.name = self._open_rtmidi(spec, api)
+        engine.add_listener(self.on_change)
 
-            sender = MidiSend()
-            self._jack = JackMidiPort(f"{CLIENT_NAME}-feedback", "midi_out", "out", spec,
-                                      sender.attach)  # JACK client names must be unique
-            self._send_bytes = sender.send
-            self.port = None
-            self.name = self._jack.name
-            engine.add_listener(self.on_change)
-            return
+    def _open_jack(self, spec: str) -> tuple[Callable[[Any], Any], str]:
+        from snaresynth.io.jack_port import JackMidiPort
+        from snaresynth.io.jack_rt import MidiSend
+
+        sender = MidiSend()
+        self._jack = JackMidiPort(f"{CLIENT_NAME}-feedback", "midi_out", "out", spec,
+                                  sender.attach)  # JACK client names must be unique
+        return (lambda msg: sender.send(bytes(msg.bytes()))), self._jack.name
+
+    def _open_rtmidi(self, spec: str, api: str) -> tuple[Callable[[Any], Any], str]:
         be = backend(api)
         try:
             if spec == "virtual":
-                client = f"{CLIENT_NAME}-feedback"  # JACK client names must be unique
+                client = f"{CLIENT_NAME}-feedback"
                 self.port = be.open_output("midi_out", virtual=True, client_name=client)
-                self.name = f"{client}:midi_out (virtual, {api})"
+                name = f"{client}:midi_out (virtual, {api})"
             else:
                 name = find_port(be.get_output_names(), spec, "output", api)
                 self.port = be.open_output(name)
-                self.name = f"{name} ({api})"
+                name = f"{name} ({api})"
         except DeviceError:
             raise
         except Exception as exc:
             raise DeviceError(f"cannot open MIDI output {spec!r} on {api}: {exc}") from exc
-        engine.add_listener(self.on_change)
+        return self.port.send, name
 
     def on_change(self, address: str, value: Any, source: object) -> None:
         """Engine listener: one CC for a parameter change, all of them after a bulk change."""
@@ -94,10 +99,7 @@ class MidiFeedback:
                            value=mapping.unit_to_cc(unit))
         with self._lock:
             try:
-                if self._send_bytes is not None:
-                    self._send_bytes(bytes(msg.bytes()))
-                else:
-                    self.port.send(msg)
+                self._send_message(msg)
                 self.sent += 1
             except Exception as exc:  # a vanished port must not break the change that caused it
                 log.warning("MIDI feedback to %s failed: %s", self.name, exc)
