@@ -43,7 +43,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="only obey OSC senders in these networks")
     p.add_argument("--voices", type=int, default=None, help="polyphony limit")
     p.add_argument("--latency", choices=["constant", "lowest"], default=None,
-                   help="constant: sample-accurate at arrival + one block; lowest: next block")
+                   help="constant: sample-accurate, no jitter (JACK MIDI: at the note's own frame; "
+                        "other input: arrival + one block); lowest: at a block start")
     p.add_argument("--decode", choices=["process", "thread"], default=None,
                    help="run the model in a child process (default) or a thread of the daemon")
     p.add_argument("--state-file", type=Path, default=None,

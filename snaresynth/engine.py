@@ -14,6 +14,7 @@ scheduled hits and the list of per-slot buffers, whose elements are swapped whol
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 import time
@@ -36,7 +37,15 @@ from snaresynth.decode import (  # noqa: F401  (playback_buffer: re-exported)
 from snaresynth.mapping import ControlMap, History, MidiLearn, morph_knobs, randomize_knobs
 from snaresynth.models.base import Decoder
 from snaresynth.presets import Kit, PresetStore, save_state
-from snaresynth.voices import Hit, Mixer, pan_gains
+from snaresynth.voices import (
+    AUDIO_STALLED_S,
+    N_CHANNELS,
+    N_NOTES,
+    Hit,
+    Mixer,
+    SlotNotes,
+    pan_gains,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +57,6 @@ PREFETCH_STEPS = 3
 PREFETCH_SLOT = 1 << 20
 """Request ids from here on are cache warm-ups (never published to a slot)."""
 
-AUDIO_STALLED_S = 0.25
-"""Once running, an audio clock older than this means the device is gone (a JACK server loss):
-hits are then dropped, not queued to sound after its return. Blocks come every 1-20 ms."""
-
 Listener = Callable[[str, Any, object], None]
 """Called as listener(address, value, source) after every change, on the changing thread."""
 
@@ -61,7 +66,7 @@ class EngineSettings:
     rate: int = 48000  # output sample rate in Hz
     blocksize: int = 128  # audio block in frames
     max_voices: int = 16
-    latency: str = "constant"  # "constant": arrival + one block, sample-accurate; "lowest"
+    latency: str = "constant"  # "constant": sample-accurate (docs/controls.md); "lowest"
     cache_bytes: int = 64 * 2**20
 
 
@@ -79,7 +84,8 @@ class Engine:
         self.store = store
         self.rate = self.settings.rate
         self.mixer = Mixer(self.rate, self.settings.max_voices,
-                           max_block=max(8192, 4 * self.settings.blocksize))
+                           max_block=max(8192, 4 * self.settings.blocksize),
+                           notes_at_block_start=self.settings.latency == "lowest")
         if worker is None:
             worker = DecodeWorker(decoder, self._publish, BufferCache(self.settings.cache_bytes))
         else:
@@ -107,6 +113,7 @@ class Engine:
         self._underflows_before_running = 0  # a compiled PortAudio callback's, at mark_running
         self.bad_messages = 0
         self.unmapped = 0
+        self.publish_notes()
 
     # --- lifecycle (main thread) ---------------------------------------------------------------
     def start(self, wait: float = 30.0) -> None:
@@ -182,6 +189,8 @@ class Engine:
             choke = spec.choke_group
         if buffer is None or gain <= 0.0:
             return False
+        # once running, a stale clock means the device is gone (a JACK server loss): a hit
+        # must not be queued to sound when it is back
         if self._running and time.monotonic() - self.mixer.clock()[1] > AUDIO_STALLED_S:
             self.mixer.refused += 1  # no audio now: a hit must not be replayed when it is back
             return False
@@ -189,8 +198,9 @@ class Engine:
         return self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index))
 
     def note_on(self, note: int, velocity: int, channel: int = 1, at: float | None = None,
-                jack_frame: int | None = None) -> bool:
-        """MIDI note-on (velocity 1..127; 0 is a note-off and plays nothing)."""
+                jack_frame: int | None = None, placed: bool = False) -> bool:
+        """MIDI note-on (velocity 1..127; 0 is a note-off and plays nothing). ``placed``: the
+        audio callback already played it from the note table (``publish_notes``); only count."""
         if velocity <= 0:
             return False
         if not self.controls.accepts(channel):
@@ -199,6 +209,8 @@ class Engine:
         if slot is None:
             self.unmapped += 1
             return False
+        if placed:
+            return True
         return self.trigger(velocity / 127.0, slot, at, jack_frame)
 
     def control_change(self, cc: int, value: int, channel: int = 1, source: object = None) -> None:
@@ -240,7 +252,9 @@ class Engine:
             self.history.push(self.kit, coalesce=f"{index}:{param}")
             previous = self._last_values.get((index, param))
             self._last_values[(index, param)] = value
-        if name not in ("level", "pan"):
+        if name in ("level", "pan"):
+            self.publish_notes()
+        else:
             self._request(index)
         if name in ("latent", "morph") and previous is not None and previous != value:
             self._prefetch(index, param, value, value - previous)
@@ -282,6 +296,7 @@ class Engine:
             if amount is not None:
                 self.kit.velocity_latent_amount = amount
             self.history.push(self.kit)
+        self.publish_notes()
         if latent is not None or amount is not None:
             self._request_all()
         self._notify("/velocity", [self.kit.velocity_curve, -1 if self.kit.velocity_latent is None
@@ -391,6 +406,7 @@ class Engine:
             "late_hits": self.mixer.hits_late,
             "stolen": self.mixer.voices_stolen,
             "dropped_hits": self.mixer.dropped,
+            "notes_in_callback": self.mixer.notes_in_callback,
             "xruns": self.xruns + (underflows - self._underflows_before_running
                                    if self._running else 0),
             "startup_xruns": self.startup_xruns + (self._underflows_before_running
@@ -453,6 +469,7 @@ class Engine:
             old = self.buffers
             self.buffers = [old[i] if i < len(old) else [None] * VELOCITY_LAYERS
                             for i in range(len(kit.slots))]
+        self.publish_notes()
 
     def _request_all(self) -> None:
         for index in range(len(self.kit.slots)):
@@ -514,6 +531,34 @@ class Engine:
         buffers = self.buffers
         if index < len(buffers):
             buffers[index][layer] = buffer
+            self.publish_notes()
+
+    def publish_notes(self) -> None:
+        """Give the mixer what every note-on plays now (slot, velocity layer, gain, pan, choke),
+        so an audio callback that reads MIDI itself plays a note without Python (JACK:
+        ``io/jack_rt.py``). Thread: any; after every change of the kit or of a buffer."""
+        with self._lock:
+            kit, controls = self.kit, self.controls
+            layered = kit.velocity_latent is not None
+            curve = np.array([dsp.velocity_gain(v / 127.0, kit.velocity_curve)
+                              for v in range(N_NOTES)], dtype=np.float32)
+            slots = []
+            for spec, layers in zip(kit.slots, self.buffers, strict=False):
+                pan = np.array(pan_gains(spec.pan), dtype=np.float32)
+                gains = curve[:, None] * np.float32(dsp.db_to_gain(spec.level_db)) * pan
+                mask = sum(1 << i for i, b in enumerate(layers) if b is not None)
+                slots.append(SlotNotes(list(layers), _layer_of_velocity(mask, layered), gains,
+                                       spec.choke_group))
+            by_note = np.array([-1 if (slot := controls.note_to_slot(note)) is None else slot
+                                for note in range(N_NOTES)], dtype=np.int64)
+            note_slot = np.full((N_CHANNELS, N_NOTES), -1, dtype=np.int64)
+            for channel in range(1, N_CHANNELS + 1):
+                if controls.accepts(channel):
+                    note_slot[channel - 1] = by_note
+            note_slot[note_slot >= len(slots)] = -1
+            missing = self.mixer.set_notes(note_slot, slots)
+        if missing:
+            log.warning("note table: %d sounds found no room in the buffer table", missing)
 
     def _notify(self, address: str, value: Any, source: object) -> None:
         for listener in list(self._listeners):
@@ -527,12 +572,31 @@ def _layer_buffer(layers: list[np.ndarray | None], velocity: float,
                   layered: bool) -> np.ndarray | None:
     """The buffer of the velocity layer a hit falls in (the nearest decoded one, if that layer
     is still decoding). Without velocity layering only the top layer is used."""
+    mask = sum(1 << i for i, b in enumerate(layers) if b is not None)
+    layer = _layer_index(mask, velocity, layered)
+    return None if layer < 0 else layers[layer]
+
+
+def _layer_index(mask: int, velocity: float, layered: bool) -> int:
+    """The layer a hit of ``velocity`` (0..1) plays when the layers in bit ``mask`` are
+    decoded: its own, else the nearest one (-1: none)."""
     if not layered:
-        return layers[-1]
+        top = VELOCITY_LAYERS - 1
+        return top if mask >> top & 1 else -1
     want = min(VELOCITY_LAYERS - 1, max(0, int(np.ceil(velocity * VELOCITY_LAYERS)) - 1))
     for distance in range(VELOCITY_LAYERS):
         for layer in (want - distance, want + distance):
-            if 0 <= layer < VELOCITY_LAYERS and layers[layer] is not None:
-                return layers[layer]
-    return None
+            if 0 <= layer < VELOCITY_LAYERS and mask >> layer & 1:
+                return layer
+    return -1
+
+
+@functools.cache
+def _layer_of_velocity(mask: int, layered: bool) -> np.ndarray:
+    """``_layer_index`` for every MIDI velocity 0..127 (velocity 0 plays nothing)."""
+    out = np.array([_layer_index(mask, v / 127.0, layered) for v in range(N_NOTES)],
+                   dtype=np.int64)
+    out[0] = -1
+    out.flags.writeable = False
+    return out
 

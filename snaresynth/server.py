@@ -112,7 +112,11 @@ def serve(settings: Settings) -> int:
     try:
         audio.start()
         try:
-            midi = open_midi_in(engine, settings.midi_in, settings.midi_api)
+            # on JACK the audio callback plays note-ons itself, in the cycle they arrive
+            notes_to = getattr(audio, "notes_port_name", None)
+            midi = open_midi_in(engine, settings.midi_in, settings.midi_api, notes_to)
+            if notes_to is not None and getattr(midi, "notes_port_name", None):
+                audio.notes_source = midi.notes_port_name  # reconnected when audio reopens
         except DeviceError as exc:
             if settings.midi_in != "virtual":
                 raise

@@ -31,6 +31,9 @@ from snaresynth.dsp import fade_out
 
 STEAL_FADE_S = 0.003
 """Fade of a stolen or choked voice: short enough to free it, long enough not to click."""
+AUDIO_STALLED_S = 0.25
+"""An audio clock older than this means no callback is running (a lost device): blocks come
+every 1-20 ms."""
 MAX_LATE_S = 0.1
 """A hit later than this is dropped, not played: after the audio device was gone for a while,
 the hits queued meanwhile must not all sound at once when it is back."""
@@ -54,7 +57,13 @@ C_CLOCK_BLOCK = 14  # frames in that block (audio)
 C_UNDERFLOWS = 15  # output underflows reported to a compiled callback (audio; PortAudio)
 C_MAX_LATE = 16  # frames a hit may be late and still play (set once by Mixer)
 C_STALE = 17  # hits dropped for being later than that, e.g. queued while the device was gone
+C_NOTE_MODE = 18  # where ``place_note`` puts a note: 0 its own frame, 1 the block start (Mixer)
+C_RT_NOTES = 19  # notes placed by the audio callback itself (audio)
 N_CTRL = 24
+
+N_CHANNELS = 16
+N_NOTES = 128
+MAX_SLOTS = 128
 
 # hit records (ring and pending list): int64 columns, and float32 gains beside them
 H_FRAME, H_ENTRY, H_CHOKE, H_SLOT = range(4)
@@ -107,11 +116,7 @@ def render_block(ctrl, ring_i, ring_g, pend_i, pend_g, voice_i, voice_g, buf_add
             done[ring_i[k, H_ENTRY]] += 1
             ctrl[C_OVERFLOW] += 1
         else:
-            j = n_pend
-            while j > 0 and pend_i[j - 1, H_FRAME] > ring_i[k, H_FRAME]:
-                _copy_hit(pend_i, pend_g, j, pend_i, pend_g, j - 1)
-                j -= 1
-            _copy_hit(pend_i, pend_g, j, ring_i, ring_g, k)
+            _insert_pending(pend_i, pend_g, n_pend, ring_i, ring_g, k)
             n_pend += 1
         read += 1
     ctrl[C_READ] = read
@@ -151,6 +156,17 @@ def _copy_hit(dst_i, dst_g, j, src_i, src_g, k):
         dst_i[j, c] = src_i[k, c]
     dst_g[j, 0] = src_g[k, 0]
     dst_g[j, 1] = src_g[k, 1]
+
+
+@njit(cache=True, nogil=True)
+def _insert_pending(pend_i, pend_g, n_pend, src_i, src_g, k):
+    """Hit ``k`` of (src_i, src_g) into the first ``n_pend`` rows of the pending list, which
+    stay in time order (the caller checked there is room)."""
+    j = n_pend
+    while j > 0 and pend_i[j - 1, H_FRAME] > src_i[k, H_FRAME]:
+        _copy_hit(pend_i, pend_g, j, pend_i, pend_g, j - 1)
+        j -= 1
+    _copy_hit(pend_i, pend_g, j, src_i, src_g, k)
 
 
 @njit(cache=True, nogil=True)
@@ -232,8 +248,8 @@ def _mix(voice_i, voice_g, v, buf_addr, buf_len, done, fade, left, right, frames
 # mixer's arrays. Entries 0..10 are ``Mixer.kernel_args()`` in order, then their sizes.
 (T_CTRL, T_RING_I, T_RING_G, T_PEND_I, T_PEND_G, T_VOICE_I, T_VOICE_G, T_BUF_ADDR, T_BUF_LEN,
  T_DONE, T_FADE, T_N_RING, T_N_PEND, T_N_VOICES, T_N_TABLE, T_N_FADE, T_MAX_VOICES,
- T_TIMESPEC) = range(18)
-T_SIZE = 18
+ T_TIMESPEC, T_NOTE_SLOT, T_VEL_ENTRY, T_VEL_GAIN, T_SLOT_CHOKE, T_RT_STARTED) = range(23)
+T_SIZE = 23
 CLOCK_MONOTONIC = 1  # Linux; the clock of Python's time.monotonic()
 _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
 
@@ -281,6 +297,46 @@ def render_from_table(table_address, left, right, frames, jack_frame, underflow)
     ctrl[C_BUSY_NS] += now_ns(tab[T_TIMESPEC]) - t0
 
 
+@njit(cache=True, nogil=True)
+def place_note(table_address, status, note, velocity, offset, hit_i, hit_g):
+    """A MIDI note-on read by the audio callback itself, placed in the block about to be
+    rendered: at its own frame ``offset`` (``C_NOTE_MODE`` 0), or at the block's first frame
+    (1). Thread: audio, before ``render_from_table``. The sound comes from the note table the
+    engine publishes (``Mixer.set_notes``): no Python between the note and the hit. ``hit_i``
+    and ``hit_g`` are one-row scratch records. True if a hit was placed."""
+    if status & 0xF0 != 0x90 or velocity == 0 or note >= N_NOTES:
+        return False
+    tab = carray(as_pointer(table_address), (T_SIZE,), np.int64)
+    ctrl = carray(as_pointer(tab[T_CTRL]), (N_CTRL,), np.int64)
+    note_slot = carray(as_pointer(tab[T_NOTE_SLOT]), (N_CHANNELS, N_NOTES), np.int64)
+    slot = note_slot[status & 0x0F, note]
+    if slot < 0:
+        return False
+    vel_entry = carray(as_pointer(tab[T_VEL_ENTRY]), (MAX_SLOTS, N_NOTES), np.int64)
+    entry = vel_entry[slot, velocity]
+    if entry < 0:  # the slot has no sound yet (still decoding)
+        return False
+    n_pend = ctrl[C_PENDING]
+    pend_i = carray(as_pointer(tab[T_PEND_I]), (tab[T_N_PEND], N_HIT), np.int64)
+    if n_pend >= pend_i.shape[0]:
+        ctrl[C_OVERFLOW] += 1
+        return False
+    vel_gain = carray(as_pointer(tab[T_VEL_GAIN]), (MAX_SLOTS, N_NOTES, 2), np.float32)
+    hit_i[0, H_FRAME] = ctrl[C_FRAME] + (0 if ctrl[C_NOTE_MODE] else offset)
+    hit_i[0, H_ENTRY] = entry
+    hit_i[0, H_CHOKE] = carray(as_pointer(tab[T_SLOT_CHOKE]), (MAX_SLOTS,), np.int64)[slot]
+    hit_i[0, H_SLOT] = slot
+    hit_g[0, 0] = vel_gain[slot, velocity, 0]
+    hit_g[0, 1] = vel_gain[slot, velocity, 1]
+    rt_started = carray(as_pointer(tab[T_RT_STARTED]), (tab[T_N_TABLE],), np.int64)
+    rt_started[entry] += 1  # before the hit can end and count in ``done``
+    _insert_pending(pend_i, carray(as_pointer(tab[T_PEND_G]), (tab[T_N_PEND], 2), np.float32),
+                    n_pend, hit_i, hit_g, 0)
+    ctrl[C_PENDING] = n_pend + 1
+    ctrl[C_RT_NOTES] += 1
+    return True
+
+
 @dataclass(slots=True)
 class Hit:
     """A scheduled note: which buffer, when (absolute output frame), how loud, where."""
@@ -291,6 +347,17 @@ class Hit:
     gain_right: float
     choke_group: int = 0
     slot: int = 0
+
+
+@dataclass(slots=True)
+class SlotNotes:
+    """What a note-on of one kit slot plays, for each MIDI velocity (row 0 is never used):
+    the ``layers`` buffer ``layer_of[v]`` (-1: nothing) at ``gains[v]`` (left, right)."""
+
+    layers: list[np.ndarray | None]
+    layer_of: np.ndarray  # int (128,)
+    gains: np.ndarray  # float32 (128, 2)
+    choke_group: int = 0
 
 
 def pan_gains(pan: float) -> tuple[float, float]:
@@ -310,7 +377,7 @@ class Mixer:
 
     def __init__(self, rate: int, max_voices: int = 16, max_block: int = 8192,
                  ring: int = 1024, pending: int = 256, table: int = 1024,
-                 max_late_s: float = MAX_LATE_S) -> None:
+                 max_late_s: float = MAX_LATE_S, notes_at_block_start: bool = False) -> None:
         if max_voices < 1:
             raise ValueError(f"max_voices must be >= 1, got {max_voices}")
         self.rate = rate
@@ -329,6 +396,15 @@ class Mixer:
         self.scheduled = np.zeros(table, dtype=np.int64)  # hits given each entry (producers)
         self.done = np.zeros(table, dtype=np.int64)  # of those, finished or dropped (audio)
         self.fade = fade_out(max(1, int(STEAL_FADE_S * rate)))
+        # the note table (Mixer.set_notes) through which the audio callback plays a note-on
+        self.note_slot = np.full((N_CHANNELS, N_NOTES), -1, dtype=np.int64)
+        self.vel_entry = np.full((MAX_SLOTS, N_NOTES), -1, dtype=np.int64)
+        self.vel_gain = np.zeros((MAX_SLOTS, N_NOTES, 2), dtype=np.float32)
+        self.slot_choke = np.zeros(MAX_SLOTS, dtype=np.int64)
+        self.rt_started = np.zeros(table, dtype=np.int64)  # hits given each entry (audio)
+        self._pinned: set[int] = set()  # entries the note table names
+        self._retired: dict[int, int] = {}  # entry -> block count when the table dropped it
+        self.ctrl[C_NOTE_MODE] = 1 if notes_at_block_start else 0
         self._left = np.zeros(max_block, dtype=np.float32)
         self._right = np.zeros(max_block, dtype=np.float32)
         self._arrays: list[np.ndarray | None] = [None] * table  # keeps each entry's memory alive
@@ -353,7 +429,7 @@ class Mixer:
     def schedule(self, hit: Hit) -> bool:
         """Queue a hit for the audio side's next block. Thread: any (never the audio thread).
         False if it was refused (ring or buffer table full)."""
-        buffer = np.ascontiguousarray(hit.buffer, dtype=np.float32).reshape(-1)
+        buffer = _mono(hit.buffer)
         with self._lock:
             write = int(self.ctrl[C_WRITE])
             if write - int(self.ctrl[C_READ]) >= self.ring_i.shape[0]:
@@ -385,14 +461,63 @@ class Mixer:
         return entry
 
     def _collect(self) -> None:
-        """Release every entry whose hits have all finished (their arrays may be freed)."""
-        idle = np.flatnonzero(self.scheduled == self.done)
+        """Release every entry whose hits have all finished (their arrays may be freed), unless
+        the note table names it, or dropped it less than two blocks ago (a callback that read
+        the table before may still start a hit from it)."""
+        idle = np.flatnonzero(self.scheduled + self.rt_started == self.done)
+        if not idle.size:
+            return
+        blocks = int(self.ctrl[C_BLOCKS])
+        stalled = time.monotonic() - self.clock()[1] > AUDIO_STALLED_S  # no callback running
         for entry in idle.tolist():
             array = self._arrays[entry]
-            if array is not None:
-                self._arrays[entry] = None
-                del self._entry_of[id(array)]
-                self._free.append(entry)
+            if array is None or entry in self._pinned:
+                continue
+            retired = self._retired.get(entry)
+            if retired is not None:
+                if blocks < retired + 2 and not stalled:
+                    continue
+                del self._retired[entry]
+            self._arrays[entry] = None
+            del self._entry_of[id(array)]
+            self._free.append(entry)
+
+    def set_notes(self, note_slot: np.ndarray, slots: list[SlotNotes]) -> int:
+        """Publish what each MIDI note-on plays, for ``place_note`` in the audio callback.
+        ``note_slot[channel, note]`` is a slot index (-1: none). Thread: any but audio. Returns
+        the buffers that found no room in the buffer table (their velocities stay silent)."""
+        if len(slots) > MAX_SLOTS:
+            raise ValueError(f"at most {MAX_SLOTS} slots, got {len(slots)}")
+        missing = 0
+        with self._lock:
+            pinned: set[int] = set()
+            n = len(slots)
+            vel_entry = np.full((n, N_NOTES), -1, dtype=np.int64)
+            for s, notes in enumerate(slots):
+                entries = np.full(len(notes.layers) + 1, -1, dtype=np.int64)  # [-1] -> -1
+                for layer, buffer in enumerate(notes.layers):
+                    if buffer is None:
+                        continue
+                    entry = self._entry(_mono(buffer))
+                    if entry < 0:
+                        missing += 1
+                        continue
+                    entries[layer] = entry
+                    pinned.add(entry)
+                vel_entry[s] = entries[np.asarray(notes.layer_of, dtype=np.int64)]
+                self.vel_gain[s] = notes.gains
+                self.slot_choke[s] = notes.choke_group
+            # rows before the map that points at them; a torn read costs one hit's gain at most
+            self.vel_entry[:n] = vel_entry
+            self.vel_entry[n:] = -1
+            self.note_slot[:] = note_slot
+            blocks = int(self.ctrl[C_BLOCKS])
+            for entry in self._pinned - pinned:
+                self._retired[entry] = blocks
+            for entry in pinned:
+                self._retired.pop(entry, None)
+            self._pinned = pinned
+        return missing
 
     def queued(self) -> list[Hit]:
         """Hits handed over but not yet taken by the audio side (tests, diagnostics)."""
@@ -444,6 +569,11 @@ class Mixer:
         return self.refused + int(self.ctrl[C_OVERFLOW]) + int(self.ctrl[C_STALE])
 
     @property
+    def notes_in_callback(self) -> int:
+        """Note-ons the audio callback placed itself (``place_note``)."""
+        return int(self.ctrl[C_RT_NOTES])
+
+    @property
     def busy_seconds(self) -> float:
         return int(self.ctrl[C_BUSY_NS]) / 1e9
 
@@ -463,6 +593,11 @@ class Mixer:
         table[T_N_FADE] = self.fade.shape[0]
         table[T_MAX_VOICES] = self.max_voices
         table[T_TIMESPEC] = self._timespec.ctypes.data
+        table[T_NOTE_SLOT] = self.note_slot.ctypes.data
+        table[T_VEL_ENTRY] = self.vel_entry.ctypes.data
+        table[T_VEL_GAIN] = self.vel_gain.ctypes.data
+        table[T_SLOT_CHOKE] = self.slot_choke.ctypes.data
+        table[T_RT_STARTED] = self.rt_started.ctypes.data
         return table
 
     @property
@@ -478,3 +613,11 @@ class Mixer:
         render_from_table(self.table.ctypes.data, left, right, frames, jack_frame, False)
         out[:, 0] = left
         out[:, 1] = right
+
+
+def _mono(buffer: np.ndarray) -> np.ndarray:
+    """``buffer`` itself when it already is 1-D contiguous float32 (so one array keeps one
+    buffer-table entry), else such a copy."""
+    if buffer.dtype == np.float32 and buffer.ndim == 1 and buffer.flags.c_contiguous:
+        return buffer
+    return np.ascontiguousarray(buffer, dtype=np.float32).reshape(-1)

@@ -210,6 +210,8 @@ class JackAudio(AudioOut):
         self.lost_reason = ""
         self._xrun = False
         self._buffer = np.zeros((8192, CHANNELS), dtype=np.float32)
+        self.notes_port: Any = None  # note-ons played by the compiled callback itself
+        self.notes_source: str | None = None  # the MIDI input's port that feeds it
         self._open()
 
     def _open(self) -> None:
@@ -224,7 +226,8 @@ class JackAudio(AudioOut):
         if self.mixer is not None:
             from snaresynth.io.jack_rt import attach_mixer
 
-            attach_mixer(client, self.ports, self.mixer)
+            self.notes_port = client.midi_inports.register("notes_in")
+            attach_mixer(client, self.ports, self.mixer, self.notes_port)
         else:
             client.set_process_callback(self._callback)
         client.set_xrun_callback(self._on_xrun)
@@ -250,6 +253,15 @@ class JackAudio(AudioOut):
                 client.connect(port, target)
             except self._jack.JackError as exc:
                 log.warning("cannot connect %s to %s: %s", port.name, target.name, exc)
+        if self.notes_port is not None and self.notes_source is not None:
+            from snaresynth.io.jack_port import connect_quietly
+
+            connect_quietly(client, self.notes_source, self.notes_port.name)
+
+    @property
+    def notes_port_name(self) -> str | None:
+        """The compiled callback's MIDI input for note-ons (None with a Python callback)."""
+        return None if self.notes_port is None else self.notes_port.name
 
     def _callback(self, frames: int) -> None:
         """Thread: JACK process. Fill the preallocated block, then copy it to the two ports."""

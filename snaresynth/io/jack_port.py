@@ -8,6 +8,7 @@ port's name to connect to. The supervisor (``io/supervisor.py``) polls ``alive``
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Callable
@@ -23,7 +24,10 @@ class JackMidiPort:
     way round. ``attach(client, port)`` installs the compiled process callback."""
 
     def __init__(self, client_name: str, port_name: str, direction: str, spec: str,
-                 attach: Callable[[Any, Any], None]) -> None:
+                 attach: Callable[[Any, Any], None],
+                 activated: Callable[[Any], None] | None = None) -> None:
+        """``activated(client)``: called after each (re)opened client is active and connected
+        (to make connections of the client's own further ports)."""
         if direction not in ("in", "out"):
             raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
         self.client_name = client_name
@@ -31,6 +35,7 @@ class JackMidiPort:
         self.direction = direction
         self.spec = spec
         self._attach = attach
+        self._activated = activated
         self._lost = threading.Event()
         self.client: Any = None
         self.port: Any = None
@@ -72,6 +77,8 @@ class JackMidiPort:
             self.client = None
             raise DeviceError(f"no {self._what} matching {self.spec!r} on jack; "
                               f"available: {', '.join(names) or 'none'}")
+        if self._activated is not None:
+            self._activated(client)
 
     def _on_shutdown(self, status: Any, reason: str) -> None:
         self._lost.set()  # JACK's own thread: no client calls here
@@ -124,6 +131,22 @@ class JackMidiPort:
     def close(self) -> None:
         client, self.client = self.client, None
         close_client(client, lost=self._lost.is_set())
+
+
+def connect_quietly(client: Any, source: str, destination: str) -> bool:
+    """Connect two ports by name; an existing connection counts, a failure is logged."""
+    import jack
+
+    try:
+        client.connect(source, destination)
+    except jack.JackErrorCode as exc:
+        if exc.code != errno.EEXIST:
+            log.warning("cannot connect %s to %s: %s", source, destination, exc)
+            return False
+    except jack.JackError as exc:
+        log.warning("cannot connect %s to %s: %s", source, destination, exc)
+        return False
+    return True
 
 
 def close_client(client: Any, lost: bool) -> None:

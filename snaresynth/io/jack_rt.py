@@ -7,10 +7,14 @@ hold it, the whole JACK graph waits: 1600–1800 xruns in 20 s with three busy P
 here, 1–5 with the same work in a compiled callback (docs/performance.md). So the daemon's JACK
 clients register a numba ``cfunc`` directly with libjack (``jack_set_process_callback``):
 
-- audio: ``voices.render_from_table`` into the two output ports (the mix, and the block's
-  clock: mixer frame, CLOCK_MONOTONIC, JACK frame time, for placing events);
-- MIDI in: copies each event with its JACK frame time into a ring and wakes the reader thread
-  through a non-blocking pipe; the reader parses and plays (``io/midi.py``);
+- audio: plays the note-ons of its ``notes_in`` port at their own frame in this very cycle
+  (``voices.place_note``, through the note table the engine publishes), then
+  ``voices.render_from_table`` into the two output ports (the mix, and the block's clock:
+  mixer frame, CLOCK_MONOTONIC, JACK frame time, for placing the other events);
+- MIDI in: sends each note-on on to the audio client's ``notes_in`` (same cycle, same frame;
+  JACK then runs the MIDI client before the audio client), copies each event with its JACK
+  frame time into a ring and wakes the reader thread through a non-blocking pipe; the reader
+  parses and handles the rest (``io/midi.py``);
 - MIDI out (controller feedback): sends what ``MidiSend.send`` queued, at the next cycle.
 
 The compiled functions reach their state through an int64 table of addresses (``arg``), and
@@ -34,7 +38,14 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import carray, cfunc, types
 
-from snaresynth.voices import Mixer, as_pointer, memory_fence, render_from_table
+from snaresynth.voices import (
+    N_HIT,
+    Mixer,
+    as_pointer,
+    memory_fence,
+    place_note,
+    render_from_table,
+)
 
 # libjack's and libc's functions are linked by name (not through ctypes pointers, which would
 # keep numba from caching the compiled callbacks: a 3 s compile at every start)
@@ -50,6 +61,7 @@ midi_event_get = types.ExternalFunction(
 midi_clear_buffer = types.ExternalFunction("jack_midi_clear_buffer", types.void(types.voidptr))
 midi_event_write = types.ExternalFunction(
     "jack_midi_event_write", types.int32(types.voidptr, types.uint32, types.voidptr, types.uint64))
+port_connected = types.ExternalFunction("jack_port_connected", types.int32(types.voidptr))
 _write = types.ExternalFunction("write", types.int64(types.int32, types.voidptr, types.uint64))
 
 
@@ -71,13 +83,23 @@ def set_process_callback(client: Any, callback: Any, table: np.ndarray) -> None:
 
 
 # --- audio ---------------------------------------------------------------------------------------
-A_MIXER, A_PORT_L, A_PORT_R, A_CLIENT = range(4)  # table slots
-A_SIZE = 4
+A_MIXER, A_PORT_L, A_PORT_R, A_CLIENT, A_NOTES, A_EVENT, A_HIT_I, A_HIT_G = range(8)  # table
+A_SIZE = 8
 
 
 @cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
 def _audio_process(frames, arg):
     tab = carray(arg, (A_SIZE,), np.int64)
+    if tab[A_NOTES] != 0:  # note-ons of this very cycle, played at their own frame
+        notes = port_get_buffer(as_pointer(tab[A_NOTES]), frames)
+        event = carray(as_pointer(tab[A_EVENT]), (3,), np.int64)  # jack_midi_event_t
+        hit_i = carray(as_pointer(tab[A_HIT_I]), (1, N_HIT), np.int64)
+        hit_g = carray(as_pointer(tab[A_HIT_G]), (1, 2), np.float32)
+        for i in range(midi_event_count(notes)):
+            if midi_event_get(as_pointer(tab[A_EVENT]), notes, i) == 0 and event[1] == 3:
+                data = carray(as_pointer(event[2]), (3,), np.uint8)
+                place_note(tab[A_MIXER], data[0], data[1], data[2], event[0] & 0xFFFFFFFF,
+                           hit_i, hit_g)
     left = carray(port_get_buffer(as_pointer(tab[A_PORT_L]), frames), (frames,), np.float32)
     right = carray(port_get_buffer(as_pointer(tab[A_PORT_R]), frames), (frames,), np.float32)
     jack_frame = np.int64(last_frame_time(as_pointer(tab[A_CLIENT])))
@@ -85,21 +107,26 @@ def _audio_process(frames, arg):
     return 0
 
 
-def attach_mixer(client: Any, ports: list[Any], mixer: Mixer) -> None:
+def attach_mixer(client: Any, ports: list[Any], mixer: Mixer, notes: Any = None) -> None:
     """Make ``mixer`` the compiled process callback of ``client`` (before ``activate``); the
-    mixer keeps the tables alive."""
+    mixer keeps the tables alive. ``notes``: a MIDI input port of ``client`` whose note-ons
+    the callback plays itself, through the mixer's note table, in the cycle they arrive."""
     table = np.zeros(A_SIZE, dtype=np.int64)
+    scratch = (np.zeros(3, dtype=np.int64), np.zeros((1, N_HIT), dtype=np.int64),
+               np.zeros((1, 2), dtype=np.float32))
     table[A_MIXER] = mixer.table.ctypes.data
     table[A_PORT_L] = address(ports[0])
     table[A_PORT_R] = address(ports[1])
     table[A_CLIENT] = address(client)
+    table[A_NOTES] = 0 if notes is None else address(notes)
+    table[A_EVENT], table[A_HIT_I], table[A_HIT_G] = (a.ctypes.data for a in scratch)
     set_process_callback(client, _audio_process, table)
-    mixer.rt_keepalive = table
+    mixer.rt_keepalive = (table, scratch)
 
 
 # --- MIDI in -------------------------------------------------------------------------------------
-M_CTRL, M_FRAMES, M_BYTES, M_EVENT, M_PORT, M_CLIENT, M_FD, M_ONE, M_N_RING = range(9)
-M_SIZE = 9
+M_CTRL, M_FRAMES, M_BYTES, M_EVENT, M_PORT, M_CLIENT, M_FD, M_ONE, M_N_RING, M_FORWARD = range(10)
+M_SIZE = 10
 MIDI_RING = 4096
 """Events held for the reader thread (a full second of a dense MIDI stream)."""
 MIDI_MAX_BYTES = 8
@@ -113,10 +140,18 @@ def _midi_process(frames, arg):
     tab = carray(arg, (M_SIZE,), np.int64)
     n_ring = tab[M_N_RING]
     ctrl = carray(as_pointer(tab[M_CTRL]), (4,), np.int64)
-    stamps = carray(as_pointer(tab[M_FRAMES]), (n_ring, 2), np.int64)
+    stamps = carray(as_pointer(tab[M_FRAMES]), (n_ring, 3), np.int64)
     data = carray(as_pointer(tab[M_BYTES]), (n_ring, MIDI_MAX_BYTES), np.uint8)
     event = carray(as_pointer(tab[M_EVENT]), (3,), np.int64)  # jack_midi_event_t
     port_buffer = port_get_buffer(as_pointer(tab[M_PORT]), frames)
+    # note-ons go on at once to the audio client's notes port (same cycle, same frame), when
+    # it is connected; the reader then only counts them
+    forward = False
+    forward_buffer = port_buffer  # (typed on every path; written only when forwarding)
+    if tab[M_FORWARD] != 0:
+        forward_buffer = port_get_buffer(as_pointer(tab[M_FORWARD]), frames)
+        midi_clear_buffer(forward_buffer)
+        forward = port_connected(as_pointer(tab[M_FORWARD])) > 0
     count = midi_event_count(port_buffer)
     if count == 0:
         return 0
@@ -129,6 +164,12 @@ def _midi_process(frames, arg):
         if size > MIDI_MAX_BYTES or size < 1:
             ctrl[MC_SKIPPED] += 1
             continue
+        source = carray(as_pointer(event[2]), (size,), np.uint8)
+        forwarded = 0
+        if (forward and size == 3 and source[0] & 0xF0 == 0x90 and source[2] > 0
+                and midi_event_write(forward_buffer, np.uint32(event[0] & 0xFFFFFFFF),
+                                     as_pointer(event[2]), 3) == 0):
+            forwarded = 1
         write = ctrl[MC_WRITE]
         if write - ctrl[MC_READ] >= n_ring:
             ctrl[MC_OVERFLOW] += 1
@@ -136,7 +177,7 @@ def _midi_process(frames, arg):
         k = write % n_ring
         stamps[k, 0] = (cycle + (event[0] & 0xFFFFFFFF)) & 0xFFFFFFFF
         stamps[k, 1] = size
-        source = carray(as_pointer(event[2]), (size,), np.uint8)
+        stamps[k, 2] = forwarded
         for b in range(size):
             data[k, b] = source[b]
         memory_fence()
@@ -155,7 +196,7 @@ class MidiCapture:
 
     def __init__(self) -> None:
         self.ctrl = np.zeros(4, dtype=np.int64)
-        self.stamps = np.zeros((MIDI_RING, 2), dtype=np.int64)
+        self.stamps = np.zeros((MIDI_RING, 3), dtype=np.int64)  # frame, size, forwarded
         self.data = np.zeros((MIDI_RING, MIDI_MAX_BYTES), dtype=np.uint8)
         self._event = np.zeros(3, dtype=np.int64)
         self._one = np.ones(1, dtype=np.uint8)
@@ -163,8 +204,10 @@ class MidiCapture:
         os.set_blocking(self._wake_write, False)
         self._table = np.zeros(M_SIZE, dtype=np.int64)
 
-    def attach(self, client: Any, port: Any) -> None:
+    def attach(self, client: Any, port: Any, forward: Any = None) -> None:
+        """``forward``: a MIDI output port of ``client`` that gets every note-on at once."""
         table = self._table
+        table[M_FORWARD] = 0 if forward is None else address(forward)
         table[M_CTRL] = self.ctrl.ctypes.data
         table[M_FRAMES] = self.stamps.ctypes.data
         table[M_BYTES] = self.data.ctypes.data
@@ -194,14 +237,15 @@ class MidiCapture:
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake_write, b"\0")
 
-    def events(self) -> Iterator[tuple[int, bytes]]:
-        """(JACK frame time, raw bytes) of every captured event not yet read, oldest first."""
+    def events(self) -> Iterator[tuple[int, bytes, bool]]:
+        """(JACK frame time, raw bytes, forwarded) of every captured event not yet read, oldest
+        first; ``forwarded``: a note-on the callback already sent on to the audio client."""
         ctrl = self.ctrl
         read, write = int(ctrl[MC_READ]), int(ctrl[MC_WRITE])
         for n in range(read, write):
             k = n % MIDI_RING
-            size = int(self.stamps[k, 1])
-            yield int(self.stamps[k, 0]), bytes(self.data[k, :size])
+            frame, size, forwarded = (int(x) for x in self.stamps[k])
+            yield frame, bytes(self.data[k, :size]), bool(forwarded)
             ctrl[MC_READ] = n + 1
 
     def close(self) -> None:

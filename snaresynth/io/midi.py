@@ -158,16 +158,18 @@ class MidiRouter:
         self.ignored = 0
         self.bad = 0
 
-    def handle(self, msg: Any, at: float | None = None, jack_frame: int | None = None) -> None:
+    def handle(self, msg: Any, at: float | None = None, jack_frame: int | None = None,
+               placed: bool = False) -> None:
         """Translate one mido message; ``at`` is its arrival (monotonic s), ``jack_frame`` its
-        JACK frame time when it came from JACK (then notes are placed by frame). Thread: MIDI."""
+        JACK frame time when it came from JACK (then notes are placed by frame); ``placed``: a
+        note-on the audio callback already played. Thread: MIDI."""
         at = time.monotonic() if at is None else at
         self.messages += 1
         try:
             kind = msg.type
             if kind == "note_on":
                 self.engine.note_on(msg.note, msg.velocity, msg.channel + 1, at=at,
-                                    jack_frame=jack_frame)
+                                    jack_frame=jack_frame, placed=placed)
             elif kind == "control_change":
                 self.engine.control_change(msg.control, msg.value, msg.channel + 1, source=self)
             elif kind == "program_change":
@@ -184,33 +186,57 @@ class JackMidiIn(MidiRouter):
     """A JACK MIDI input port, virtual or connected to the source port named by ``spec``.
 
     The port is read by a compiled process callback (``io/jack_rt.py``) that never takes the
-    GIL; it stamps each event with its JACK frame time and wakes the reader thread, which parses
-    and handles everything: notes at once (placed by their frame, one block later), CCs
+    GIL. With ``notes_to`` (the JACK audio client's notes port) it sends each note-on on to the
+    audio callback, which plays it in the same cycle at its own frame. It stamps every event
+    with its JACK frame time and wakes the reader thread, which parses and handles them: notes
+    at once (only counted when already played; else placed one block after their frame), CCs
     coalesced to the latest value per channel and controller within what it drained, so a CC
     flood costs one handling per controller and the last value always wins.
     """
 
     api = "jack"
 
-    def __init__(self, engine: Any, spec: str) -> None:
+    def __init__(self, engine: Any, spec: str, notes_to: str | None = None) -> None:
         from snaresynth.io.jack_port import JackMidiPort
         from snaresynth.io.jack_rt import MidiCapture
 
         super().__init__(engine)
         self.spec = spec
+        self.notes_to = notes_to
         self.coalesced = 0  # CC values replaced by a newer one before they were handled
         self._capture = MidiCapture()
+        self._forward: Any = None
         self._stop = False
         self._parser = RunningStatusParser()
         warm_up_parsing()
         try:
-            self._jack = JackMidiPort(CLIENT_NAME, "midi_in", "in", spec, self._capture.attach)
+            self._jack = JackMidiPort(CLIENT_NAME, "midi_in", "in", spec, self._attach,
+                                      self._link_notes)
         except DeviceError:
             self._capture.close()
             raise
         self.name = self._jack.name
         self._reader = threading.Thread(target=self._read, name="snaresynth-midi", daemon=True)
         self._reader.start()
+
+    def _attach(self, client: Any, port: Any) -> None:
+        """With an audio client to play notes (``notes_to``), a ``notes_out`` port too: the
+        capture callback sends note-ons on to it in the same cycle."""
+        self._forward = None
+        if self.notes_to is not None:
+            self._forward = client.midi_outports.register("notes_out")
+        self._capture.attach(client, port, self._forward)
+
+    def _link_notes(self, client: Any) -> None:
+        from snaresynth.io.jack_port import connect_quietly
+
+        if self._forward is not None and self.notes_to is not None:
+            connect_quietly(client, self._forward.name, self.notes_to)
+
+    @property
+    def notes_port_name(self) -> str | None:
+        """``notes_out``'s full name (None without ``notes_to``)."""
+        return None if self._forward is None else self._forward.name
 
     @property
     def overflows(self) -> int:
@@ -233,11 +259,11 @@ class JackMidiIn(MidiRouter):
             latest_cc: dict[tuple[int, int], Any] = {}
             later: list[Any] = []
             now = time.monotonic()
-            for jack_frame, data in capture.events():
+            for jack_frame, data, forwarded in capture.events():
                 for msg in self._parser.feed(data):
                     kind = msg.type
                     if kind == "note_on":
-                        self.handle(msg, now, jack_frame)
+                        self.handle(msg, now, jack_frame, placed=forwarded)
                     elif kind == "control_change":
                         key = (msg.channel, msg.control)
                         if key in latest_cc:
@@ -312,13 +338,14 @@ class AlsaMidiIn(MidiRouter):
 MidiIn = JackMidiIn | AlsaMidiIn
 
 
-def open_midi_in(engine: Any, spec: str, api: str) -> MidiIn | None:
-    """Open ``--midi-in`` (virtual | none | NAME substring) on ``api`` (alsa | jack | auto)."""
+def open_midi_in(engine: Any, spec: str, api: str, notes_to: str | None = None) -> MidiIn | None:
+    """Open ``--midi-in`` (virtual | none | NAME substring) on ``api`` (alsa | jack | auto).
+    ``notes_to``: the JACK audio client's notes port, which then plays JACK note-ons itself."""
     if spec == "none":
         return None
     api = auto_api() if api == "auto" else api
     if api == "jack":
-        return JackMidiIn(engine, spec)
+        return JackMidiIn(engine, spec, notes_to)
     if api == "alsa":
         return AlsaMidiIn(engine, spec)
     raise ValueError(f"MIDI API must be one of {', '.join(APIS)}, got {api!r}")
