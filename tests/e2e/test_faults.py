@@ -34,9 +34,13 @@ def _wait(predicate, timeout: float, what: str, client: OscClient) -> dict:
         time.sleep(0.2)
 
 
-def _hit(sender: MidiPadProcess, client: OscClient, hits_before: int) -> dict:
+def _hit(sender: MidiPadProcess, client: OscClient, before: dict) -> dict:
+    """A note-on sounds, played by the audio callback itself (so the MIDI client's link to
+    the audio client's notes port is back too)."""
     sender.send(NOTE_ON)
-    return _wait(lambda s: s["hits"] > hits_before, 10, "a MIDI note sounds", client)
+    return _wait(lambda s: s["hits"] > before["hits"]
+                 and s["notes_in_callback"] > before["notes_in_callback"], 10,
+                 "a MIDI note sounds, placed by the audio callback", client)
 
 
 def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
@@ -52,7 +56,7 @@ def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
                          "--audio", "jack", "--midi-api", "jack", "--midi-in", "fakepad:out",
                          "--midi-out", "virtual", "--blocksize", "256"], env)
         client = OscClient(daemon.osc_port)
-        status = _hit(pad, client, 0)
+        status = _hit(pad, client, {"hits": 0, "notes_in_callback": 0})
         assert status["audio_reconnects"] == 0 and status["midi_reconnects"] == 0
 
         # 1. the MIDI source goes away (its client quits) and comes back: connected again
@@ -61,7 +65,7 @@ def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
         pad = MidiPadProcess("fakepad", server.name)
         status = _wait(lambda s: s["midi_reconnects"] == 1, 10, "MIDI source reconnected",
                        client)
-        status = _hit(pad, client, status["hits"])
+        status = _hit(pad, client, status)
 
         # 2. the JACK server is killed: OSC still answers; the server returns: both reconnect
         server.kill()
@@ -77,7 +81,7 @@ def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
                        and s["midi_out_reconnects"] == 1 and s["audio_lost"] == 0
                        and s["midi_lost"] == 0 and s["midi_out_lost"] == 0, 15,
                        "audio, MIDI in and the feedback output reconnected", client)
-        status = _hit(pad, client, status["hits"])
+        status = _hit(pad, client, status)
         out = daemon.output()
         assert "audio lost" in out and "audio back" in out and "midi back" in out, out
         assert "midi_out back" in out, out
