@@ -45,7 +45,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 # Compile the real-time kernels now rather than at the daemon's first start (numba caches them
-# in snaresynth/__pycache__ and io/__pycache__; later imports load them in well under a second).
+# in the user cache folder, one folder per version of their sources: snaresynth/kernel_cache.py;
+# later imports load them in well under a second).
 .venv/bin/python -c 'from snaresynth.voices import Mixer; Mixer(48000); import snaresynth.io.portaudio_rt' \
     || echo "setup: could not compile the mixer kernels now; the daemon will on its first start" >&2
 .venv/bin/python -c 'import snaresynth.io.jack_rt' 2>/dev/null \
