@@ -100,11 +100,10 @@ def serve(settings: Settings) -> int:
     engine.selected = min(selected, len(kit.slots) - 1)
     engine.start()
 
-    recorder = Recorder(settings.record, rate, settings.blocksize) if settings.record else None
-    process = recorder.wrap(engine.process) if recorder else engine.process
-    # JACK without --record: the mixer runs in a compiled callback that never takes the GIL
-    audio = open_audio(settings.audio, process, rate, settings.blocksize,
-                       mixer=None if recorder else engine.mixer)
+    recorder = Recorder(settings.record, rate, engine.mixer) if settings.record else None
+    # JACK and PortAudio: the mixer runs in a compiled callback that never takes the GIL
+    audio = open_audio(settings.audio, engine.process, rate, settings.blocksize,
+                       mixer=engine.mixer)
     audio.frame_clock = engine.set_block_frame_time  # JACK: MIDI placed by frame, no jitter
     audio.on_xrun = engine.note_xrun
     midi = osc = feedback = None

@@ -28,6 +28,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from snaresynth.dsp import fade_out
+from snaresynth.kernel_cache import use_versioned_cache
+
+use_versioned_cache()  # before the first cached kernel below
 
 STEAL_FADE_S = 0.003
 """Fade of a stolen or choked voice: short enough to free it, long enough not to click."""
@@ -59,6 +62,10 @@ C_MAX_LATE = 16  # frames a hit may be late and still play (set once by Mixer)
 C_STALE = 17  # hits dropped for being later than that, e.g. queued while the device was gone
 C_NOTE_MODE = 18  # where ``place_note`` puts a note: 0 its own frame, 1 the block start (Mixer)
 C_RT_NOTES = 19  # notes placed by the audio callback itself (audio)
+C_REC_ON = 20  # 1: every block is also copied into the record ring (Mixer.enable_recording)
+C_REC_WRITE = 21  # frames copied into the record ring (audio)
+C_REC_READ = 22  # of those, frames taken out by the writer (Mixer.recorded)
+C_REC_DROPPED = 23  # frames not recorded because the writer fell a whole ring behind (audio)
 N_CTRL = 24
 
 N_CHANNELS = 16
@@ -248,8 +255,9 @@ def _mix(voice_i, voice_g, v, buf_addr, buf_len, done, fade, left, right, frames
 # mixer's arrays. Entries 0..10 are ``Mixer.kernel_args()`` in order, then their sizes.
 (T_CTRL, T_RING_I, T_RING_G, T_PEND_I, T_PEND_G, T_VOICE_I, T_VOICE_G, T_BUF_ADDR, T_BUF_LEN,
  T_DONE, T_FADE, T_N_RING, T_N_PEND, T_N_VOICES, T_N_TABLE, T_N_FADE, T_MAX_VOICES,
- T_TIMESPEC, T_NOTE_SLOT, T_VEL_ENTRY, T_VEL_GAIN, T_SLOT_CHOKE, T_RT_STARTED) = range(23)
-T_SIZE = 23
+ T_TIMESPEC, T_NOTE_SLOT, T_VEL_ENTRY, T_VEL_GAIN, T_SLOT_CHOKE, T_RT_STARTED, T_REC,
+ T_N_REC) = range(25)
+T_SIZE = 25
 CLOCK_MONOTONIC = 1  # Linux; the clock of Python's time.monotonic()
 _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
 
@@ -294,7 +302,27 @@ def render_from_table(table_address, left, right, frames, jack_frame, underflow)
                  carray(as_pointer(tab[T_DONE]), (n_table,), np.int64),
                  carray(as_pointer(tab[T_FADE]), (tab[T_N_FADE],), np.float32),
                  left, right, frames, tab[T_MAX_VOICES])
+    if ctrl[C_REC_ON]:
+        _record(ctrl, carray(as_pointer(tab[T_REC]), (tab[T_N_REC], 2), np.float32), left,
+                right, frames)
     ctrl[C_BUSY_NS] += now_ns(tab[T_TIMESPEC]) - t0
+
+
+@njit(cache=True, nogil=True)
+def _record(ctrl, ring, left, right, frames):
+    """Copy the block into the record ring (``--record``), or count it lost if the writer
+    thread is a whole ring behind: the audio thread never waits for the disk."""
+    write = ctrl[C_REC_WRITE]
+    n = ring.shape[0]
+    if write + frames - ctrl[C_REC_READ] > n:
+        ctrl[C_REC_DROPPED] += frames
+        return
+    for i in range(frames):
+        k = (write + i) % n
+        ring[k, 0] = left[i]
+        ring[k, 1] = right[i]
+    memory_fence()  # the frames before the index that publishes them
+    ctrl[C_REC_WRITE] = write + frames
 
 
 @njit(cache=True, nogil=True)
@@ -405,6 +433,7 @@ class Mixer:
         self._pinned: set[int] = set()  # entries the note table names
         self._retired: dict[int, int] = {}  # entry -> block count when the table dropped it
         self.ctrl[C_NOTE_MODE] = 1 if notes_at_block_start else 0
+        self._rec = np.zeros((0, 2), dtype=np.float32)  # the record ring (enable_recording)
         self._left = np.zeros(max_block, dtype=np.float32)
         self._right = np.zeros(max_block, dtype=np.float32)
         self._arrays: list[np.ndarray | None] = [None] * table  # keeps each entry's memory alive
@@ -567,6 +596,32 @@ class Mixer:
     def dropped(self) -> int:
         """Hits lost: refused on the way in, past a full pending list, or too late to play."""
         return self.refused + int(self.ctrl[C_OVERFLOW]) + int(self.ctrl[C_STALE])
+
+    def enable_recording(self, frames: int) -> None:
+        """From the next block on, copy every block into a ring of ``frames`` frames, for
+        ``recorded`` to take out. Thread: main, once, before the audio starts."""
+        if frames < 1:
+            raise ValueError(f"record ring must hold at least one frame, got {frames}")
+        self._rec = np.zeros((frames, 2), dtype=np.float32)
+        self.table[T_REC] = self._rec.ctypes.data
+        self.table[T_N_REC] = frames
+        self.ctrl[C_REC_ON] = 1  # last: the ring above is in place
+
+    def recorded(self) -> np.ndarray:
+        """The frames (n, 2) recorded since the last call, oldest first. Thread: one writer."""
+        read, write = int(self.ctrl[C_REC_READ]), int(self.ctrl[C_REC_WRITE])
+        n = self._rec.shape[0]
+        if write == read or n == 0:
+            return np.zeros((0, 2), dtype=np.float32)
+        index = np.arange(read, write) % n
+        frames = self._rec[index]  # a copy, taken before the space is given back
+        self.ctrl[C_REC_READ] = write
+        return frames
+
+    @property
+    def record_dropped(self) -> int:
+        """Frames not recorded because the writer fell a whole ring behind."""
+        return int(self.ctrl[C_REC_DROPPED])
 
     @property
     def notes_in_callback(self) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -122,7 +121,7 @@ class SoundDeviceAudio(AudioOut):
 
     With a ``mixer`` the stream's callback is the compiled one of ``io/portaudio_rt.py`` (it
     never takes the GIL; ``process`` is then not called and underflows are counted in
-    ``mixer.underflows``). Without one, ``process`` is a Python callback (``--record``).
+    ``mixer.underflows``). Without one, ``process`` is a Python callback (benchmarks compare).
     """
 
     def __init__(self, process: Process, rate: int, blocksize: int,
@@ -193,7 +192,7 @@ class JackAudio(AudioOut):
 
     With a ``mixer`` the process callback is the compiled one of ``io/jack_rt.py`` (it never
     takes the GIL; ``process`` is then not called, xruns go to ``on_xrun``). Without one,
-    ``process`` runs as a Python callback in JACK's process thread (``--record`` needs it).
+    ``process`` runs as a Python callback in JACK's process thread (benchmarks compare).
     """
 
     def __init__(self, process: Process, rate: int, blocksize: int,
@@ -356,57 +355,39 @@ def _one_line(exc: BaseException) -> str:
 
 
 class Recorder:
-    """Writes every played block to a WAV file from a writer thread.
+    """Writes exactly what the mixer plays to a WAV file, from a writer thread.
 
-    The audio thread copies each block into a preallocated ring slot and hands the slot index
-    over a queue (no allocation, no disk); if the writer falls a whole ring behind, blocks are
-    counted in ``dropped`` rather than waited for.
+    The mixer's kernel copies each block into a preallocated ring in the audio thread
+    (``Mixer.enable_recording``: no allocation, no disk, no GIL, so recording keeps the compiled
+    callbacks); this thread takes the new frames out every ``POLL_S`` and writes them. If it
+    falls a whole ring (``seconds``) behind, frames are counted in ``dropped``, not waited for.
     """
 
-    def __init__(self, path: Path, rate: int, blocksize: int, ring_blocks: int = 1024) -> None:
+    POLL_S = 0.05
+
+    def __init__(self, path: Path, rate: int, mixer: Any, seconds: float = 10.0) -> None:
         import soundfile as sf
 
         self.path = Path(path)
         self._file = sf.SoundFile(self.path, "w", samplerate=rate, channels=CHANNELS,
                                   subtype="FLOAT")
-        self._ring = np.zeros((ring_blocks, blocksize, CHANNELS), dtype=np.float32)
-        self._lengths = np.zeros(ring_blocks, dtype=np.int64)
-        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        self._next = 0
-        self._queued = 0  # written by the audio thread only
-        self._written = 0  # written by the writer thread only
-        self.dropped = 0
+        self._mixer = mixer
+        mixer.enable_recording(int(seconds * rate))
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._write, name="snaresynth-record", daemon=True)
         self._thread.start()
 
-    def wrap(self, process: Process) -> Process:
-        """A process function that plays through ``process`` and records the result."""
-        ring, lengths, put = self._ring, self._lengths, self._queue.put
-
-        def recording_process(out: np.ndarray, xrun: bool) -> None:
-            process(out, xrun)
-            if self._queued - self._written >= ring.shape[0]:
-                self.dropped += 1
-                return
-            frames = min(out.shape[0], ring.shape[1])
-            slot = self._next
-            ring[slot, :frames] = out[:frames]
-            lengths[slot] = frames
-            self._next = (slot + 1) % ring.shape[0]
-            self._queued += 1
-            put(slot)
-
-        return recording_process
+    @property
+    def dropped(self) -> int:
+        return self._mixer.record_dropped
 
     def _write(self) -> None:
-        while True:
-            slot = self._queue.get()
-            if slot is None:
-                break
-            self._file.write(self._ring[slot, : self._lengths[slot]])
-            self._written += 1
+        while not self._stop.wait(self.POLL_S):
+            self._file.write(self._mixer.recorded())
+        self._file.write(self._mixer.recorded())  # what the last blocks played
         self._file.close()
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Thread: main, after the audio stopped."""
+        self._stop.set()
         self._thread.join(5.0)

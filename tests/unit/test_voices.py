@@ -114,3 +114,16 @@ def test_pan_is_constant_power():
         left, right = pan_gains(pan)
         assert left * left + right * right == pytest.approx(1.0)
     assert pan_gains(-1.0)[1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_record_ring_holds_exactly_what_was_played_and_counts_what_it_lost():
+    mixer = Mixer(48000)
+    mixer.enable_recording(256)
+    mixer.schedule(Hit(frame=70, buffer=np.linspace(1, 0, 300, dtype=np.float32),
+                       gain_left=1.0, gain_right=0.5))
+    played = _render(mixer, 3)  # 192 frames
+    np.testing.assert_array_equal(mixer.recorded(), played)
+    assert mixer.recorded().shape == (0, 2)  # taken out once
+    more = _render(mixer, 5)  # 320 frames into a 256-frame ring: the last block does not fit
+    assert mixer.record_dropped == 64
+    np.testing.assert_array_equal(mixer.recorded(), more[:256])
