@@ -39,6 +39,8 @@ is the first sample of the hit."""
 QUIET_GAP = 2400
 """Frames of silence (50 ms at 48 kHz) that separate one onset from the next."""
 REPO = Path(__file__).resolve().parent.parent
+_LATE_CLIENT = re.compile(
+    r"client = (\S+) was not finished, state = (\w+)|client (\S+) (finished after) current")
 
 
 def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
@@ -91,6 +93,28 @@ class JackServer:
                 if attempt == 2:
                     raise RuntimeError(f"{exc}: {err[-300:]}") from exc
                 time.sleep(1.0)
+
+    def log_text(self) -> str:
+        """Everything jackd printed so far."""
+        self.log.flush()
+        self.log.seek(0)
+        text = self.log.read()
+        self.log.seek(0, os.SEEK_END)
+        return text
+
+    def late_clients(self, since: int = 0) -> dict[str, int]:
+        """Which clients jackd found unfinished at the end of a cycle (its own xrun lines,
+        "JackEngine::XRun: client = NAME was not finished, state = STATE" / "client NAME
+        finished after current callback"), counted per "NAME STATE", from character ``since``
+        of its log on. JACK counts xruns server-wide; these lines say whose cycle ran late:
+        ``Running`` was still in its callback, ``Triggered`` was woken but had not run yet
+        (waiting for a core, or for a client before it)."""
+        counts: dict[str, int] = {}
+        for match in _LATE_CLIENT.finditer(self.log_text()[since:]):
+            key = f"{match.group(1)} {match.group(2)}" if match.group(1) else \
+                f"{match.group(3)} finished late"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def env(self) -> dict[str, str]:
         """Environment for a child that should use this server."""

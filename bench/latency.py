@@ -1,10 +1,12 @@
 """Note-on -> audio onset latency and jitter of snaresynth and FluidSynth on one JACK server.
 
 For each period (64, 128, 256 frames at 48 kHz) a private JACK server (dummy driver) runs
-``snaresynth serve`` and FluidSynth side by side. A probe client of this process sends a
-note-on at a random frame offset inside its process callback and finds the first non-silent
-sample the synth sends back: latency in frames = onset frame - note-on frame, both on JACK's
-frame clock (see jackprobe.py). Hits alternate between the synths, so both see the same load.
+``snaresynth serve`` and FluidSynth side by side, once per latency mode (``--latency constant``
+and ``lowest``, one daemon after the other, each against FluidSynth). A probe client of this
+process sends a note-on at a random frame offset inside its process callback and finds the
+first non-silent sample the synth sends back: latency in frames = onset frame - note-on frame,
+both on JACK's frame clock (see jackprobe.py). Hits alternate between the synths, so both see
+the same load.
 
 At one period (``--latent-period``, default 128) it also measures how soon after a latent
 change (a CC) a hit plays the new sound: a CC, then a note-on ``d`` ms later, for a ladder of
@@ -61,10 +63,13 @@ def measure_latency(server: jp.JackServer, daemon: jp.Synth, fluid: jp.Synth, hi
     try:
         time.sleep(0.5)
         for i in range(hits + 1):  # the first hit of each is a warm-up, not counted
+            # both synths get the same offset into the cycle, so their figures compare hit
+            # for hit (each from the start of a cycle)
             now = probes["snaresynth"].now()
-            t = now + lead + int(rng.integers(0, server.period))
+            offset = int(rng.integers(0, server.period))
+            t = now + lead - now % server.period + offset
             probes["snaresynth"].schedule(t, jp.note_on(NOTE, 110))
-            t = now + lead + half + int(rng.integers(0, server.period))
+            t += server.period * round(half / server.period)
             probes["FluidSynth"].schedule(t, jp.note_on(NOTE, 110, DRUM_CHANNEL))
             probes["FluidSynth"].schedule(t + lead, jp.note_off(NOTE, DRUM_CHANNEL))
             time.sleep(spacing_s)
@@ -155,53 +160,71 @@ def measure_latent_change(server: jp.JackServer, daemon: jp.Synth, spacing_s: fl
             "block_ms": 1000.0 * server.period / rate}
 
 
-def run_period(period: int, args: argparse.Namespace, workdir: Path) -> dict:
+def run_period(period: int, args: argparse.Namespace, workdir: Path) -> list[dict]:
+    """One JACK server and one FluidSynth; a daemon per latency mode, each measured against
+    FluidSynth in its own pass."""
+    results = []
     with jp.JackServer(period) as server:
-        daemon = jp.start_daemon(server, workdir / f"p{period}", tuple(args.daemon_args))
         fluid = jp.start_fluidsynth(server)
         try:
-            result: dict = {"period": period, "load_before": jp.load_average()}
-            result["latency"] = measure_latency(server, daemon, fluid, args.hits, args.spacing,
-                                                args.seed + period)
-            if period == args.latent_period and args.latent_repeats > 0:
-                result["latent_change"] = measure_latent_change(
-                    server, daemon, args.spacing, args.latent_repeats, args.seed)
-            status = jp.OscStatus(daemon.osc_port)
-            try:
-                result["daemon_status"] = status.status()
-            finally:
-                status.close()
-            result["load_after"] = jp.load_average()
+            for mode in args.modes:
+                daemon = jp.start_daemon(server, workdir / f"p{period}-{mode}",
+                                         ("--latency", mode, *args.daemon_args))
+                try:
+                    result: dict = {"period": period, "mode": mode,
+                                    "load_before": jp.load_average()}
+                    log0 = len(server.log_text())
+                    result["latency"] = measure_latency(server, daemon, fluid, args.hits,
+                                                        args.spacing, args.seed + period)
+                    if (period == args.latent_period and args.latent_repeats > 0
+                            and mode == args.modes[0]):
+                        result["latent_change"] = measure_latent_change(
+                            server, daemon, args.spacing, args.latent_repeats, args.seed)
+                    status = jp.OscStatus(daemon.osc_port)
+                    try:
+                        result["daemon_status"] = status.status()
+                    finally:
+                        status.close()
+                    result["load_after"] = jp.load_average()
+                    result["late_clients"] = server.late_clients(log0)
+                finally:
+                    daemon.close()
+                results.append(result)
         finally:
-            daemon.close()
             fluid.close()
-    return result
+    return results
 
 
 def report(results: list[dict]) -> None:
-    print(f"\n{'period':>6} {'synth':<11} {'median':>16} {'min':>16} {'max':>16} "
+    print(f"\n{'period':>6} {'synth':<20} {'median':>16} {'min':>16} {'max':>16} "
           f"{'jitter':>16} {'missed':>6}")
     for res in results:
         lat = res["latency"]
         for name in ("snaresynth", "FluidSynth"):
             s = lat[name]
+            label = f"{name} ({res['mode']})" if name == "snaresynth" else name
             if "median_frames" not in s:
-                print(f"{res['period']:>6} {name:<11} all {s['missed']} hits missed")
+                print(f"{res['period']:>6} {label:<20} all {s['missed']} hits missed")
                 continue
             cells = [f"{s[k + '_frames']:7.1f} ({s[k + '_ms']:5.2f} ms)"
                      for k in ("median", "min", "max", "jitter")]
-            print(f"{res['period']:>6} {name:<11} " + " ".join(f"{c:>16}" for c in cells)
+            print(f"{res['period']:>6} {label:<20} " + " ".join(f"{c:>16}" for c in cells)
                   + f" {s['missed']:>3}/{s['hits']}")
-        a, b = lat["snaresynth"].get("median_frames"), lat["FluidSynth"].get("median_frames")
-        ratio = f"{a / b:.2f}" if a is not None and b is not None and b > 0 else (
-            "n/a (FluidSynth's median is not after the note-on frame)")
+        a, b = lat["snaresynth"].get("median_ms"), lat["FluidSynth"].get("median_ms")
+        if a is None or b is None:
+            versus = "n/a (missed hits)"
+        else:  # FluidSynth's median is often before the note-on frame: a ratio says nothing
+            versus = f"{a - b:+.2f} ms" + (f", ratio {a / b:.2f}" if a > 0 and b > 0 else "")
         print(f"{'':>6} onset - start of the note-on's cycle: " + ", ".join(
             f"{n} median {lat[n]['from_cycle_median_frames']} jitter "
             f"{lat[n]['from_cycle_jitter_frames']} frames" for n in ("snaresynth", "FluidSynth")))
         st = res["daemon_status"]
-        print(f"{'':>6} median ratio snaresynth/FluidSynth {ratio}; daemon xruns "
+        print(f"{'':>6} median snaresynth - FluidSynth {versus}; daemon xruns "
               f"{st.get('xruns')} (start-up {st.get('startup_xruns')}), late hits "
-              f"{st.get('late_hits')}; load {res['load_before']} -> {res['load_after']}")
+              f"{st.get('late_hits')}, notes played in the callback "
+              f"{st.get('notes_in_callback')}; load {res['load_before']} -> {res['load_after']}")
+        print(f"{'':>6} cycles jackd found unfinished (all clients of the server): "
+              f"{res['late_clients'] or 'none'}")
         if "latent_change" in res:
             lc = res["latent_change"]
             print(f"{'':>6} latent change -> new sound: latest old {lc['latest_old_ms']} ms, "
@@ -221,6 +244,8 @@ def main() -> int:
     parser.add_argument("--periods", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--hits", type=int, default=100)
     parser.add_argument("--spacing", type=float, default=0.6, help="seconds between hits")
+    parser.add_argument("--modes", nargs="+", choices=["constant", "lowest"],
+                        default=["constant", "lowest"], help="the daemon's --latency modes")
     parser.add_argument("--latent-period", type=int, default=128)
     parser.add_argument("--latent-repeats", type=int, default=2,
                         help="trials per delay of the latent-change ladder (0 = skip)")
@@ -234,7 +259,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="snaresynth-latency-") as tmp:
         for period in args.periods:
             print(f"period {period} frames ...", flush=True)
-            results.append(run_period(period, args, Path(tmp)))
+            results.extend(run_period(period, args, Path(tmp)))
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

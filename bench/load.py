@@ -8,10 +8,11 @@ For each ``--decode`` mode given (default: process, then thread, one fresh JACK 
 - a continuous CC sweep over every latent dimension (CC 20..27), 200 messages a second, each a
   new value (so a new latent point: decodes and dropped requests);
 - an OSC stream of /snaresynth/decay and /snaresynth/level, 50 messages a second;
-while it counts xruns (JACK's xrun callback on the probe client, and the daemon's own
-/snaresynth/status xruns and startup_xruns), decodes, dropped requests, cache hit rate, late
-hits, voices, the daemon's CPU time (its decode process included, and apart) and its memory:
-VmRSS and VmHWM from /proc/PID/status every second, with the growth over the soak.
+while it counts xruns (JACK's xrun callback on the probe client, the daemon's own
+/snaresynth/status xruns and startup_xruns, and jackd's log of which client was late),
+decodes, dropped requests, cache hit rate, late hits, voices, the daemon's CPU time (its
+decode process included, and apart) and its memory: VmRSS and VmHWM from /proc/PID/status
+every second, with the growth over the soak.
 Figures only, never pass/fail.
 
     .venv/bin/python bench/load.py [--seconds 60] [--period 128] [--decode process thread]
@@ -54,6 +55,7 @@ def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> 
         time.sleep(1.0)
         before = status.status()
         xruns0 = probe.xruns
+        log0 = len(server.log_text())
         cpu0 = {pid: jp.cpu_seconds(pid) for pid in pids}
         t_start = time.monotonic()
         start = probe.now() + int(LEAD_S * rate)
@@ -98,6 +100,7 @@ def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> 
         after = status.status()
         cpu = {pid: jp.cpu_seconds(pid) - cpu0.get(pid, 0.0) for pid in pids}
         probe_xruns = probe.xruns - xruns0
+        late_clients = server.late_clients(log0)
     finally:
         probe.close()
         status.close()
@@ -105,6 +108,7 @@ def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> 
     main_pid = daemon.proc.pid
     result: dict = {"seconds": wall, "hits_sent": hit_i, "ccs_sent": cc_i,
                     "osc_sent": int(wall * OSC_RATE), "probe_xruns": probe_xruns,
+                    "late_clients": late_clients,
                     "late_sends": probe.late_events}
     for key in ("xruns", "startup_xruns", "hits", "late_hits", "stolen", "decodes",
                 "decode_failures", "cache_hits", "cache_misses", "dropped_requests",
@@ -190,7 +194,8 @@ def main() -> int:
         print(f"  sent: {r['hits_sent']} hits, {r['ccs_sent']} CCs, ~{r['osc_sent']} OSC "
               f"({r['late_sends']} MIDI events sent a cycle late by the probe itself)")
         print(f"  xruns: daemon {r['xruns']} (start-up {r['startup_xruns_total']}), "
-              f"JACK server (probe client's callback) {r['probe_xruns']}")
+              f"JACK server (probe client's callback) {r['probe_xruns']}; cycles jackd "
+              f"found unfinished, by client: {r['late_clients'] or 'none'}")
         print(f"  hits played {r['hits']}, late {r['late_hits']}, stolen {r['stolen']}, "
               f"max voices seen {r['max_voices']}")
         print(f"  decodes {r['decodes']} (median {r['decode_ms_median']:.1f} ms, failures "
