@@ -322,8 +322,10 @@ class Probe:
         import jack
 
         from snaresynth.io.jack_rt import address, set_process_callback
+        from snaresynth.io.memlock import lock_memory
 
         send_midi, hear_audio = _compiled_callbacks()
+        lock_memory()  # like the daemon: the probe's callbacks must not page-fault either
         self.rate = server.rate
         self.midi = jack.Client("probe-midi", no_start_server=True, servername=server.name)
         self.audio = jack.Client("probe-audio", no_start_server=True, servername=server.name)

@@ -63,6 +63,7 @@ def device_rate(settings: Settings) -> int:
 
 def serve(settings: Settings) -> int:
     from snaresynth.io.audio import Recorder, open_audio
+    from snaresynth.io.memlock import lock_memory
     from snaresynth.io.midi import open_midi_in
     from snaresynth.io.midi_feedback import open_midi_feedback
     from snaresynth.io.osc import OscServer
@@ -134,6 +135,11 @@ def serve(settings: Settings) -> int:
         # garbage collection over it stops every Python thread for ~45 ms (measured), long
         # enough to make a note late. Frozen objects are never scanned again.
         gc.freeze()
+        why_not = lock_memory()  # what the callbacks touched stays in RAM
+        if why_not:
+            log.warning("%s; a page fault in the audio thread costs a cycle", why_not)
+        extra = osc.controller.extra_status
+        osc.controller.extra_status = lambda: extra() | {"memory_locked": int(not why_not)}
         engine.mark_running()
         print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"
               f" | MIDI {midi.name if midi else 'none'}"
