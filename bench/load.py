@@ -120,6 +120,8 @@ def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> 
     result["cache_hit_rate"] = result["cache_hits"] / looked if looked else None
     result["decode_ms_median"] = after.get("decode_ms_median")
     result["callback_cpu_load"] = after.get("cpu_load")
+    result["longest_block_ms"] = after.get("longest_block_ms")  # since the daemon started
+    result["memory_locked"] = after.get("memory_locked")
     result["max_voices"] = max((s["voices"] for s in samples), default=0)
     result["cpu_percent_daemon"] = 100.0 * cpu.get(main_pid, 0.0) / wall
     result["cpu_percent_children"] = 100.0 * sum(
@@ -204,8 +206,9 @@ def main() -> int:
               if rate is not None else "  no cache lookups")
         print(f"  CPU: daemon {r['cpu_percent_daemon']:.0f} % of a core, decode process "
               f"{r['cpu_percent_children']:.0f} %; audio callback load "
-              f"{r['callback_cpu_load']:.3f}; TensorFlow in the daemon: "
-              f"{r['tensorflow_in_daemon']}")
+              f"{r['callback_cpu_load']:.3f}, longest block {r['longest_block_ms']:.3f} ms "
+              f"(period {1000 * args.period / 48000:.2f} ms); memory locked "
+              f"{r['memory_locked']}; TensorFlow in the daemon: {r['tensorflow_in_daemon']}")
         if mem:
             print(f"  daemon RSS {mem['rss_first_mib']:.0f} -> {mem['rss_last_mib']:.0f} MiB "
                   f"(growth {mem['rss_growth_mib']:+.1f} MiB, second-half slope "

@@ -420,6 +420,7 @@ class Engine:
             "bad_messages": self.bad_messages,
             "unmapped": self.unmapped,
             "cpu_load": self.mixer.busy_seconds / uptime,
+            "longest_block_ms": 1000.0 * self.mixer.longest_block_seconds,
             "decode_ms_median": 1000.0 * decode_times[len(decode_times) // 2]
             if decode_times else 0.0,
         }

@@ -66,7 +66,8 @@ C_REC_ON = 20  # 1: every block is also copied into the record ring (Mixer.enabl
 C_REC_WRITE = 21  # frames copied into the record ring (audio)
 C_REC_READ = 22  # of those, frames taken out by the writer (Mixer.recorded)
 C_REC_DROPPED = 23  # frames not recorded because the writer fell a whole ring behind (audio)
-N_CTRL = 24
+C_MAX_BLOCK_NS = 24  # the longest block so far, wall time from its start to its end (audio)
+N_CTRL = 32
 
 N_CHANNELS = 16
 N_NOTES = 128
@@ -305,7 +306,10 @@ def render_from_table(table_address, left, right, frames, jack_frame, underflow)
     if ctrl[C_REC_ON]:
         _record(ctrl, carray(as_pointer(tab[T_REC]), (tab[T_N_REC], 2), np.float32), left,
                 right, frames)
-    ctrl[C_BUSY_NS] += now_ns(tab[T_TIMESPEC]) - t0
+    took = now_ns(tab[T_TIMESPEC]) - t0
+    ctrl[C_BUSY_NS] += took
+    if took > ctrl[C_MAX_BLOCK_NS]:
+        ctrl[C_MAX_BLOCK_NS] = took
 
 
 @njit(cache=True, nogil=True)
@@ -451,7 +455,7 @@ class Mixer:
     def _warm_up(self) -> None:
         """Compile (or load from numba's cache) before the first block, off the audio thread."""
         self.render(np.zeros((16, 2), dtype=np.float32))
-        for index in (C_FRAME, C_CLOCK_FRAME, C_BLOCKS, C_BUSY_NS):
+        for index in (C_FRAME, C_CLOCK_FRAME, C_BLOCKS, C_BUSY_NS, C_MAX_BLOCK_NS):
             self.ctrl[index] = 0  # the clock's time stays: frame 0 is "now"
 
     # --- any thread ----------------------------------------------------------------------------
@@ -627,6 +631,11 @@ class Mixer:
     def notes_in_callback(self) -> int:
         """Note-ons the audio callback placed itself (``place_note``)."""
         return int(self.ctrl[C_RT_NOTES])
+
+    @property
+    def longest_block_seconds(self) -> float:
+        """The longest time one block took to mix (wall time, so a preemption counts too)."""
+        return int(self.ctrl[C_MAX_BLOCK_NS]) / 1e9
 
     @property
     def busy_seconds(self) -> float:
