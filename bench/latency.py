@@ -14,6 +14,7 @@ change (a CC) a hit plays the new sound: a CC, then a note-on ``d`` ms later, fo
 has settled. Figures only, never pass/fail.
 
     .venv/bin/python bench/latency.py [--periods 64 128 256] [--hits 100] [--json OUT.json]
+                                      [--plot OUT.png]
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def measure_latency(server: jp.JackServer, daemon: jp.Synth, fluid: jp.Synth, hi
             from_cycle = [x + f - c for x, (f, c) in zip(lat, notes, strict=True)
                           if x is not None]
             result[name] = stats(lat, server.rate) | {
+                # (the note's offset into its cycle, its latency) in frames, for --plot
+                "per_hit": [[f - c, x] for x, (f, c) in zip(lat, notes, strict=True)
+                            if x is not None],
                 "probe_xruns": probe.xruns, "late_sends": probe.late_events,
                 "distinct_offsets": len({f - c for f, c in notes}),
                 # onset - first frame of the cycle the note-on was delivered in
@@ -239,6 +243,43 @@ def report(results: list[dict]) -> None:
                   + " ".join(f"{d}:{','.join(v)}" for d, v in sorted(by.items())))
 
 
+def plot(results: list[dict], path: Path) -> None:
+    """Latency against the note's offset into its cycle, one panel per period: a flat line is
+    a constant latency (no jitter), a diagonal is a synth that follows the block grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    periods = sorted({r["period"] for r in results})
+    fig, axes = plt.subplots(1, len(periods), figsize=(4.2 * len(periods), 3.8), squeeze=False)
+    styles = {"constant": ("tab:blue", "o"), "lowest": ("tab:green", "s"),
+              "FluidSynth": ("tab:red", "x")}
+    for ax, period in zip(axes[0], periods, strict=True):
+        shown = set()
+        for res in (r for r in results if r["period"] == period):
+            for name in ("snaresynth", "FluidSynth"):
+                label = res["mode"] if name == "snaresynth" else "FluidSynth"
+                if label in shown:
+                    continue  # FluidSynth once per period (each pass measures it again)
+                shown.add(label)
+                hits = np.array(res["latency"][name].get("per_hit", []), dtype=float)
+                if hits.size == 0:
+                    continue
+                colour, marker = styles[label]
+                text = f"snaresynth --latency {label}" if name == "snaresynth" else label
+                ax.scatter(hits[:, 0], hits[:, 1] * 1000.0 / jp.RATE, s=14, c=colour,
+                           marker=marker, label=text, alpha=0.8)
+        ax.axhline(0.0, color="grey", lw=0.6)
+        ax.set_title(f"{period} frames ({1000.0 * period / jp.RATE:.2f} ms)")
+        ax.set_xlabel("note-on's offset into its cycle (frames)")
+        ax.set_ylabel("onset - note-on (ms)")
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle("Note-on -> onset latency on JACK, each point one hit (bench/latency.py)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--periods", type=int, nargs="+", default=[64, 128, 256])
@@ -251,6 +292,7 @@ def main() -> int:
                         help="trials per delay of the latent-change ladder (0 = skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--plot", type=Path, help="also draw every hit into this PNG")
     parser.add_argument("daemon_args", nargs="*",
                         help="extra `snaresynth serve` arguments, after --")
     args = parser.parse_args()
@@ -263,6 +305,8 @@ def main() -> int:
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot(results, args.plot)
     return 0
 
 
