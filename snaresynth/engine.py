@@ -113,6 +113,8 @@ class Engine:
         self._underflows_before_running = 0  # a compiled PortAudio callback's, at mark_running
         self.bad_messages = 0
         self.unmapped = 0
+        # the note table's channel x note -> slot map, rebuilt when the controls change
+        self._note_slot: tuple[ControlMap | None, int, np.ndarray] = (None, 0, np.empty(0))
         self.publish_notes()
 
     # --- lifecycle (main thread) ---------------------------------------------------------------
@@ -541,8 +543,7 @@ class Engine:
         with self._lock:
             kit, controls = self.kit, self.controls
             layered = kit.velocity_latent is not None
-            curve = np.array([dsp.velocity_gain(v / 127.0, kit.velocity_curve)
-                              for v in range(N_NOTES)], dtype=np.float32)
+            curve = _velocity_gains(kit.velocity_curve)
             slots = []
             for spec, layers in zip(kit.slots, self.buffers, strict=False):
                 pan = np.array(pan_gains(spec.pan), dtype=np.float32)
@@ -550,14 +551,9 @@ class Engine:
                 mask = sum(1 << i for i, b in enumerate(layers) if b is not None)
                 slots.append(SlotNotes(list(layers), _layer_of_velocity(mask, layered), gains,
                                        spec.choke_group))
-            by_note = np.array([-1 if (slot := controls.note_to_slot(note)) is None else slot
-                                for note in range(N_NOTES)], dtype=np.int64)
-            note_slot = np.full((N_CHANNELS, N_NOTES), -1, dtype=np.int64)
-            for channel in range(1, N_CHANNELS + 1):
-                if controls.accepts(channel):
-                    note_slot[channel - 1] = by_note
-            note_slot[note_slot >= len(slots)] = -1
-            missing = self.mixer.set_notes(note_slot, slots)
+            if self._note_slot[0] is not controls or self._note_slot[1] != len(slots):
+                self._note_slot = (controls, len(slots), _note_slot(controls, len(slots)))
+            missing = self.mixer.set_notes(self._note_slot[2], slots)
         if missing:
             log.warning("note table: %d sounds found no room in the buffer table", missing)
 
@@ -590,6 +586,27 @@ def _layer_index(mask: int, velocity: float, layered: bool) -> int:
             if 0 <= layer < VELOCITY_LAYERS and mask >> layer & 1:
                 return layer
     return -1
+
+
+@functools.cache
+def _velocity_gains(curve: str) -> np.ndarray:
+    """``dsp.velocity_gain`` of every MIDI velocity 0..127."""
+    out = np.array([dsp.velocity_gain(v / 127.0, curve) for v in range(N_NOTES)],
+                   dtype=np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def _note_slot(controls: ControlMap, n_slots: int) -> np.ndarray:
+    """Channel (0..15) x note -> the slot it plays (-1: none) under ``controls``."""
+    by_note = np.array([-1 if (slot := controls.note_to_slot(note)) is None else slot
+                        for note in range(N_NOTES)], dtype=np.int64)
+    by_note[by_note >= n_slots] = -1
+    note_slot = np.full((N_CHANNELS, N_NOTES), -1, dtype=np.int64)
+    for channel in range(1, N_CHANNELS + 1):
+        if controls.accepts(channel):
+            note_slot[channel - 1] = by_note
+    return note_slot
 
 
 @functools.cache
