@@ -7,8 +7,9 @@ Threads that call in:
 - main thread -> ``start``, ``stop``, ``save_state``.
 
 The control state (the kit) is guarded by ``_lock``, held only for short updates and never by
-the audio callback. The audio callback sees the world through two things: the mixer's inbox of
-scheduled hits and the list of per-slot buffers, whose elements are swapped whole.
+the audio callback. The audio callback sees the world through the mixer only: its inbox of
+scheduled hits, and the note table ``publish_notes`` rewrites after every change of the kit or
+of a slot's buffers (what a JACK note-on the callback reads itself plays).
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ record is written first, then the write index, and x86 stores become visible in 
 A hit names its buffer by an entry in a buffer table. ``Mixer`` keeps the numpy array of every
 entry alive until the audio side has counted all of that entry's hits as finished, so a voice
 never plays freed memory and a new sound published for a slot never changes a sounding hit.
+
+A JACK note-on needs no Python at all: the audio callback reads it and ``place_note`` looks it
+up in the note table (``Mixer.set_notes``, republished by the engine after every change), whose
+entries stay pinned while named and for two blocks after.
 """
 
 from __future__ import annotations
