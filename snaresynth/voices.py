@@ -276,10 +276,12 @@ def now_ns(timespec_address):
 
 
 @njit(cache=True, nogil=True)
-def render_from_table(table_address, left, right, frames, jack_frame, underflow):
+def render_from_table(table_address, left, right, frames, jack_frame, underflow, start_ns):
     """One block: count the backend's underflow flag, publish the block's clock (a seqlock read
     by ``Mixer.clock``), mix, and add the time it took to ``C_BUSY_NS``. Thread: audio (the
-    compiled callbacks, and ``Mixer.render`` for the Python ones)."""
+    compiled callbacks, and ``Mixer.render`` for the Python ones). ``start_ns``: when the block
+    starts on CLOCK_MONOTONIC as the backend knows it (JACK: its cycle time, free of the
+    callback's wake-up jitter), or 0 for the time the callback runs."""
     tab = carray(as_pointer(table_address), (T_SIZE,), np.int64)
     t0 = now_ns(tab[T_TIMESPEC])
     n_ring, n_pend = tab[T_N_RING], tab[T_N_PEND]
@@ -290,7 +292,7 @@ def render_from_table(table_address, left, right, frames, jack_frame, underflow)
     ctrl[C_SEQ] += 1  # odd while the clock is written
     memory_fence()
     ctrl[C_CLOCK_FRAME] = ctrl[C_FRAME]
-    ctrl[C_CLOCK_NS] = t0
+    ctrl[C_CLOCK_NS] = start_ns if start_ns > 0 else t0
     ctrl[C_CLOCK_JACK] = jack_frame
     ctrl[C_CLOCK_BLOCK] = frames
     memory_fence()
@@ -678,7 +680,7 @@ class Mixer:
         """Fill ``out`` (frames, 2) float32 with this block's mix. Thread: audio callback."""
         frames = out.shape[0]
         left, right = self._left[:frames], self._right[:frames]
-        render_from_table(self.table.ctypes.data, left, right, frames, jack_frame, False)
+        render_from_table(self.table.ctypes.data, left, right, frames, jack_frame, False, 0)
         out[:, 0] = left
         out[:, 1] = right
 

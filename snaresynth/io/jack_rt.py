@@ -10,7 +10,8 @@ clients register a numba ``cfunc`` directly with libjack (``jack_set_process_cal
 - audio: plays the note-ons of its ``notes_in`` port at their own frame in this very cycle
   (``voices.place_note``, through the note table the engine publishes), then
   ``voices.render_from_table`` into the two output ports (the mix, and the block's clock:
-  mixer frame, CLOCK_MONOTONIC, JACK frame time, for placing the other events);
+  mixer frame, the cycle's start on CLOCK_MONOTONIC from JACK's own estimate, JACK frame time,
+  for placing the other events);
 - MIDI in: sends each note-on on to the audio client's ``notes_in`` (same cycle, same frame;
   JACK then runs the MIDI client before the audio client), copies each event with its JACK
   frame time into a ring and wakes the reader thread through a non-blocking pipe; the reader
@@ -36,13 +37,14 @@ from typing import Any
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import carray, cfunc, types
+from numba import carray, cfunc, njit, types
 
 from snaresynth.voices import (
     N_HIT,
     Mixer,
     as_pointer,
     memory_fence,
+    now_ns,
     place_note,
     render_from_table,
 )
@@ -62,6 +64,10 @@ midi_clear_buffer = types.ExternalFunction("jack_midi_clear_buffer", types.void(
 midi_event_write = types.ExternalFunction(
     "jack_midi_event_write", types.int32(types.voidptr, types.uint32, types.voidptr, types.uint64))
 port_connected = types.ExternalFunction("jack_port_connected", types.int32(types.voidptr))
+get_time = types.ExternalFunction("jack_get_time", types.uint64())
+get_cycle_times = types.ExternalFunction(
+    "jack_get_cycle_times",
+    types.int32(types.voidptr, types.voidptr, types.voidptr, types.voidptr, types.voidptr))
 _write = types.ExternalFunction("write", types.int64(types.int32, types.voidptr, types.uint64))
 
 
@@ -83,8 +89,24 @@ def set_process_callback(client: Any, callback: Any, table: np.ndarray) -> None:
 
 
 # --- audio ---------------------------------------------------------------------------------------
-A_MIXER, A_PORT_L, A_PORT_R, A_CLIENT, A_NOTES, A_EVENT, A_HIT_I, A_HIT_G = range(8)  # table
-A_SIZE = 8
+A_MIXER, A_PORT_L, A_PORT_R, A_CLIENT, A_NOTES, A_EVENT, A_HIT_I, A_HIT_G, A_CYCLE = range(9)
+A_SIZE = 9
+CYCLE_SCRATCH = 6  # jack_get_cycle_times' four results, then a struct timespec
+
+
+@njit(cache=True, nogil=True)
+def cycle_start_ns(client_address, scratch_address):
+    """When this cycle started, on CLOCK_MONOTONIC, from JACK's own estimate (its DLL, so free
+    of the callback's wake-up jitter: OSC bundles are placed by it); 0 if JACK cannot say.
+    JACK's clock is not CLOCK_MONOTONIC, so the two are read one right after the other here."""
+    times = carray(as_pointer(scratch_address), (CYCLE_SCRATCH,), np.int64)
+    if get_cycle_times(as_pointer(client_address), as_pointer(scratch_address),
+                       as_pointer(scratch_address + 8), as_pointer(scratch_address + 16),
+                       as_pointer(scratch_address + 24)) != 0:
+        return np.int64(0)
+    jack_now_us = np.int64(get_time())
+    mono_now_ns = now_ns(scratch_address + 32)
+    return mono_now_ns - (jack_now_us - times[1]) * 1000
 
 
 @cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
@@ -103,7 +125,9 @@ def _audio_process(frames, arg):
     left = carray(port_get_buffer(as_pointer(tab[A_PORT_L]), frames), (frames,), np.float32)
     right = carray(port_get_buffer(as_pointer(tab[A_PORT_R]), frames), (frames,), np.float32)
     jack_frame = np.int64(last_frame_time(as_pointer(tab[A_CLIENT])))
-    render_from_table(tab[A_MIXER], left, right, frames, jack_frame, False)  # xruns: notified
+    start_ns = cycle_start_ns(tab[A_CLIENT], tab[A_CYCLE])
+    render_from_table(tab[A_MIXER], left, right, frames, jack_frame, False,  # xruns: notified
+                      start_ns)
     return 0
 
 
@@ -113,13 +137,14 @@ def attach_mixer(client: Any, ports: list[Any], mixer: Mixer, notes: Any = None)
     the callback plays itself, through the mixer's note table, in the cycle they arrive."""
     table = np.zeros(A_SIZE, dtype=np.int64)
     scratch = (np.zeros(3, dtype=np.int64), np.zeros((1, N_HIT), dtype=np.int64),
-               np.zeros((1, 2), dtype=np.float32))
+               np.zeros((1, 2), dtype=np.float32), np.zeros(CYCLE_SCRATCH, dtype=np.int64))
     table[A_MIXER] = mixer.table.ctypes.data
     table[A_PORT_L] = address(ports[0])
     table[A_PORT_R] = address(ports[1])
     table[A_CLIENT] = address(client)
     table[A_NOTES] = 0 if notes is None else address(notes)
-    table[A_EVENT], table[A_HIT_I], table[A_HIT_G] = (a.ctypes.data for a in scratch)
+    table[A_EVENT], table[A_HIT_I], table[A_HIT_G], table[A_CYCLE] = (
+        a.ctypes.data for a in scratch)
     set_process_callback(client, _audio_process, table)
     mixer.rt_keepalive = (table, scratch)
 

@@ -36,7 +36,7 @@ def _stream_callback(input_buffer, output, frames, time_info, status_flags, arg)
     left = carray(as_pointer(tab[P_LEFT]), (frames,), np.float32)
     right = carray(as_pointer(tab[P_RIGHT]), (frames,), np.float32)
     render_from_table(tab[P_MIXER], left, right, frames, np.int64(-1),
-                      (status_flags & PA_OUTPUT_UNDERFLOW) != 0)
+                      (status_flags & PA_OUTPUT_UNDERFLOW) != 0, np.int64(0))
     for i in range(frames):
         out[2 * i] = left[i]
         out[2 * i + 1] = right[i]
