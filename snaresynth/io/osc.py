@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import socket
 import struct
 import threading
@@ -79,6 +80,20 @@ class RateLimitedLog:
             log.warning(fmt, *args)
         else:
             self._suppressed += 1
+
+
+def wall_and_monotonic(tries: int = 3) -> tuple[float, float]:
+    """``time.time()`` and ``time.monotonic()`` of one instant: a thread switch between two
+    clock reads would put a timetag off by as long as it lasted (milliseconds when other
+    threads are busy), so keep the reading whose monotonic brackets are closest."""
+    best = (math.inf, 0.0, 0.0)
+    for _ in range(tries):
+        before = time.monotonic()
+        wall = time.time()
+        after = time.monotonic()
+        if after - before < best[0]:
+            best = (after - before, wall, (before + after) / 2)
+    return best[1], best[2]
 
 
 class OscController:
@@ -214,15 +229,15 @@ class OscController:
         """Bundle timetag (Unix s) -> monotonic s; None = play on arrival."""
         if timetag is None:
             return None
-        now = time.time()
-        ahead = timetag - now
+        wall, mono = wall_and_monotonic()
+        ahead = timetag - wall
         if ahead > MAX_AHEAD_S:
             raise OscError(f"timetag {ahead:.1f} s ahead (limit {MAX_AHEAD_S:.0f} s)")
         if ahead <= 0:
             if ahead < -0.001:
                 self.late += 1
             return None
-        return time.monotonic() + ahead
+        return mono + ahead
 
     def _fail(self, address: str, reason: str, sender: Address) -> list[Reply]:
         self.failed += 1
