@@ -219,3 +219,16 @@ def test_velocity_curve_and_layering_over_osc(osc):
     for bad in (["sideways"], [3]):
         assert _fails(osc.handle_packet(build_message("/snaresynth/velocity/curve", bad), SENDER))
     assert _fails(osc.handle_packet(build_message("/snaresynth/velocity/latent", [9]), SENDER))
+
+
+def test_wall_and_monotonic_are_read_as_one_instant():
+    import time
+
+    from snaresynth.io.osc import wall_and_monotonic
+
+    wall, mono = wall_and_monotonic()
+    offsets = []
+    for _ in range(20):
+        before = time.monotonic()
+        offsets.append(time.time() - (before + time.monotonic()) / 2)
+    assert abs((wall - mono) - min(offsets, key=lambda o: abs(o - (wall - mono)))) < 0.001
