@@ -78,10 +78,13 @@ def test_feedback_learn_morph_and_save(jack_server, start_daemon, osc_client):
 
         # save on stage, load another kit, load ours back: the learned CC came with it
         assert client.request("/snaresynth/preset/save", "stage one") == ["stage one"]
-        client.send("/snaresynth/preset/load", "brushy")
-        assert _until(lambda: _state(client)["kit"]["name"] == "brushy")
-        out.send(mido.Message("program_change", program=0))  # program 0: first preset by name
         names = client.request("/snaresynth/preset/list")
+        other = next(n for n in names if n not in (names[0], "stage one"))
+        client.send("/snaresynth/preset/load", other)
+        assert _until(lambda: _state(client)["kit"]["name"] == other)
+        # program 0 loads the first preset by name; waited for, so that it cannot land after
+        # the load below (it comes over MIDI, the load over OSC)
+        out.send(mido.Message("program_change", program=0))
         assert _until(lambda: _state(client)["kit"]["name"] == names[0])
         client.send("/snaresynth/preset/load", "stage one")
         assert _until(lambda: _state(client)["kit"]["cc"].get("50") == "latent/3")
