@@ -252,7 +252,7 @@ def _compiled_callbacks():
         midi_event_write,
         port_get_buffer,
     )
-    from snaresynth.voices import as_pointer, memory_fence
+    from snaresynth.rt_primitives import as_pointer, memory_fence
 
     sig = types.int32(types.uint32, types.voidptr)
 

@@ -27,14 +27,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from numba import carray, njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import carray, njit
 
 from snaresynth.dsp import fade_out
-from snaresynth.kernel_cache import use_versioned_cache
-
-use_versioned_cache()  # before the first cached kernel below
+from snaresynth.rt_primitives import as_pointer, memory_fence, now_ns
 
 STEAL_FADE_S = 0.003
 """Fade of a stolen or choked voice: short enough to free it, long enough not to click."""
@@ -83,27 +79,6 @@ N_HIT = 4
 # voices: int64 columns, and float32 gains beside them
 V_ACTIVE, V_ENTRY, V_POS, V_FADE, V_START, V_OFFSET, V_CHOKE, V_SLOT = range(8)
 N_VOICE = 8
-
-
-@intrinsic
-def as_pointer(typingctx, address):  # noqa: ARG001  (numba's intrinsic signature)
-    """An int64 address as a ``void *`` for ``numba.carray`` (compiled code only)."""
-    sig = types.voidptr(address)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-
-    return sig, codegen
-
-
-@intrinsic
-def memory_fence(typingctx):  # noqa: ARG001
-    """A full fence (compiled code only): stores before it become visible before those after."""
-    def codegen(context, builder, signature, args):
-        builder.fence("seq_cst")
-        return context.get_dummy_value()
-
-    return types.void(), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -263,16 +238,6 @@ def _mix(voice_i, voice_g, v, buf_addr, buf_len, done, fade, left, right, frames
  T_TIMESPEC, T_NOTE_SLOT, T_VEL_ENTRY, T_VEL_GAIN, T_SLOT_CHOKE, T_RT_STARTED, T_REC,
  T_N_REC) = range(25)
 T_SIZE = 25
-CLOCK_MONOTONIC = 1  # Linux; the clock of Python's time.monotonic()
-_clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
-
-
-@njit(cache=True, nogil=True)
-def now_ns(timespec_address):
-    """CLOCK_MONOTONIC in ns, through a 2 x int64 scratch ``struct timespec``."""
-    _clock_gettime(CLOCK_MONOTONIC, as_pointer(timespec_address))
-    ts = carray(as_pointer(timespec_address), (2,), np.int64)
-    return ts[0] * 1_000_000_000 + ts[1]
 
 
 @njit(cache=True, nogil=True)

@@ -10,7 +10,7 @@ from snaresynth import kernel_cache
 
 def test_the_cache_folder_changes_with_any_kernel_source(tmp_path, monkeypatch):
     sources = []
-    for name in ("voices.py", "jack_rt.py", "portaudio_rt.py"):
+    for name in ("rt_primitives.py", "voices.py", "jack_rt.py", "portaudio_rt.py"):
         path = tmp_path / "src" / name
         path.parent.mkdir(exist_ok=True)
         path.write_text(f"# {name}\n")
@@ -20,7 +20,7 @@ def test_the_cache_folder_changes_with_any_kernel_source(tmp_path, monkeypatch):
     monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)
     first = kernel_cache.use_versioned_cache()
     assert first is not None and str(first) == numba.config.CACHE_DIR
-    sources[0].write_text("# voices.py, edited: the callbacks compiled against it are stale\n")
+    sources[1].write_text("# voices.py, edited: the callbacks compiled against it are stale\n")
     second = kernel_cache.use_versioned_cache()
     assert second != first and second.is_dir()
     assert first.is_dir()  # another checkout may still use it...
