@@ -25,7 +25,7 @@ class JackMidiPort:
 
     def __init__(self, client_name: str, port_name: str, direction: str, spec: str,
                  attach: Callable[[Any, Any], None],
-                 activated: Callable[[Any], None] | None = None) -> None:
+                 activated: Callable[[Any], object] | None = None) -> None:
         """``activated(client)``: called after each (re)opened client is active and connected
         (to make connections of the client's own further ports)."""
         if direction not in ("in", "out"):

@@ -227,11 +227,12 @@ class JackMidiIn(MidiRouter):
             self._forward = client.midi_outports.register("notes_out")
         self._capture.attach(client, port, self._forward)
 
-    def _link_notes(self, client: Any) -> None:
+    def _link_notes(self, client: Any) -> bool:
         from snaresynth.io.jack_port import connect_quietly
 
-        if self._forward is not None and self.notes_to is not None:
-            connect_quietly(client, self._forward.name, self.notes_to)
+        if self._forward is None or self.notes_to is None:
+            return True
+        return connect_quietly(client, self._forward.name, self.notes_to)
 
     @property
     def notes_port_name(self) -> str | None:
@@ -245,11 +246,26 @@ class JackMidiIn(MidiRouter):
 
     @property
     def alive(self) -> bool:
-        return self._jack.alive
+        """The client, its source (a named one), and the link through which the audio callback
+        plays the notes: a patchbay that cleared it would leave notes one block late."""
+        return self._jack.alive and self._notes_linked()
+
+    def _notes_linked(self) -> bool:
+        client, forward = self._jack.client, self._forward
+        if forward is None or client is None:
+            return True
+        try:
+            return bool(client.get_all_connections(forward))
+        except Exception:
+            return False
 
     def reopen(self) -> None:
-        """Thread: supervisor (see ``JackMidiPort.reopen``)."""
-        self._jack.reopen()
+        """Thread: supervisor (see ``JackMidiPort.reopen``); with the client alive, only the
+        notes link is made again."""
+        if not self._jack.alive:
+            self._jack.reopen()
+        elif not self._link_notes(self._jack.client):
+            raise DeviceError(f"cannot link {self.notes_port_name} to {self.notes_to}")
 
     def _read(self) -> None:
         """Thread: the reader. Notes first and at once; CCs (latest wins) and the rest after."""

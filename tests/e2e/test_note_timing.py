@@ -99,3 +99,32 @@ def test_jack_note_ons_play_in_their_own_cycle(latency, jack_server, start_daemo
     latencies = [onset - frame for (frame, _), onset in zip(sent, onsets, strict=True)]
     print(f"\n{latency}: note-on -> onset {latencies} frames at {probe.period}, "
           f"xruns {after['xruns']}")
+
+
+def test_a_cleared_notes_link_is_made_again(jack_server, start_daemon, osc_client):
+    """A patchbay that disconnects everything also cuts the MIDI client's link to the audio
+    client: the supervisor makes it again, and notes are played in the callback once more."""
+    import jack
+
+    daemon = start_daemon("--audio", "jack", "--midi-api", "jack", "--midi-in", "virtual",
+                          "--blocksize", "256")
+    client = osc_client(daemon.osc_port)
+    patchbay = jack.Client("patchbay", no_start_server=True)
+    probe = FrameProbe()
+    try:
+        probe.midi.connect(probe.out, "snaresynth:midi_in")
+        patchbay.disconnect("snaresynth:notes_out", "snaresynth-audio:notes_in")
+        deadline = time.monotonic() + 10
+        while client.status()["midi_reconnects"] < 1:
+            assert time.monotonic() < deadline, "the notes link was not made again"
+            time.sleep(0.1)
+        assert patchbay.get_all_connections("snaresynth:notes_out")
+        before = client.status()
+        probe.note(17)
+        time.sleep(0.5)
+        after = client.status()
+    finally:
+        probe.close()
+        patchbay.close()
+    assert after["notes_in_callback"] - before["notes_in_callback"] == 1, after
+    assert after["hits"] - before["hits"] == 1, after
