@@ -195,7 +195,7 @@ class Engine:
         # once running, a stale clock means the device is gone (a JACK server loss): a hit
         # must not be queued to sound when it is back
         if self._running and time.monotonic() - self.mixer.clock()[1] > AUDIO_STALLED_S:
-            self.mixer.refused += 1  # no audio now: a hit must not be replayed when it is back
+            self.mixer.refused += 1
             return False
         frame = self.frame_at(at) if jack_frame is None else self.frame_at_jack(jack_frame)
         return self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index))
@@ -549,8 +549,8 @@ class Engine:
             for spec, layers in zip(kit.slots, self.buffers, strict=False):
                 pan = np.array(pan_gains(spec.pan), dtype=np.float32)
                 gains = curve[:, None] * np.float32(dsp.db_to_gain(spec.level_db)) * pan
-                mask = sum(1 << i for i, b in enumerate(layers) if b is not None)
-                slots.append(SlotNotes(list(layers), _layer_of_velocity(mask, layered), gains,
+                slots.append(SlotNotes(list(layers),
+                                       _layer_of_velocity(_layer_mask(layers), layered), gains,
                                        spec.choke_group))
             if self._note_slot[0] is not controls or self._note_slot[1] != len(slots):
                 self._note_slot = (controls, len(slots), _note_slot(controls, len(slots)))
@@ -570,9 +570,13 @@ def _layer_buffer(layers: list[np.ndarray | None], velocity: float,
                   layered: bool) -> np.ndarray | None:
     """The buffer of the velocity layer a hit falls in (the nearest decoded one, if that layer
     is still decoding). Without velocity layering only the top layer is used."""
-    mask = sum(1 << i for i, b in enumerate(layers) if b is not None)
-    layer = _layer_index(mask, velocity, layered)
+    layer = _layer_index(_layer_mask(layers), velocity, layered)
     return None if layer < 0 else layers[layer]
+
+
+def _layer_mask(layers: list[np.ndarray | None]) -> int:
+    """Bit i set: velocity layer i has a decoded buffer."""
+    return sum(1 << i for i, b in enumerate(layers) if b is not None)
 
 
 def _layer_index(mask: int, velocity: float, layered: bool) -> int:

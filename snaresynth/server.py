@@ -128,18 +128,17 @@ def serve(settings: Settings) -> int:
         supervisor.watch("audio", audio)
         supervisor.watch("midi", midi)
         supervisor.watch("midi_out", feedback)
-        osc.controller.extra_status = supervisor.counters
+        why_not = lock_memory()  # what the callbacks touch from now on stays in RAM
+        if why_not:
+            log.warning("%s; a page fault in the audio thread costs a cycle", why_not)
+        osc.controller.extra_status = lambda: supervisor.counters() | {
+            "memory_locked": int(not why_not)}
         supervisor.start()
         time.sleep(STREAM_SETTLE_S)
         # Everything loaded so far (numba, mido, the kit...) lives as long as the daemon; a full
         # garbage collection over it stops every Python thread for ~45 ms (measured), long
         # enough to make a note late. Frozen objects are never scanned again.
         gc.freeze()
-        why_not = lock_memory()  # what the callbacks touched stays in RAM
-        if why_not:
-            log.warning("%s; a page fault in the audio thread costs a cycle", why_not)
-        extra = osc.controller.extra_status
-        osc.controller.extra_status = lambda: extra() | {"memory_locked": int(not why_not)}
         engine.mark_running()
         print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"
               f" | MIDI {midi.name if midi else 'none'}"

@@ -242,19 +242,16 @@ class JackAudio(AudioOut):
         self.client = client
 
     def start(self) -> None:
+        from snaresynth.io.jack_port import connect_quietly
+
         if self.client is None:
             self._open()
         client = self.client
         client.activate()
         playback = client.get_ports(is_physical=True, is_input=True, is_audio=True)
         for port, target in zip(self.ports, playback, strict=False):
-            try:
-                client.connect(port, target)
-            except self._jack.JackError as exc:
-                log.warning("cannot connect %s to %s: %s", port.name, target.name, exc)
+            connect_quietly(client, port.name, target.name)
         if self.notes_port is not None and self.notes_source is not None:
-            from snaresynth.io.jack_port import connect_quietly
-
             connect_quietly(client, self.notes_source, self.notes_port.name)
 
     @property
