@@ -30,8 +30,7 @@ def main() -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from snaresynth.models.base import load_model_file
-    from snaresynth.models.registry import DEFAULT_MODEL
+    from snaresynth.models.registry import DEFAULT_MODEL, load_model_file
 
     path = args.model or DEFAULT_MODEL
     t0 = time.perf_counter()

@@ -42,7 +42,7 @@ class CallbackTimer:
     def __init__(self, server: jp.JackServer, capacity: int = 2_000_000) -> None:
         import jack
 
-        from snaresynth.voices import Hit, Mixer
+        from snaresynth.rt.mixer import Hit, Mixer
 
         self.client = jack.Client("gil-probe", no_start_server=True, servername=server.name)
         self.port = self.client.outports.register("out")
@@ -83,7 +83,7 @@ class CallbackTimer:
 
 def feed(worker, decoder, stop: threading.Event, seed: int) -> None:
     """Submit a fresh latent (a cache miss) every 5 ms until ``stop``."""
-    from snaresynth.decode import Request
+    from snaresynth.decode.worker import Request
 
     rng = np.random.default_rng(seed)
     while not stop.is_set():
@@ -120,8 +120,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from snaresynth.decode import DecodeWorker
-    from snaresynth.decode_process import ProcessDecodeWorker
+    from snaresynth.decode.process import ProcessDecodeWorker
+    from snaresynth.decode.worker import DecodeWorker
     from snaresynth.models import registry
 
     print(f"load average before: {jp.load_average()}; {vars(args)}", flush=True)

@@ -241,18 +241,18 @@ RC_ONSETS, RC_LAST_LOUD, RC_CYCLES = range(3)
 
 
 def _compiled_callbacks():
-    """The probe's two process callbacks, compiled like the daemon's (snaresynth.io.jack_rt),
+    """The probe's two process callbacks, compiled like the daemon's (snaresynth.rt.jack),
     so the probe never waits for this process's GIL either and its own lateness cannot be
     counted against the synth under test."""
     from numba import carray, cfunc, types
 
-    from snaresynth.io.jack_rt import (
+    from snaresynth.rt.jack import (
         last_frame_time,
         midi_clear_buffer,
         midi_event_write,
         port_get_buffer,
     )
-    from snaresynth.rt_primitives import as_pointer, memory_fence
+    from snaresynth.rt.primitives import as_pointer, memory_fence
 
     sig = types.int32(types.uint32, types.voidptr)
 
@@ -321,8 +321,8 @@ class Probe:
     def __init__(self, server: JackServer, record_seconds: float = 0.0) -> None:
         import jack
 
-        from snaresynth.io.jack_rt import address, set_process_callback
         from snaresynth.io.memlock import lock_memory
+        from snaresynth.rt.jack import address, set_process_callback
 
         send_midi, hear_audio = _compiled_callbacks()
         lock_memory()  # like the daemon: the probe's callbacks must not page-fault either

@@ -3,7 +3,7 @@
 One process, one private JACK server (dummy driver, 48 kHz, ``--period`` frames). In
 alternating phases a JACK client of this process plays the daemon's ``Mixer`` (one voice
 always sounding) either from a Python process callback (JACK-Client; it must take the GIL each
-cycle) or from the compiled callback the daemon uses (``snaresynth.io.jack_rt``; no GIL), while
+cycle) or from the compiled callback the daemon uses (``snaresynth.rt.jack``; no GIL), while
 ``--busy`` Python threads do what the daemon's OSC and MIDI threads do in bursts: pure-Python
 work with short sleeps. Prints JACK's xruns per phase. A figure, never pass/fail.
 
@@ -39,8 +39,8 @@ def phase(server: jp.JackServer, callback: str, seconds: float, busy: int) -> in
     """JACK xruns during ``seconds`` of one phase."""
     import jack
 
-    from snaresynth.io.jack_rt import attach_mixer
-    from snaresynth.voices import Hit, Mixer
+    from snaresynth.rt.jack import attach_mixer
+    from snaresynth.rt.mixer import Hit, Mixer
 
     client = jack.Client(f"rt-probe-{callback}", no_start_server=True, servername=server.name)
     ports = [client.outports.register(f"out_{i + 1}") for i in range(2)]

@@ -122,7 +122,7 @@ def run_variant(name: str, audio: np.ndarray, rate: int, seed: int,
 
 def saved_model_figures(path: Path, samples: int) -> dict[str, float]:
     """Figures of a saved generator's outputs at ``samples`` latents drawn from its prior."""
-    from snaresynth.models.base import load_model_file
+    from snaresynth.models.registry import load_model_file
 
     decoder = load_model_file(path)
     lo, hi = (np.asarray(v, dtype=np.float32) for v in decoder.latent_range())

@@ -45,9 +45,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 # Compile the real-time kernels now rather than at the daemon's first start (numba caches them
-# in the user cache folder, one folder per version of their sources: snaresynth/kernel_cache.py;
+# in the user cache folder, one folder per version of their sources: snaresynth/rt/kernel_cache.py;
 # later imports load them in well under a second).
-.venv/bin/python -c 'from snaresynth.voices import Mixer; Mixer(48000); import snaresynth.io.portaudio_rt' \
+.venv/bin/python -c 'from snaresynth.rt.mixer import Mixer; Mixer(48000); import snaresynth.rt.portaudio' \
     || echo "setup: could not compile the mixer kernels now; the daemon will on its first start" >&2
-.venv/bin/python -c 'import snaresynth.io.jack_rt' 2>/dev/null \
+.venv/bin/python -c 'import snaresynth.rt.jack' 2>/dev/null \
     || echo "setup: no libjack, so the JACK callbacks were not compiled (JACK is optional)" >&2

@@ -54,7 +54,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from snaresynth.config import settings_from_args
-    from snaresynth.server import serve
+    from snaresynth.serve import serve
 
     return serve(settings_from_args(args))
 
@@ -74,7 +74,7 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from snaresynth.render import render_command
+    from snaresynth.analysis.render import render_command
 
     return render_command(
         model=args.model, knobs=args.knobs, z=args.z, random=args.random, seed=args.seed,
@@ -90,7 +90,7 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from snaresynth.render import models_command
+    from snaresynth.analysis.render import models_command
 
     return models_command(args.paths, as_json=args.json)
 
@@ -196,7 +196,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from snaresynth.evaluate import eval_command
+    from snaresynth.analysis.evaluate import eval_command
 
     return eval_command(models=args.model, data=args.data, points=args.points, lines=args.lines,
                         steps=args.steps, timing=args.timing, listener=args.listener,
@@ -214,7 +214,7 @@ def _add_explore(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
-    from snaresynth.explore import explore_command
+    from snaresynth.analysis.explore import explore_command
 
     return explore_command(model=args.model, dims=tuple(args.dims), steps=args.steps,
                            kind=args.kind, out=args.out)
@@ -237,14 +237,14 @@ def _add_listener(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_listener_train(args: argparse.Namespace) -> int:
-    from snaresynth.listener import listener_train_command
+    from snaresynth.analysis.listener import listener_train_command
 
     return listener_train_command(data=args.data, out=args.out, epochs=args.epochs,
                                   seed=args.seed, holdout=args.holdout)
 
 
 def _cmd_listener_info(args: argparse.Namespace) -> int:
-    from snaresynth.listener import listener_info_command
+    from snaresynth.analysis.listener import listener_info_command
 
     return listener_info_command(args.path, as_json=args.json)
 

@@ -9,6 +9,9 @@ import math
 
 import numpy as np
 
+LENGTH = 16384
+"""Samples in every one-shot the models produce and the corpora hold."""
+
 VELOCITY_CURVES = ("linear", "soft", "hard", "fixed")
 
 

@@ -53,6 +53,6 @@ def sine_decoder() -> SineDecoder:
 
 @pytest.fixture
 def preset_store(tmp_path):
-    from snaresynth.presets import PresetStore
+    from snaresynth.control.presets import PresetStore
 
     return PresetStore(user_dir=tmp_path / "user-presets")

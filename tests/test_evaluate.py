@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snaresynth.cli import main
-from snaresynth.data.corpus import Corpus, save_corpus
-from snaresynth.evaluate import (
+from snaresynth.analysis.evaluate import (
     ModelFigures,
     _References,
     decode_times_ms,
@@ -21,7 +19,7 @@ from snaresynth.evaluate import (
     line_ratios,
     sample_prior,
 )
-from snaresynth.features import (
+from snaresynth.analysis.features import (
     MelSettings,
     log_mel,
     mel_distance,
@@ -29,7 +27,9 @@ from snaresynth.features import (
     multi_resolution_stft_error,
     pairwise_mel_distances,
 )
-from snaresynth.models.base import LENGTH
+from snaresynth.cli import main
+from snaresynth.data.corpus import Corpus, save_corpus
+from snaresynth.dsp import LENGTH
 from tests.data.conftest import drum
 
 RATE = 16000
@@ -201,7 +201,7 @@ def test_real_snares_at_another_rate_are_resampled_to_the_model_rate() -> None:
 
 
 def test_row_names_are_the_shortest_unique_tails() -> None:
-    from snaresynth.evaluate import row_names
+    from snaresynth.analysis.evaluate import row_names
 
     assert row_names(["/r/a/m.keras", "/r/b/m.keras", "/r/x/vae.keras"]) == [
         "a/m.keras", "b/m.keras", "vae.keras"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snaresynth.explore import DPI, explore_grid, figure_size, grid_latents
+from snaresynth.analysis.explore import DPI, explore_grid, figure_size, grid_latents
 
 
 @pytest.mark.parametrize("kind", ["wave", "spec"])

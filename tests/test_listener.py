@@ -7,18 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snaresynth.cli import main
-from snaresynth.data.corpus import Corpus, save_corpus
-from snaresynth.data.labels import CLASSES
-from snaresynth.errors import ModelFileError
-from snaresynth.listener import (
+from snaresynth.analysis.listener import (
     BUNDLED_LISTENER,
     load_listener,
     per_class_accuracy,
     read_listener_info,
     split_by_group,
 )
-from snaresynth.models.base import LENGTH
+from snaresynth.cli import main
+from snaresynth.data.corpus import Corpus, save_corpus
+from snaresynth.data.labels import CLASSES
+from snaresynth.dsp import LENGTH
+from snaresynth.errors import ModelFileError
 from tests.data.conftest import drum
 
 
@@ -107,7 +107,7 @@ def test_cli_listener_info(capsys) -> None:
 
 
 def test_the_ensemble_averages_its_members_logits() -> None:
-    from snaresynth.listener import build_ensemble
+    from snaresynth.analysis.listener import build_ensemble
 
     ensemble = build_ensemble(17, 8, 3, width=2, members=2)
     x = np.random.default_rng(0).standard_normal((4, 17, 8, 1)).astype(np.float32)
@@ -118,7 +118,7 @@ def test_the_ensemble_averages_its_members_logits() -> None:
 
 
 def test_level_normalise_and_augment_features() -> None:
-    from snaresynth.listener import augment_features, level_normalise
+    from snaresynth.analysis.listener import augment_features, level_normalise
 
     feats = np.random.default_rng(1).standard_normal((3, 20, 10)).astype(np.float32)
     louder = feats + 2.5  # +2.5 in natural-log power: the same sound, louder

@@ -1,4 +1,4 @@
-"""Tests for snaresynth.mapping: addresses, value scaling, the control map, MIDI learn, morph,
+"""Tests for control/mapping.py: addresses, value scaling, the control map, MIDI learn, morph,
 randomize and undo."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snaresynth.mapping import (
+from snaresynth.control.mapping import (
     LEARN_CC,
     MAX_LATENT_DIM,
     NOT_LEARNABLE,
@@ -35,7 +35,7 @@ from snaresynth.mapping import (
     value_to_osc,
     velocity_knobs,
 )
-from snaresynth.presets import Kit, Slot, default_cc, kit_to_dict
+from snaresynth.control.presets import Kit, Slot, default_cc, kit_to_dict
 
 PARAM_NAMES = ["level", "tune", "decay", "pan", "morph", "latent/0", "latent/7", "latent/1023"]
 params = st.sampled_from(PARAM_NAMES) | st.integers(0, MAX_LATENT_DIM - 1).map(

@@ -1,4 +1,4 @@
-"""Tests for snaresynth.presets: schema, strict loading, atomic saving, the store, name safety."""
+"""Tests for control/presets.py: schema, strict loading, atomic saving, the store, name safety."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snaresynth import presets
-from snaresynth.errors import PresetError
-from snaresynth.presets import (
+from snaresynth.control import presets
+from snaresynth.control.presets import (
     Kit,
     PresetStore,
     Slot,
@@ -29,6 +28,7 @@ from snaresynth.presets import (
     save_state,
     shipped_preset_dir,
 )
+from snaresynth.errors import PresetError
 
 SHIPPED = sorted(shipped_preset_dir().glob("*.toml"))
 
@@ -408,7 +408,7 @@ def test_arbitrary_names_never_escape_the_folder(tmp_path_factory: Any, name: st
 def test_kit_deepcopy_is_independent_of_the_original():
     import copy
 
-    from snaresynth.presets import PresetStore
+    from snaresynth.control.presets import PresetStore
 
     kit = PresetStore().load("default")
     snap = copy.deepcopy(kit)

@@ -23,8 +23,8 @@ from snaresynth.data.corpus import Corpus, save_corpus
 from snaresynth.data.hydrogen import DEFAULT_DRUMKITS_DIR, Source, hydrogen_sources
 from snaresynth.data.labels import CLASSES, UNKNOWN, classify_path
 from snaresynth.data.prepare import DEFAULT_RATE, is_silent, prepare, read_mono
+from snaresynth.dsp import LENGTH
 from snaresynth.errors import CorpusError
-from snaresynth.models.base import LENGTH
 
 log = logging.getLogger(__name__)
 

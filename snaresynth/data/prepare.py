@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from snaresynth import dsp
+from snaresynth.dsp import LENGTH
 from snaresynth.errors import CorpusError
-from snaresynth.models.base import LENGTH
 
 DEFAULT_RATE = 32000
 PRE_ROLL_S = 0.003

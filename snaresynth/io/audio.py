@@ -145,7 +145,7 @@ class SoundDeviceAudio(AudioOut):
     def start(self) -> None:
         sd = self._sd
         if self.mixer is not None:
-            from snaresynth.io.portaudio_rt import CompiledStream
+            from snaresynth.rt.portaudio import CompiledStream
 
             self._stream = CompiledStream(sd, self._index, self.rate, self.blocksize, self.mixer)
             return
@@ -223,7 +223,7 @@ class JackAudio(AudioOut):
         self._lost.clear()
         self.ports = [client.outports.register(f"out_{i + 1}") for i in range(CHANNELS)]
         if self.mixer is not None:
-            from snaresynth.io.jack_rt import attach_mixer
+            from snaresynth.rt.jack import attach_mixer
 
             self.notes_port = client.midi_inports.register("notes_in")
             attach_mixer(client, self.ports, self.mixer, self.notes_port)

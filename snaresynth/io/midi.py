@@ -198,7 +198,7 @@ class JackMidiIn(MidiRouter):
 
     def __init__(self, engine: Any, spec: str, notes_to: str | None = None) -> None:
         from snaresynth.io.jack_port import JackMidiPort
-        from snaresynth.io.jack_rt import MidiCapture
+        from snaresynth.rt.jack import MidiCapture
 
         super().__init__(engine)
         self.spec = spec

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from snaresynth import mapping
+from snaresynth.control import mapping
 from snaresynth.errors import DeviceError
 from snaresynth.io.midi import CLIENT_NAME, backend, find_port
 
@@ -44,7 +44,7 @@ class MidiFeedback:
 
     def _open_jack(self, spec: str) -> tuple[Callable[[Any], Any], str]:
         from snaresynth.io.jack_port import JackMidiPort
-        from snaresynth.io.jack_rt import MidiSend
+        from snaresynth.rt.jack import MidiSend
 
         sender = MidiSend()
         self._jack = JackMidiPort(f"{CLIENT_NAME}-feedback", "midi_out", "out", spec,

@@ -10,7 +10,6 @@ Metadata can be read with ``read_metadata`` without importing TensorFlow (fast `
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import tempfile
 import zipfile
@@ -21,10 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from snaresynth.atomic import atomic_path
+from snaresynth.dsp import LENGTH  # noqa: F401  (re-exported: the models' output length)
 from snaresynth.errors import ModelFileError
-
-LENGTH = 16384
-"""Samples in every one-shot the models produce."""
 
 METADATA_ENTRY = "snaresynth.json"
 ENCODER_ENTRY = "encoder.keras"
@@ -204,54 +201,3 @@ class KerasDecoder:
     def warm_up(self) -> None:
         """Trace and run once so the first real decode is not slowed by graph building."""
         self.decode(np.zeros((1, self.latent_dim), dtype=np.float32))
-
-
-def load_model_file(path: str | Path) -> KerasDecoder:
-    """Load a model file in Keras safe mode; every failure is a ``ModelFileError`` naming it."""
-    path = Path(path)
-    metadata = read_metadata(path)
-    from snaresynth.models import registry
-
-    registry.ensure_registered(metadata.family, source=str(path))
-    import keras
-
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        encoder = None
-        with zipfile.ZipFile(path) as archive:
-            if ENCODER_ENTRY in archive.namelist():
-                encoder = _load_nested(archive.read(ENCODER_ENTRY))
-    except ModelFileError:
-        raise
-    except Exception as exc:  # Keras raises many types for bad files; all mean "unloadable"
-        raise ModelFileError(f"{path}: cannot load model: {type(exc).__name__}: {exc}") from exc
-    _check_io_shapes(model, metadata, path)
-    return KerasDecoder(model, metadata, encoder=encoder, path=path)
-
-
-def _load_nested(data: bytes) -> Any:
-    import keras
-
-    with tempfile.TemporaryDirectory() as tmpdir:
-        nested = Path(tmpdir) / "encoder.keras"
-        nested.write_bytes(data)
-        with zipfile.ZipFile(io.BytesIO(data)):
-            pass  # raises BadZipFile early with a clear type
-        return keras.saving.load_model(nested, compile=False, safe_mode=True)
-
-
-def _check_io_shapes(model: Any, metadata: ModelMetadata, path: Path) -> None:
-    try:
-        in_shape = tuple(model.inputs[0].shape)
-        out_shape = tuple(model.outputs[0].shape)
-    except (AttributeError, IndexError, TypeError):
-        return  # subclassed models without symbolic inputs are checked on first decode
-    if in_shape[-1] != metadata.latent_dim:
-        raise ModelFileError(
-            f"{path}: decoder takes {in_shape[-1]} latent dims, metadata says {metadata.latent_dim}"
-        )
-    flat = int(np.prod([d for d in out_shape[1:] if d is not None]))
-    if flat != metadata.length:
-        raise ModelFileError(
-            f"{path}: decoder outputs {out_shape[1:]}, expected {metadata.length} samples"
-        )

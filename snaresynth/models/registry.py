@@ -9,10 +9,23 @@ is one line here.
 from __future__ import annotations
 
 import importlib
+import io
+import tempfile
+import zipfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import numpy as np
 
 from snaresynth.errors import ModelFileError
+from snaresynth.models.base import (
+    ENCODER_ENTRY,
+    LENGTH,
+    KerasDecoder,
+    ModelMetadata,
+    read_metadata,
+)
 
 FAMILIES: dict[str, str] = {
     "autoencoder": "snaresynth.models.autoencoder",
@@ -47,10 +60,8 @@ def ensure_registered(name: str, source: str = "model") -> None:
         raise ModelFileError(f"{source}: family {name!r} is not available: {exc}") from exc
 
 
-def load(path: str | Path):  # -> KerasDecoder (lazy import keeps TensorFlow out of --help)
+def load(path: str | Path) -> KerasDecoder:
     """Load a model file (any registered family) as a Decoder."""
-    from snaresynth.models.base import load_model_file
-
     return load_model_file(path)
 
 
@@ -63,8 +74,6 @@ def untrained(family: str, sample_rate: int = 32000, seed: int = 0):  # -> Keras
     """A real decoder of ``family`` with fixed random weights (seeded): not trained, but a true
     network through the whole serving path. Used before a model is bundled, and in tests."""
     import keras
-
-    from snaresynth.models.base import LENGTH, KerasDecoder, ModelMetadata
 
     module = get_family(family)
     config = module.default_config()
@@ -110,3 +119,52 @@ def _available() -> set[str]:
     import importlib.util
 
     return {name for name, module in FAMILIES.items() if importlib.util.find_spec(module)}
+
+
+def load_model_file(path: str | Path) -> KerasDecoder:
+    """Load a model file in Keras safe mode; every failure is a ``ModelFileError`` naming it."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    ensure_registered(metadata.family, source=str(path))
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        encoder = None
+        with zipfile.ZipFile(path) as archive:
+            if ENCODER_ENTRY in archive.namelist():
+                encoder = _load_nested(archive.read(ENCODER_ENTRY))
+    except ModelFileError:
+        raise
+    except Exception as exc:  # Keras raises many types for bad files; all mean "unloadable"
+        raise ModelFileError(f"{path}: cannot load model: {type(exc).__name__}: {exc}") from exc
+    _check_io_shapes(model, metadata, path)
+    return KerasDecoder(model, metadata, encoder=encoder, path=path)
+
+
+def _load_nested(data: bytes) -> Any:
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        nested = Path(tmpdir) / "encoder.keras"
+        nested.write_bytes(data)
+        with zipfile.ZipFile(io.BytesIO(data)):
+            pass  # raises BadZipFile early with a clear type
+        return keras.saving.load_model(nested, compile=False, safe_mode=True)
+
+
+def _check_io_shapes(model: Any, metadata: ModelMetadata, path: Path) -> None:
+    try:
+        in_shape = tuple(model.inputs[0].shape)
+        out_shape = tuple(model.outputs[0].shape)
+    except (AttributeError, IndexError, TypeError):
+        return  # subclassed models without symbolic inputs are checked on first decode
+    if in_shape[-1] != metadata.latent_dim:
+        raise ModelFileError(
+            f"{path}: decoder takes {in_shape[-1]} latent dims, metadata says {metadata.latent_dim}"
+        )
+    flat = int(np.prod([d for d in out_shape[1:] if d is not None]))
+    if flat != metadata.length:
+        raise ModelFileError(
+            f"{path}: decoder outputs {out_shape[1:]}, expected {metadata.length} samples"
+        )

@@ -18,8 +18,8 @@ from snaresynth.data.build import build_corpus, folder_sources, parse_instrument
 from snaresynth.data.corpus import load_corpus
 from snaresynth.data.hydrogen import find_kits, kit_sources
 from snaresynth.data.prepare import FADE_OUT_S, PRE_ROLL_S, align_window, prepare
+from snaresynth.dsp import LENGTH
 from snaresynth.errors import CorpusError
-from snaresynth.models.base import LENGTH
 from tests.data.conftest import drum
 
 RATE = 32000

@@ -19,8 +19,8 @@ import tomli_w
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from snaresynth.control.presets import shipped_preset_dir
 from snaresynth.io.osc import build_message
-from snaresynth.presets import shipped_preset_dir
 from tests.e2e.conftest import Daemon, OscClient
 from tests.e2e.test_faults_helpers import MidiSender
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from snaresynth.presets import PresetStore
+from snaresynth.control.presets import PresetStore
 from tests.e2e.conftest import Daemon, OscClient
 from tests.e2e.test_faults_helpers import JackServer, MidiPadProcess
 

@@ -61,7 +61,7 @@ def test_feedback_learn_morph_and_save(jack_server, start_daemon, osc_client):
         # morph between two shipped kits: halfway lands between their knobs
         client.send("/snaresynth/morph/targets", "tight", "fat")
         client.send("/snaresynth/morph", 0.5)
-        from snaresynth.presets import PresetStore
+        from snaresynth.control.presets import PresetStore
 
         store = PresetStore()
         a, b = store.load("tight").slots[0].knobs, store.load("fat").slots[0].knobs

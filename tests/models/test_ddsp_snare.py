@@ -10,7 +10,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from snaresynth.models import ddsp_snare  # noqa: E402
-from snaresynth.models.base import ModelMetadata, load_model_file, save_model_file  # noqa: E402
+from snaresynth.models.base import ModelMetadata, save_model_file  # noqa: E402
+from snaresynth.models.registry import load_model_file  # noqa: E402
 
 RATE, LENGTH = 16000, 16384
 SMALL = {"latent_dim": 4, "hidden": 32, "enc_channels": 16, "n_mels": 32, "batch_size": 4,

@@ -26,7 +26,8 @@ from snaresynth.cli import main  # noqa: E402
 from snaresynth.data.corpus import Corpus, save_corpus  # noqa: E402
 from snaresynth.errors import SnareSynthError  # noqa: E402
 from snaresynth.models import registry  # noqa: E402
-from snaresynth.models.base import load_model_file, read_metadata  # noqa: E402
+from snaresynth.models.base import read_metadata  # noqa: E402
+from snaresynth.models.registry import load_model_file  # noqa: E402
 from snaresynth.models.train import (  # noqa: E402
     RECIPES_DIR,
     TrainingError,

@@ -16,7 +16,15 @@ import signal
 import time
 from pathlib import Path
 
-from snaresynth.presets import Kit, Slot, kit_to_dict, load_kit, load_state, save_kit, save_state
+from snaresynth.control.presets import (
+    Kit,
+    Slot,
+    kit_to_dict,
+    load_kit,
+    load_state,
+    save_kit,
+    save_state,
+)
 
 KILLS = 50
 

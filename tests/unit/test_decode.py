@@ -3,7 +3,7 @@ import time
 
 import numpy as np
 
-from snaresynth.decode import BufferCache, DecodeWorker, Request, quantize_knobs
+from snaresynth.decode.worker import BufferCache, DecodeWorker, Request, quantize_knobs
 
 
 def test_cache_is_lru_and_bounded_in_bytes():

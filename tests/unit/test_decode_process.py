@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from snaresynth.decode import BufferCache, Request, playback_buffer
-from snaresynth.decode_process import ProcessDecodeWorker
+from snaresynth.decode.process import ProcessDecodeWorker
+from snaresynth.decode.worker import BufferCache, Request, playback_buffer
 
 SPEC = "untrained:autoencoder"
 
@@ -67,7 +67,7 @@ def test_buffer_comes_back_rendered_and_equal_to_an_in_process_decode(worker, pu
     assert buf.dtype == np.float32 and buf.shape == (16384 * 48000 // d.sample_rate,)
     assert np.all(np.isfinite(buf)) and buf.flags.c_contiguous
     # the same fixed-seed network decoded here gives the same sound
-    from snaresynth.decode import knobs_to_z
+    from snaresynth.decode.worker import knobs_to_z
     from snaresynth.models import registry
 
     local = registry.resolve(SPEC)
@@ -138,8 +138,8 @@ def _zombie(pid: int) -> bool:
 
 
 def test_the_daemon_side_does_not_import_tensorflow():
-    code = ("import sys; import snaresynth.cli, snaresynth.server, snaresynth.engine, "
-            "snaresynth.decode_process, snaresynth.io.osc; "
+    code = ("import sys; import snaresynth.cli, snaresynth.serve, snaresynth.engine.engine, "
+            "snaresynth.decode.process, snaresynth.io.osc; "
             "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)

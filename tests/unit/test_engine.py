@@ -3,8 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from snaresynth.engine import VELOCITY_LAYERS, Engine, EngineSettings, playback_buffer
-from snaresynth.presets import Kit, Slot
+from snaresynth.control.presets import Kit, Slot
+from snaresynth.engine.engine import VELOCITY_LAYERS, Engine, EngineSettings, playback_buffer
 
 
 def _kit(velocity_latent=None):

@@ -5,7 +5,7 @@ import time
 
 import numba
 
-from snaresynth import kernel_cache
+from snaresynth.rt import kernel_cache
 
 
 def test_the_cache_folder_changes_with_any_kernel_source(tmp_path, monkeypatch):

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snaresynth.engine import Engine, EngineSettings
+from snaresynth.control.presets import Kit, Slot
+from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.io.midi import MidiRouter, RunningStatusParser
-from snaresynth.presets import Kit, Slot
 
 
 def _kit(channel=None):

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snaresynth.engine import Engine, EngineSettings
+from snaresynth.control.presets import Kit, Slot
+from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.errors import ModelFileError
 from snaresynth.io.osc import OscController, build_message
-from snaresynth.models.base import METADATA_ENTRY, ModelMetadata, load_model_file
-from snaresynth.presets import Kit, Slot
+from snaresynth.models.base import METADATA_ENTRY, ModelMetadata
+from snaresynth.models.registry import load_model_file
 
 LATENT = 4
 

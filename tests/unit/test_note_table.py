@@ -4,9 +4,9 @@ between, exactly what the engine's own ``note_on`` would have played."""
 import numpy as np
 import pytest
 
-from snaresynth.engine import Engine, EngineSettings
-from snaresynth.presets import Kit, Slot
-from snaresynth.voices import N_CHANNELS, N_HIT, N_NOTES, Mixer, SlotNotes, place_note
+from snaresynth.control.presets import Kit, Slot
+from snaresynth.engine.engine import Engine, EngineSettings
+from snaresynth.rt.mixer import N_CHANNELS, N_HIT, N_NOTES, Mixer, SlotNotes, place_note
 from tests.unit.test_voices import _render
 
 

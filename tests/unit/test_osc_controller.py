@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from snaresynth.engine import Engine, EngineSettings
+from snaresynth.control.presets import Kit, Slot
+from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.io.osc import OscController, build_message
-from snaresynth.presets import Kit, Slot
 
 SENDER = ("127.0.0.1", 50000)
 

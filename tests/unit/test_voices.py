@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from snaresynth.voices import Hit, Mixer, pan_gains
+from snaresynth.rt.mixer import Hit, Mixer, pan_gains
 
 
 def _buffer(n=1000, value=1.0):

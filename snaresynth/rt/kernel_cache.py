@@ -1,13 +1,11 @@
 """Where numba keeps the compiled real-time kernels: one folder per version of their sources.
 
 numba stamps a cached function with its own source file only, but the compiled callbacks of
-``io/jack_rt.py`` and ``io/portaudio_rt.py`` have the kernels of ``voices.py`` and
-``rt_primitives.py`` compiled into them. After an edit of ``voices.py`` alone (a ``git pull``
-in an editable install), numba would load a callback built for the old array layout and run
-it in the audio thread. So every
-kernel is cached under a folder named after a digest of all of them: any change gives a
-new folder and one recompile (~5 s). Folders unused for a week are removed (not at once:
-another checkout of another version may be using its own right now).
+``rt/jack.py`` and ``rt/portaudio.py`` have the kernels of ``rt/mixer.py`` and
+``rt/primitives.py`` compiled into them: after an edit of one file alone, numba would load a
+callback built for an old table layout. So every kernel is cached under a folder named after a
+digest of every source file of this folder: any change gives a new folder and one recompile.
+Folders unused for a week are removed (another checkout may be using its own right now).
 """
 
 from __future__ import annotations
@@ -20,9 +18,8 @@ from pathlib import Path
 
 import numba
 
-PACKAGE = Path(__file__).resolve().parent
-KERNEL_SOURCES = (PACKAGE / "rt_primitives.py", PACKAGE / "voices.py",
-                  PACKAGE / "io" / "jack_rt.py", PACKAGE / "io" / "portaudio_rt.py")
+RT_FOLDER = Path(__file__).resolve().parent
+KERNEL_SOURCES = tuple(sorted(RT_FOLDER.glob("*.py")))
 UNUSED_S = 7 * 24 * 3600
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from snaresynth.decode import BufferCache, LatestWinsWorker, Request, knobs_to_z
+from snaresynth.decode.worker import BufferCache, LatestWinsWorker, Request, knobs_to_z
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if nice:
         os.nice(nice)
-    from snaresynth.decode import playback_buffer
+    from snaresynth.decode.worker import playback_buffer
     from snaresynth.models import registry
 
     try:

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from snaresynth import dsp
+from snaresynth.analysis.features import MelSettings, log_mel
 from snaresynth.data.labels import CLASSES
 from snaresynth.errors import ModelFileError
-from snaresynth.features import MelSettings, log_mel
 from snaresynth.models.base import LENGTH, save_keras_archive
 
 log = logging.getLogger(__name__)

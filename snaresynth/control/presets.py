@@ -31,11 +31,11 @@ from typing import Any
 
 import tomli_w
 
-from snaresynth import fields
 from snaresynth.atomic import atomic_write_text
+from snaresynth.control import fields
+from snaresynth.control.mapping import MAX_LATENT_DIM, parse_param
 from snaresynth.dsp import VELOCITY_CURVES
 from snaresynth.errors import PresetError
-from snaresynth.mapping import MAX_LATENT_DIM, parse_param
 
 FORMAT_VERSION = 1
 """The ``format`` key written into every file; a file with a newer format is refused."""

@@ -26,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from snaresynth import dsp, mapping
-from snaresynth.decode import (  # noqa: F401  (playback_buffer: re-exported)
+from snaresynth import dsp
+from snaresynth.control import mapping
+from snaresynth.control.mapping import ControlMap, History, MidiLearn, morph_knobs, randomize_knobs
+from snaresynth.control.presets import Kit, PresetStore, save_state
+from snaresynth.decode.worker import (  # noqa: F401  (playback_buffer: re-exported)
     BufferCache,
     DecodeWorker,
     Request,
@@ -35,10 +38,8 @@ from snaresynth.decode import (  # noqa: F401  (playback_buffer: re-exported)
     playback_buffer,
     quantize_knobs,
 )
-from snaresynth.mapping import ControlMap, History, MidiLearn, morph_knobs, randomize_knobs
 from snaresynth.models.base import Decoder
-from snaresynth.presets import Kit, PresetStore, save_state
-from snaresynth.voices import (
+from snaresynth.rt.mixer import (
     AUDIO_STALLED_S,
     N_CHANNELS,
     N_NOTES,
@@ -392,7 +393,7 @@ class Engine:
 
     def state(self) -> dict[str, Any]:
         """The whole control state, as plain data (for /state, autosave and tests)."""
-        from snaresynth.presets import kit_to_dict
+        from snaresynth.control.presets import kit_to_dict
 
         with self._lock:
             return {"kit": kit_to_dict(self.kit), "selected": self.selected,

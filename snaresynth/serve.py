@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from snaresynth.config import Settings
-from snaresynth.engine import Engine, EngineSettings
+from snaresynth.control.presets import Kit, PresetStore, default_state_path, load_kit, load_state
+from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.errors import DeviceError, PresetError
-from snaresynth.presets import Kit, PresetStore, default_state_path, load_kit, load_state
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def serve(settings: Settings) -> int:
                                      max_voices=settings.voices, latency=settings.latency)
     worker = None
     if settings.decode == "process":  # the model lives in a child; no TensorFlow here
-        from snaresynth.decode import BufferCache
-        from snaresynth.decode_process import ProcessDecodeWorker
+        from snaresynth.decode.process import ProcessDecodeWorker
+        from snaresynth.decode.worker import BufferCache
 
         worker = ProcessDecodeWorker(settings.model, cache=BufferCache(
             engine_settings.cache_bytes))

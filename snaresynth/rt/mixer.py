@@ -30,7 +30,7 @@ import numpy as np
 from numba import carray, njit
 
 from snaresynth.dsp import fade_out
-from snaresynth.rt_primitives import as_pointer, memory_fence, now_ns
+from snaresynth.rt.primitives import as_pointer, memory_fence, now_ns
 
 STEAL_FADE_S = 0.003
 """Fade of a stolen or choked voice: short enough to free it, long enough not to click."""

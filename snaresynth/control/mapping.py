@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 if TYPE_CHECKING:
-    from snaresynth.presets import Kit, Slot
+    from snaresynth.control.presets import Kit, Slot
 
 MAX_LATENT_DIM = 1024
 """The largest latent dimension count a kit or address may refer to."""

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from snaresynth.analysis.features import LOG_FLOOR, MelSettings, log_mel
 from snaresynth.errors import SnareSynthError
-from snaresynth.features import LOG_FLOOR, MelSettings, log_mel
 
 CELL_INCHES = (1.8, 1.3)  # width, height of one grid cell
 MARGIN_INCHES = (1.0, 0.9)  # room for the axis titles and the figure title
@@ -43,7 +43,7 @@ def grid_latents(decoder: Any, dims: tuple[int, int], steps: int) -> tuple[np.nd
 
 def _mel_ticks(settings: MelSettings) -> tuple[list[float], list[str]]:
     """A few mel-band positions labelled with their centre frequency in kHz."""
-    from snaresynth.features import _hz_to_mel, _mel_to_hz
+    from snaresynth.analysis.features import _hz_to_mel, _mel_to_hz
 
     top = settings.sample_rate / 2 if settings.fmax is None else settings.fmax
     edges = _mel_to_hz(np.linspace(_hz_to_mel(settings.fmin), _hz_to_mel(top),

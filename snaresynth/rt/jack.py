@@ -39,8 +39,8 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import carray, cfunc, njit, types
 
-from snaresynth.rt_primitives import as_pointer, memory_fence, now_ns
-from snaresynth.voices import N_HIT, Mixer, place_note, render_from_table
+from snaresynth.rt.mixer import N_HIT, Mixer, place_note, render_from_table
+from snaresynth.rt.primitives import as_pointer, memory_fence, now_ns
 
 # libjack's and libc's functions are linked by name (not through ctypes pointers, which would
 # keep numba from caching the compiled callbacks: a 3 s compile at every start)

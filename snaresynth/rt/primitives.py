@@ -9,7 +9,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from snaresynth.kernel_cache import use_versioned_cache
+from snaresynth.rt.kernel_cache import use_versioned_cache
 
 use_versioned_cache()  # before the first cached kernel (here, or in the modules importing this)
 

@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from snaresynth.errors import CorpusError
-from snaresynth.features import (
+from snaresynth.analysis.features import (
     MelSettings,
     log_mel,
     mel_distance,
     multi_resolution_stft_error,
     pairwise_mel_distances,
 )
+from snaresynth.errors import CorpusError
 
 FLAT_EPS = 1e-6  # log-mel distance below which two decodes count as the same sound
 MAX_REFERENCE = 200  # real snares used for pairwise reference distances
@@ -245,8 +245,8 @@ def evaluate(
     max_snares: int = 256,
 ) -> list[ModelFigures]:
     """Figures of every model file plus the "real snares" row, on the corpus' original snares."""
+    from snaresynth.analysis.listener import load_listener
     from snaresynth.data.corpus import load_corpus
-    from snaresynth.listener import load_listener
     from snaresynth.models.registry import load
 
     full = load_corpus(data)
@@ -341,7 +341,7 @@ def eval_command(models: list[str], data: Path, points: int, lines: int, steps: 
     """CLI entry: evaluate and print a table (or JSON)."""
     import json
 
-    from snaresynth.listener import BUNDLED_LISTENER, read_listener_info
+    from snaresynth.analysis.listener import BUNDLED_LISTENER, read_listener_info
 
     rows = evaluate(models, data, points, lines, steps, timing, listener, seed)
     if as_json:

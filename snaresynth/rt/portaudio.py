@@ -16,8 +16,8 @@ import numpy as np
 from numba import carray, cfunc, types
 
 from snaresynth.errors import DeviceError
-from snaresynth.rt_primitives import as_pointer
-from snaresynth.voices import Mixer, render_from_table
+from snaresynth.rt.mixer import Mixer, render_from_table
+from snaresynth.rt.primitives import as_pointer
 
 P_MIXER, P_LEFT, P_RIGHT, P_MAX_BLOCK = range(4)  # table slots
 P_SIZE = 4

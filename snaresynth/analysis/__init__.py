@@ -1,0 +1,2 @@
+"""Offline tools: evaluation, the listener (snare classifier), latent-space pictures, rendering.
+The daemon never imports this package."""

@@ -1,0 +1,5 @@
+"""What the audio thread runs: compiled kernels, the mixer's shared tables, the device callbacks.
+
+Nothing here waits on a lock held by another thread, allocates in a callback, logs or touches the
+disk; Python code in this folder runs on control threads and only prepares memory for the kernels.
+"""
