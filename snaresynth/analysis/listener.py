@@ -38,7 +38,7 @@ from snaresynth.models.base import LENGTH, save_keras_archive
 log = logging.getLogger(__name__)
 
 INFO_ENTRY = "listener.json"
-BUNDLED_LISTENER = Path(__file__).resolve().parent / "bundled" / "listener.keras"
+BUNDLED_LISTENER = Path(__file__).resolve().parents[1] / "bundled" / "listener.keras"
 
 
 @dataclass
