@@ -22,7 +22,7 @@ MAY_IMPORT: dict[str, tuple[set[str], str]] = {
     "": ({"errors"}, "the version and the error base class"),
     "errors": (set(), "the exception types: a leaf that every layer raises"),
     "atomic": (set(), "atomic file writes: a leaf on the standard library"),
-    "dsp": (set(), "signal helpers and shared constants (LENGTH, velocity curves) on numpy: a leaf"),
+    "dsp": (set(), "signal helpers, shared constants (LENGTH, velocity curves): a leaf"),
     "config": ({"errors"}, "the daemon's settings from flags and TOML; cli and serve read them"),
     "rt": ({"errors"}, "audio-thread kernels: the kernel cache digests rt/ only, so all they run"
            " lives here; errors, a leaf, for the control-thread code that opens a device"),
