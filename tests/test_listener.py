@@ -117,14 +117,25 @@ def test_the_ensemble_averages_its_members_logits() -> None:
     np.testing.assert_allclose(ensemble(x).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_level_normalise_and_augment_features() -> None:
-    from snaresynth.analysis.listener import augment_features, level_normalise
+def _with_info(src: Path, dst: Path, **changes: object) -> Path:
+    """A copy of listener file ``src`` whose listener.json has ``changes``."""
+    import json
+    import zipfile
 
-    feats = np.random.default_rng(1).standard_normal((3, 20, 10)).astype(np.float32)
-    louder = feats + 2.5  # +2.5 in natural-log power: the same sound, louder
-    np.testing.assert_allclose(level_normalise(feats), level_normalise(louder), atol=1e-5)
-    assert level_normalise(feats).max(axis=(1, 2)) == pytest.approx([0.0, 0.0, 0.0])
-    batch = feats[..., None]
-    out = augment_features(batch, np.random.default_rng(2))
-    assert out.shape == batch.shape and out.dtype == batch.dtype and np.isfinite(out).all()
-    assert not np.array_equal(out, batch)
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for entry in old.infolist():
+            data = old.read(entry)
+            if entry.filename == "listener.json":
+                data = json.dumps(json.loads(data) | changes).encode()
+            new.writestr(entry, data)
+    return dst
+
+
+def test_files_with_the_dropped_level_normalisation_are_refused(tmp_path: Path) -> None:
+    # the shipped file says level_norm: false and reads; one made with it would be misheard
+    assert read_listener_info(_with_info(BUNDLED_LISTENER, tmp_path / "off.keras",
+                                         level_norm=False)).classes == list(CLASSES)
+    with pytest.raises(ModelFileError, match="level normalisation"):
+        read_listener_info(_with_info(BUNDLED_LISTENER, tmp_path / "on.keras", level_norm=True))
+    with pytest.raises(ModelFileError, match="corrupt"):
+        read_listener_info(_with_info(BUNDLED_LISTENER, tmp_path / "x.keras", unknown_key=1))

@@ -7,12 +7,8 @@ weights, with classes weighted by their inverse frequency. The network is an ens
 small CNNs trained from different seeds, logits averaged (``build_ensemble``). Accuracy is
 measured on whole held-out *kits* (groups), never on augmented copies of training files, so the
 figure says how it does on drums it has not heard; per class it reports recall ("accuracy")
-and precision, and the ensemble's members alone.
-
-Options tried and left off by default because they did not raise held-out snare recall on the
-Hydrogen kits (docs/models.md has the figures): ``level_norm`` (each item's log-mel shifted so
-its loudest bin is 0) and ``augment`` (SpecAugment-style masks, time shifts and spectral tilt on
-every epoch's copy).
+and precision, and the ensemble's members alone. docs/models.md has the figures and the
+variants tried.
 
 File format: a Keras ``.keras`` archive plus a ``listener.json`` entry (classes, feature
 settings, standardisation, held-out accuracy, training record). Loaded in safe mode.
@@ -50,7 +46,6 @@ class ListenerInfo:
     mean: float
     std: float
     length: int = LENGTH
-    level_norm: bool = False  # shift each item's log-mel so its loudest bin is 0 (files < v2: no)
     accuracy: dict[str, Any] = field(default_factory=dict)  # held-out: overall, per class, groups
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -74,8 +69,6 @@ class Listener:
     def features(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """(B, T) audio at ``sample_rate`` -> standardised (B, frames, n_mels, 1) input."""
         feats = log_mel(fit_length(audio, sample_rate, self.info), self.info.mel_settings)
-        if self.info.level_norm:
-            feats = level_normalise(feats)
         return standardise(feats, self.info.mean, self.info.std)
 
     def probabilities(self, audio: np.ndarray, sample_rate: int, batch: int = 256) -> np.ndarray:
@@ -107,11 +100,6 @@ def fit_length(audio: np.ndarray, sample_rate: int, info: ListenerInfo) -> np.nd
     return np.pad(audio, ((0, 0), (0, info.length - audio.shape[1])))
 
 
-def level_normalise(feats: np.ndarray) -> np.ndarray:
-    """(B, frames, n_mels) log-mel -> each item shifted so its loudest bin is 0 (gain-invariant)."""
-    return (feats - feats.max(axis=(1, 2), keepdims=True)).astype(np.float32)
-
-
 def standardise(feats: np.ndarray, mean: float, std: float) -> np.ndarray:
     return ((feats - mean) / max(std, 1e-6)).astype(np.float32)[..., None]
 
@@ -124,7 +112,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def build_model(frames: int, n_mels: int, n_classes: int, width: int = 16,
                 name: str = "listener") -> Any:
-    """A four-block CNN over the log-mel image (about 50k weights, ~0.2 MB on disk) -> logits."""
+    """A four-block CNN over the log-mel image -> logits."""
     import keras
     from keras import layers
 
@@ -159,35 +147,6 @@ def build_ensemble(frames: int, n_mels: int, n_classes: int, width: int = 16,
     return keras.Model(inputs, layers.Average(name="logits_mean")(outs), name="listener")
 
 
-def augment_features(feats: np.ndarray, rng: np.random.Generator, max_shift: int = 3,
-                     time_mask: int = 8, freq_mask: int = 8, tilt: float = 0.5) -> np.ndarray:
-    """A fresh augmented copy of standardised (B, frames, n_mels, 1) features for one epoch:
-    each item shifted by up to ``max_shift`` frames (edge-padded), given a random spectral tilt
-    (a straight line over the mel bands from -t to +t, |t| <= ``tilt`` standardised units: another
-    microphone or EQ), one time mask of up to ``time_mask`` frames and one frequency mask of up to
-    ``freq_mask`` bands (set to the item's minimum, i.e. silence), as in SpecAugment."""
-    out = np.empty_like(feats)
-    n, frames, n_mels = feats.shape[:3]
-    shifts = rng.integers(-max_shift, max_shift + 1, n)
-    slopes = rng.uniform(-tilt, tilt, n)
-    ramp = np.linspace(-1.0, 1.0, n_mels, dtype=np.float32)[None, :, None]
-    for i in range(n):
-        item = feats[i]
-        shift = int(shifts[i])
-        if shift > 0:
-            item = np.concatenate([np.repeat(item[:1], shift, axis=0), item[:-shift]])
-        elif shift < 0:
-            item = np.concatenate([item[-shift:], np.repeat(item[-1:], -shift, axis=0)])
-        item = item + np.float32(slopes[i]) * ramp
-        floor = item.min()
-        t_len, f_len = rng.integers(0, time_mask + 1), rng.integers(0, freq_mask + 1)
-        t0, f0 = rng.integers(0, frames - t_len + 1), rng.integers(0, n_mels - f_len + 1)
-        item[t0:t0 + t_len] = floor
-        item[:, f0:f0 + f_len] = floor
-        out[i] = item
-    return out
-
-
 def save_listener(path: str | Path, model: Any, info: ListenerInfo) -> Path:
     """Write model + ``listener.json`` atomically to one ``.keras`` file."""
     return save_keras_archive(
@@ -201,13 +160,17 @@ def read_listener_info(path: str | Path) -> ListenerInfo:
     try:
         with zipfile.ZipFile(path) as archive:
             raw = json.loads(archive.read(INFO_ENTRY).decode("utf-8"))
+        # files keep the flag of an input normalisation this version no longer computes
+        if raw.pop("level_norm", False):
+            raise ModelFileError(f"{path}: made with per-item level normalisation, which this "
+                                 "version of snaresynth does not compute")
         return ListenerInfo(**raw)
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no such listener file") from exc
     except KeyError as exc:
         raise ModelFileError(f"{path}: not a snaresynth listener (no {INFO_ENTRY})") from exc
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError,
-            TypeError) as exc:
+            TypeError, AttributeError) as exc:
         raise ModelFileError(f"{path}: corrupt listener file: {exc}") from exc
 
 
@@ -303,8 +266,6 @@ def train_listener(
     holdout: float = 0.25,
     mel: MelSettings | None = None,
     width: int = 16,
-    level_norm: bool = False,
-    augment: bool = False,
     members: int = 3,
 ) -> TrainReport:
     """Train on every labelled class of the corpus, hold out whole kits, save with metadata."""
@@ -326,10 +287,8 @@ def train_listener(
     train_idx, test_idx, held_groups = split_by_group(groups, labels, holdout, seed)
     mel = mel or MelSettings(sample_rate=corpus.sample_rate)
     info = ListenerInfo(classes=classes, mel=mel.to_dict(), mean=0.0, std=1.0,
-                        length=corpus.audio.shape[1], level_norm=level_norm)
+                        length=corpus.audio.shape[1])
     raw = log_mel(fit_length(corpus.audio[keep], corpus.sample_rate, info), mel)
-    if level_norm:
-        raw = level_normalise(raw)
     info.mean, info.std = float(raw[train_idx].mean()), float(raw[train_idx].std())
     feats = standardise(raw, info.mean, info.std)
     target = np.array([classes.index(lab) for lab in labels], dtype=np.int32)
@@ -344,15 +303,8 @@ def train_listener(
         member = build_model(feats.shape[1], feats.shape[2], len(classes), width)
         member.compile(optimizer=keras.optimizers.Adam(1e-3),
                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        if augment:  # a new augmented copy each epoch (numpy, seeded)
-            rng = np.random.default_rng(seed + k)
-            for _ in range(epochs):
-                member.fit(augment_features(feats[train_idx], rng), target[train_idx],
-                           batch_size=batch_size, epochs=1, class_weight=weights, shuffle=True,
-                           verbose=0)
-        else:
-            member.fit(feats[train_idx], target[train_idx], batch_size=batch_size,
-                       epochs=epochs, class_weight=weights, shuffle=True, verbose=0)
+        member.fit(feats[train_idx], target[train_idx], batch_size=batch_size, epochs=epochs,
+                   class_weight=weights, shuffle=True, verbose=0)
         trained.append(member.get_weights())
         member_pred = member.predict(feats[test_orig], batch_size=256, verbose=0).argmax(axis=1)
         member_figures.append(per_class_accuracy([labels[i] for i in test_orig],
@@ -375,8 +327,8 @@ def train_listener(
     info.accuracy = accuracy
     info.training = {"corpus_fingerprint": corpus.fingerprint, "epochs": epochs,
                      "batch_size": batch_size, "seed": seed, "holdout": holdout, "width": width,
-                     "level_norm": level_norm, "augment": augment, "members": members,
-                     "train_items": len(train_idx), "seconds": round(seconds, 1)}
+                     "members": members, "train_items": len(train_idx),
+                     "seconds": round(seconds, 1)}
     path = save_listener(out, model, info)
     return TrainReport(path, accuracy, len(train_idx), len(test_orig), seconds)
 
@@ -420,8 +372,8 @@ def listener_info_command(path: Path | None, as_json: bool = False) -> int:
     return 0
 
 
-__all__ = ["BUNDLED_LISTENER", "CLASSES", "Listener", "ListenerInfo", "augment_features",
-           "build_model", "fit_length", "format_accuracy", "level_normalise",
+__all__ = ["BUNDLED_LISTENER", "CLASSES", "Listener", "ListenerInfo",
+           "build_model", "fit_length", "format_accuracy",
            "listener_info_command", "listener_train_command", "load_listener",
            "per_class_accuracy", "read_listener_info", "save_listener", "split_by_group",
            "standardise", "train_listener"]
