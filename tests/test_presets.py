@@ -14,14 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snaresynth.control import presets
+from snaresynth.control.kit import Kit, Slot, default_cc, kit_from_dict, kit_to_dict
 from snaresynth.control.presets import (
-    Kit,
     PresetStore,
-    Slot,
     check_name,
-    default_cc,
-    kit_from_dict,
-    kit_to_dict,
     load_kit,
     load_state,
     save_kit,

@@ -1,8 +1,9 @@
-"""Decoding off the audio thread: a latest-wins request slot per kit slot, and an LRU cache.
+"""Decoding off the audio thread: a latest-wins request slot per target, and an LRU cache.
 
 A knob sweep sends hundreds of latent changes a second; the model needs milliseconds for each.
-So requests are never queued: each kit slot has one pending request, a newer one replaces it
-(counted as dropped), and the worker always decodes the newest. Decoded buffers are cached by
+So requests are never queued: each target (a typed key the engine chooses: a velocity layer of
+a kit slot, a prefetch position) has one pending request, a newer one replaces it (counted as
+dropped), and the worker always decodes the newest. Decoded buffers are cached by
 their quantized latent, so returning to a sound is instant.
 """
 
@@ -12,7 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,8 +29,8 @@ KNOB_STEPS = 1024
 
 
 def quantize_knobs(knobs: np.ndarray) -> tuple[int, ...]:
-    """Cache key of a knob position (each dimension 0..1)."""
-    q = np.rint(np.clip(np.asarray(knobs, dtype=np.float64), 0.0, 1.0) * KNOB_STEPS)
+    """Cache key of a knob position (each dimension 0..1, as checked at the edge)."""
+    q = np.rint(np.asarray(knobs, dtype=np.float64) * KNOB_STEPS)
     return tuple(int(v) for v in q)
 
 
@@ -99,14 +100,15 @@ def playback_buffer(raw: np.ndarray, model_rate: int, out_rate: int, tune_semito
 
 @dataclass(frozen=True)
 class Request:
-    """Decode the sound of one kit slot: plain data, so it can cross a process boundary.
+    """Decode one sound for ``target`` (whoever asked: the engine's typed key; never crosses a
+    process boundary, the rest is plain data that does).
 
     The worker turns the raw model output (``model_rate`` Hz) into the playback buffer
     (``out_rate`` Hz, tuned, decay-shaped) with ``render``; ``model_rate`` 0 means "the raw
     model output, untouched" (tests).
     """
 
-    slot: int
+    target: Hashable
     key: tuple[int, ...]
     tune_semitones: float = 0.0
     decay: float = 1.0
@@ -129,7 +131,7 @@ class Request:
 class Worker(Protocol):
     """What the engine needs of a decode worker (DecodeWorker, ProcessDecodeWorker)."""
 
-    on_ready: Callable[[int, np.ndarray, Request], None]
+    on_ready: Callable[[Hashable, np.ndarray, Request], None]
     cache: BufferCache
     decodes: int
     dropped: int
@@ -148,19 +150,19 @@ class LatestWinsWorker:
     request becomes a playback buffer (``_decode``). DecodeWorker runs the model in this
     process, decode_process.ProcessDecodeWorker in a child.
 
-    ``on_ready(slot, buffer, request)`` is called on the worker thread; it should only swap a
+    ``on_ready(target, buffer, request)`` is called on the worker thread; it should only swap a
     reference. A decode that raises or returns non-finite audio keeps the previous buffer and is
     counted in ``failures`` (with a log line).
     """
 
     thread_name = "snaresynth-decode"
 
-    def __init__(self, on_ready: Callable[[int, np.ndarray, Request], None],
+    def __init__(self, on_ready: Callable[[Hashable, np.ndarray, Request], None],
                  cache: BufferCache | None = None) -> None:
         self.on_ready = on_ready
         self.cache = cache or BufferCache()
         self._cond = threading.Condition()
-        self._pending: dict[int, Request] = {}
+        self._pending: dict[Hashable, Request] = {}
         self._stop = False
         self._busy = False
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
@@ -184,11 +186,11 @@ class LatestWinsWorker:
             self._cond.notify_all()
 
     def submit(self, request: Request) -> None:
-        """Ask for a slot's sound; replaces an older pending request for that slot. Thread: any."""
+        """Ask for a sound; replaces an older pending request for the same target. Thread: any."""
         with self._cond:
-            if request.slot in self._pending:
+            if request.target in self._pending:
                 self.dropped += 1
-            self._pending[request.slot] = request
+            self._pending[request.target] = request
             self._cond.notify()
 
     def idle(self) -> bool:
@@ -214,17 +216,16 @@ class LatestWinsWorker:
                     self._cond.wait()
                 if self._stop:
                     return
-                slot = next(iter(self._pending))
-                request = self._pending.pop(slot)
+                request = self._pending.pop(next(iter(self._pending)))
                 self._busy = True
             try:
                 buffer = self._decode(request)
             except Exception as exc:  # a model fault must never stop the instrument
                 self.failures += 1
-                log.error("decode failed for slot %d, keeping the previous sound: %s",
-                          request.slot, exc)
+                log.error("decode failed for %s, keeping the previous sound: %s",
+                          request.target, exc)
             else:
-                self.on_ready(request.slot, buffer, request)
+                self.on_ready(request.target, buffer, request)
             finally:
                 with self._cond:
                     self._busy = False
@@ -233,7 +234,7 @@ class LatestWinsWorker:
 class DecodeWorker(LatestWinsWorker):
     """Runs the model on a thread of this process (tests, ``render``, ``--decode thread``)."""
 
-    def __init__(self, decoder: Decoder, on_ready: Callable[[int, np.ndarray, Request], None],
+    def __init__(self, decoder: Decoder, on_ready: Callable[[Hashable, np.ndarray, Request], None],
                  cache: BufferCache | None = None) -> None:
         super().__init__(on_ready, cache)
         self.decoder = decoder

@@ -16,15 +16,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from snaresynth.control import mapping
+from snaresynth.control.params import Param, knob_to_cc, parse_param
 from snaresynth.errors import DeviceError
 from snaresynth.io.midi import CLIENT_NAME, backend, find_port
 
 log = logging.getLogger(__name__)
-
-REFRESH_EVENTS = frozenset({"/preset/load", "/undo", "/randomize", "/z", "/select", "/learn"})
-"""Changes that move many parameters at once: the whole selected slot is sent again."""
-
 
 class MidiFeedback:
     """An open MIDI output that mirrors the engine's parameters as CCs."""
@@ -69,34 +65,31 @@ class MidiFeedback:
         return self.port.send, name
 
     def on_change(self, address: str, value: Any, source: object) -> None:
-        """Engine listener: one CC for a parameter change, all of them after a bulk change."""
+        """Engine listener: one CC for each parameter value told (the engine tells every value
+        of the slot after a change of many)."""
         if source is not None and source is self.skip_source:
             return
-        if address in REFRESH_EVENTS:
-            self.send_all()
-            return
-        param = address.lstrip("/")
+        if not isinstance(value, float):
+            return  # not a parameter value (e.g. /preset/save, /randomize)
         try:
-            mapping.parse_param(param)
+            param = parse_param(address[1:])
         except ValueError:
-            return  # not a parameter (e.g. /preset/save)
-        if isinstance(value, int | float):
-            self._send(param, float(value))
+            return
+        self._send(param, value)
 
     def send_all(self) -> None:
         """Send every bound parameter of the selected slot."""
-        for param, unit in self.engine.param_values().items():
-            self._send(param, unit)
+        for param, x in self.engine.param_values().items():
+            self._send(param, x)
 
-    def _send(self, param: str, unit: float) -> None:
+    def _send(self, param: Param, x: float) -> None:
         import mido
 
         cc = self.engine.controls.param_to_cc(param)
         if cc is None:
             return
         channel = (self.engine.kit.midi_channel or 1) - 1
-        msg = mido.Message("control_change", channel=channel, control=cc,
-                           value=mapping.unit_to_cc(unit))
+        msg = mido.Message("control_change", channel=channel, control=cc, value=knob_to_cc(x))
         with self._lock:
             try:
                 self._send_message(msg)

@@ -29,6 +29,7 @@ from pythonosc import osc_packet
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from snaresynth.control.params import Param, parse_param
 from snaresynth.errors import DeviceError, SnareSynthError
 from snaresynth.io.osc_args import (
     OscError,
@@ -49,7 +50,7 @@ PREFIX = "/snaresynth"
 BATCH = 1024
 """Datagrams read in one go by the server thread (bounds what a flood can make it hold)."""
 KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph"})
-"""Knob addresses (and /latent/<i>) whose older values a newer one in the same batch replaces."""
+"""Knob addresses besides /latent/<i>: one value (and a slot), coalesced within a batch."""
 RECV_BUFFER = 4 * 2**20
 """Bytes of datagrams the kernel may hold for the OSC socket while a batch is handled."""
 KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
@@ -58,6 +59,14 @@ MAX_AHEAD_S = 60.0
 
 Address = tuple[str, int]
 Reply = tuple[str, list[Any], Address]
+
+
+def knob_param(route: str, latent_dim: int) -> Param | None:
+    """The parameter of a knob route (``/level``, ``/latent/3``), None for other routes; a
+    latent index the model does not have is a ValueError."""
+    if route in KNOB_ROUTES or route.startswith("/latent/"):
+        return parse_param(route[1:], latent_dim)
+    return None
 
 
 class RateLimitedLog:
@@ -102,6 +111,7 @@ class OscController:
     def __init__(self, engine: Any, allow: Sequence[str] | None = None,
                  send: Callable[[str, list[Any], Address], None] | None = None) -> None:
         self.engine = engine
+        self.latent_dim = engine.decoder.latent_dim
         self.allow = [ipaddress.ip_network(net, strict=False) for net in (allow or [])]
         self.send = send  # used for pushes to subscribers; replies are returned instead
         self.subscribers: set[Address] = set()
@@ -116,6 +126,7 @@ class OscController:
         self._routes: dict[str, Callable[[Sequence[Any], Address], list[Reply] | None]] = {
             "/trigger": self._trigger, "/z": self._z, "/morph/targets": self._morph_targets,
             "/select": self._select, "/randomize": self._randomize, "/undo": self._undo,
+            "/redo": self._redo,
             "/preset/load": self._preset_load, "/preset/save": self._preset_save,
             "/preset/list": self._preset_list, "/learn": self._learn,
             "/learn/cancel": self._learn_cancel, "/ping": self._ping, "/state": self._state,
@@ -123,8 +134,8 @@ class OscController:
             "/unsubscribe": self._unsubscribe, "/velocity/curve": self._velocity_curve,
             "/velocity/latent": self._velocity_latent,
         }
-        for name in ("level", "tune", "decay", "pan", "morph"):
-            self._routes["/" + name] = self._param_route(name)
+        for route in KNOB_ROUTES:
+            self._routes[route] = self._param_route(route)
         engine.add_listener(self._on_change)
 
     # --- entry point (OSC server thread) -------------------------------------------------------
@@ -158,27 +169,30 @@ class OscController:
         return replies
 
     def handle_batch(self, batch: Sequence[tuple[bytes, Address]]) -> list[Reply]:
-        """Handle datagrams that arrived together, in order; a plain knob message (valid, not
-        in a bundle) is skipped when a later one in the batch sets the same knob of the same
-        slot from the same sender: the last value wins, at a fraction of the cost."""
-        keys = [self._knob_key(data, sender) for data, sender in batch]
-        last = {key: i for i, key in enumerate(keys) if key is not None}
+        """Handle datagrams that arrived together, in order. A plain knob message (valid, not
+        in a bundle) is read by hand (microseconds, against ~50 for python-osc) and skipped
+        when a later one in the batch sets the same knob of the same slot from the same
+        sender: the last value wins, at a fraction of the cost."""
+        knobs = [self._read_knob(data, sender) for data, sender in batch]
+        last = {k[0]: i for i, k in enumerate(knobs) if k is not None}
         replies: list[Reply] = []
-        for i, ((data, sender), key) in enumerate(zip(batch, keys, strict=True)):
-            if key is not None and last[key] != i:
-                self.received += 1
+        for i, ((data, sender), knob) in enumerate(zip(batch, knobs, strict=True)):
+            if knob is None:
+                replies.extend(self.handle_packet(data, sender))
+                continue
+            self.received += 1
+            if last[knob[0]] != i:
                 self.coalesced += 1
                 continue
-            replies.extend(self.handle_packet(data, sender))
+            key, param, value, slot = knob
+            replies.extend(self._call(key[1], sender, lambda p=param, v=value, s=slot, a=sender:
+                                      self.engine.set_param(p, v, slot=s, source=a)))
         return replies
 
-    def _knob_key(self, data: bytes, sender: Address) -> tuple | None:
-        """(sender, address, other args) for a well-formed knob message, else None.
-
-        Read by hand (a few microseconds, against ~50 for python-osc): the address, then type
-        tags of one or two f/i arguments and exactly as many bytes as they need; anything else
-        goes the full way through ``handle_packet``.
-        """
+    def _read_knob(self, data: bytes, sender: Address
+                   ) -> tuple[tuple, Param, float, int | None] | None:
+        """(coalescing key, parameter, value, slot) of a well-formed knob message, else None
+        (anything else, bad values included, goes the full way and gets its /fail)."""
         if data[:1] != b"/" or (self.allow and not self._allowed(sender[0])):
             return None
         end = data.find(b"\0")
@@ -191,17 +205,18 @@ class OscController:
         if tags not in KNOB_TAGS or len(data) != args_at + 4 * (len(tags) - 1):
             return None
         address = data[:end].decode("ascii", "replace")
-        route = address[len(PREFIX):]
-        if not address.startswith(PREFIX + "/") or not (
-                route in KNOB_ROUTES or route.startswith("/latent/")):
+        if not address.startswith(PREFIX + "/"):
             return None
         args = list(struct.unpack(">" + tags[1:].decode(), data[args_at:]))
         try:
-            unit(args, 0)
-            integer(args, 1, "slot")
-        except OscError:
-            return None  # bad values are never skipped: each gets its /fail
-        return (sender, address, tuple(args[1:]))
+            param = knob_param(address[len(PREFIX):], self.latent_dim)
+            if param is None:
+                return None
+            value = unit(args, 0)
+            slot = integer(args, 1, "slot")
+        except ValueError:
+            return None
+        return (sender, address, slot), param, value, slot
 
     def _handle_message(self, address: str, args: list[Any], timetag: float | None,
                         sender: Address) -> list[Reply]:
@@ -214,9 +229,17 @@ class OscController:
             handler = lambda args, sender: self._trigger_slot(route, args, sender)  # noqa: E731
         if handler is None:
             return self._fail(address, "unknown address", sender)
-        try:
+
+        def run() -> list[Reply] | None:
             self._current_time = self._schedule_time(timetag)
-            return handler(args, sender) or []
+            return handler(args, sender)
+        return self._call(address, sender, run)
+
+    def _call(self, address: str, sender: Address,
+              run: Callable[[], list[Reply] | None]) -> list[Reply]:
+        """Run one handler; whatever it raises becomes the sender's /fail."""
+        try:
+            return run() or []
         except (OscError, SnareSynthError, ValueError, TypeError, KeyError, OSError) as exc:
             return self._fail(address, str(exc) or type(exc).__name__, sender)
         except Exception as exc:  # anything else is our bug, but the daemon keeps playing
@@ -271,23 +294,22 @@ class OscController:
             self.engine.trigger(velocity, int(index), at=self._current_time)
 
     def _latent(self, route: str, args: Sequence[Any], sender: Address) -> None:
-        index = route[len("/latent/"):]
-        if not index.isdigit():
-            raise OscError(f"latent index must be a whole number, got {index!r}")
+        param = knob_param(route, self.latent_dim)
+        assert param is not None
+        self._knob(param, args, sender)
+
+    def _knob(self, param: Param, args: Sequence[Any], sender: Address) -> None:
         no_more(args, 2)
-        self.engine.set_param(f"latent/{int(index)}", unit(args, 0),
-                              slot=integer(args, 1, "slot"), source=sender)
+        self.engine.set_param(param, unit(args, 0), slot=integer(args, 1, "slot"), source=sender)
 
     def _z(self, args: Sequence[Any], sender: Address) -> None:
         values = [number(args, i, f"z[{i}]") for i in range(len(args))]
         self.engine.set_z(values, source=sender)
 
-    def _param_route(self, name: str) -> Callable[[Sequence[Any], Address], None]:
-        def handler(args: Sequence[Any], sender: Address) -> None:
-            no_more(args, 2)
-            self.engine.set_param(name, unit(args, 0), slot=integer(args, 1, "slot"),
-                                  source=sender)
-        return handler
+    def _param_route(self, route: str) -> Callable[[Sequence[Any], Address], None]:
+        param = knob_param(route, self.latent_dim)
+        assert param is not None
+        return lambda args, sender: self._knob(param, args, sender)
 
     def _select(self, args: Sequence[Any], sender: Address) -> None:
         no_more(args, 1)
@@ -303,10 +325,12 @@ class OscController:
         return [(PREFIX + "/randomize.reply", [amount, seed], sender)]
 
     def _undo(self, args: Sequence[Any], sender: Address) -> None:
-        if released(args):
-            return
-        if not self.engine.undo(source=sender):
+        if not released(args) and not self.engine.undo(source=sender):
             raise OscError("nothing to undo")
+
+    def _redo(self, args: Sequence[Any], sender: Address) -> None:
+        if not released(args) and not self.engine.redo(source=sender):
+            raise OscError("nothing to redo")
 
     def _preset_load(self, args: Sequence[Any], sender: Address) -> None:
         no_more(args, 1)
@@ -340,10 +364,10 @@ class OscController:
 
     def _learn(self, args: Sequence[Any], sender: Address) -> None:
         no_more(args, 1)
-        self.engine.arm_learn(string(args, 0, "parameter"))
+        self.engine.arm_learn(parse_param(string(args, 0, "parameter"), self.latent_dim))
 
     def _learn_cancel(self, args: Sequence[Any], sender: Address) -> None:
-        self.engine.learn.cancel()
+        self.engine.cancel_learn()
 
     def _ping(self, args: Sequence[Any], sender: Address) -> list[Reply]:
         return [(PREFIX + "/pong", list(args), sender)]

@@ -10,6 +10,8 @@ from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from snaresynth.control.params import knob
+
 
 class OscError(ValueError):
     """Bad arguments for an address; the text goes back in /snaresynth/fail."""
@@ -44,11 +46,11 @@ def string(args: Sequence[Any], i: int, name: str) -> str:
 
 
 def unit(args: Sequence[Any], i: int, name: str = "value") -> float:
-    """A normalized knob value; outside 0..1 is an error (a controller bug), not clamped."""
-    value = number(args, i, name)
-    if not 0.0 <= value <= 1.0:
-        raise OscError(f"{name} must be in 0..1, got {value}")
-    return value
+    """A knob value, under the one out-of-range policy (``control.params.knob``)."""
+    try:
+        return knob(number(args, i, name), name)
+    except ValueError as exc:
+        raise OscError(str(exc)) from None
 
 
 def released(args: Sequence[Any]) -> bool:

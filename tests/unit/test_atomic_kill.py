@@ -16,15 +16,8 @@ import signal
 import time
 from pathlib import Path
 
-from snaresynth.control.presets import (
-    Kit,
-    Slot,
-    kit_to_dict,
-    load_kit,
-    load_state,
-    save_kit,
-    save_state,
-)
+from snaresynth.control.kit import Kit, Slot, kit_to_dict
+from snaresynth.control.presets import load_kit, load_state, save_kit, save_state
 
 KILLS = 50
 

@@ -2,8 +2,16 @@ import threading
 import time
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
-from snaresynth.decode.worker import BufferCache, DecodeWorker, Request, quantize_knobs
+from snaresynth.decode.worker import (
+    KNOB_STEPS,
+    BufferCache,
+    DecodeWorker,
+    Request,
+    quantize_knobs,
+)
 
 
 def test_cache_is_lru_and_bounded_in_bytes():
@@ -15,9 +23,16 @@ def test_cache_is_lru_and_bounded_in_bytes():
     assert cache.get((0,)) is None and cache.get((2,)) is not None
 
 
-def test_quantize_is_stable_and_clipped():
-    assert quantize_knobs(np.array([0.0, 1.0, 2.0, -1.0])) == (0, 1024, 1024, 0)
+def test_quantize_is_stable_and_spans_the_knob_range():
+    # knob values arrive checked at the edge (0..1), so the key needs no clipping of its own
+    assert quantize_knobs(np.array([0.0, 1.0, 0.5])) == (0, KNOB_STEPS, KNOB_STEPS // 2)
     assert quantize_knobs(np.array([0.5])) == quantize_knobs(np.array([0.5 + 1e-5]))
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=16))
+def test_every_knob_position_has_a_key_in_range(knobs: list[float]) -> None:
+    key = quantize_knobs(np.array(knobs))
+    assert len(key) == len(knobs) and all(0 <= k <= KNOB_STEPS for k in key)
 
 
 def _collect(worker_decoder):

@@ -3,8 +3,10 @@ import time
 import numpy as np
 import pytest
 
-from snaresynth.control.presets import Kit, Slot
-from snaresynth.engine.engine import VELOCITY_LAYERS, Engine, EngineSettings, playback_buffer
+from snaresynth.control.kit import Kit, Slot
+from snaresynth.control.params import knob, parse_param
+from snaresynth.decode.worker import playback_buffer
+from snaresynth.engine.engine import VELOCITY_LAYERS, Engine, EngineSettings
 
 
 def _kit(velocity_latent=None):
@@ -56,7 +58,7 @@ def test_latent_change_changes_next_hit_not_the_sounding_one(engine):
     engine.trigger(1.0, 0)
     first = _play(engine, 20)
     before = engine.buffers[0][-1]
-    engine.set_param("latent/0", 0.95, slot=0)
+    engine.set_param(parse_param("latent/0"), 0.95, slot=0)
     assert engine.worker.wait_idle(5)
     assert engine.buffers[0][-1] is not before
     during = _play(engine, 20)  # the first hit continues with its own buffer
@@ -85,9 +87,9 @@ def test_cc_moves_latent_and_is_cached(engine):
 
 
 def test_level_tune_and_undo(engine):
-    engine.set_param("level", 0.0, slot=0)
+    engine.set_param(parse_param("level"), 0.0, slot=0)
     assert engine.kit.slots[0].level_db == pytest.approx(-60.0)
-    engine.set_param("tune", 1.0, slot=0)
+    engine.set_param(parse_param("tune"), 1.0, slot=0)
     assert engine.kit.slots[0].tune_semitones == pytest.approx(12.0)
     assert engine.undo()
     assert engine.kit.slots[0].tune_semitones == pytest.approx(0.0)
@@ -102,15 +104,18 @@ def test_randomize_is_reproducible_by_seed(engine):
     assert engine.kit.slots[0].knobs == a
 
 
-def test_bad_parameters_raise_value_error(engine):
-    with pytest.raises(ValueError):
-        engine.set_param("latent/9", 0.5)
-    with pytest.raises(ValueError):
-        engine.set_param("volume", 0.5)
-    with pytest.raises(ValueError):
-        engine.set_param("level", float("nan"))
-    with pytest.raises(ValueError):
+def test_bad_parameters_raise_value_error_at_the_edge(engine):
+    latent_dim = engine.decoder.latent_dim
+    with pytest.raises(ValueError, match="latent dimension"):
+        parse_param(f"latent/{latent_dim}", latent_dim)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        parse_param("volume", latent_dim)
+    with pytest.raises(ValueError, match="finite"):
+        knob(float("nan"))
+    with pytest.raises(ValueError, match="slot must be"):
         engine.trigger(1.0, slot=5)
+    with pytest.raises(ValueError, match="slot must be"):
+        engine.set_param(parse_param("level"), 0.5, slot=5)
 
 
 def test_constant_latency_places_hits_one_block_after_arrival(sine_decoder):
@@ -152,12 +157,12 @@ def test_velocity_layers_give_harder_hits_another_sound(sine_decoder, preset_sto
 def test_listeners_hear_changes_with_their_source(engine):
     heard = []
     engine.add_listener(lambda address, value, source: heard.append((address, value, source)))
-    engine.set_param("latent/1", 0.25, source="osc-client")
+    engine.set_param(parse_param("latent/1"), 0.25, source="osc-client")
     assert heard == [("/latent/1", 0.25, "osc-client")]
 
 
 def test_preset_save_and_load_round_trip(engine, preset_store):
-    engine.set_param("latent/2", 0.1, slot=1)
+    engine.set_param(parse_param("latent/2"), 0.1, slot=1)
     engine.save_preset("mine")
     engine.load_preset("default")
     assert engine.kit.name == "default"
@@ -195,11 +200,12 @@ def test_a_knob_sweep_is_decoded_ahead_into_the_cache(engine):
     """After two moves the direction is known: the next positions are decoded before the knob
     gets there, so the sweep's later steps are cache hits (no model call on the way)."""
     for step in range(12):
-        engine.set_param("latent/0", 0.30 + 0.02 * step, slot=0)
+        engine.set_param(parse_param("latent/0"), 0.30 + 0.02 * step, slot=0)
         assert engine.worker.wait_idle(5)
     hits_before = engine.worker.cache.hits
     calls_before = engine.decoder.calls
-    engine.set_param("latent/0", 0.30 + 0.02 * 12, slot=0)  # prefetched by the last move
+    # prefetched by the last move
+    engine.set_param(parse_param("latent/0"), 0.30 + 0.02 * 12, slot=0)
     assert engine.worker.wait_idle(5)
     assert engine.worker.cache.hits > hits_before
     published = engine.buffers[0][-1]
@@ -221,3 +227,28 @@ def test_jack_stamped_events_land_one_block_after_their_frame(sine_decoder):
     engine.set_block_frame_time(2**32 - 5)
     engine.process(out)
     assert engine.frame_at_jack(3) == 192 + 8 + 64
+
+
+def test_undo_and_redo_step_through_the_history(engine):
+    level = parse_param("level")
+    before = engine.kit.slots[0].level_db
+    engine.set_param(level, 0.0, slot=0)
+    assert engine.undo() and engine.kit.slots[0].level_db == before
+    assert engine.redo() and engine.kit.slots[0].level_db == pytest.approx(-60.0)
+    assert not engine.redo()  # nothing left to redo
+    engine.undo()
+    engine.set_param(parse_param("tune"), 1.0, slot=0)  # a new change forgets the redo
+    assert not engine.redo()
+
+
+def test_a_change_of_many_values_tells_every_value_of_the_selected_slot(engine):
+    heard: list[tuple[str, object]] = []
+    engine.add_listener(lambda address, value, source: heard.append((address, value)))
+    engine.select(0)
+    seed = engine.randomize(1.0, slot=0)
+    after = dict(heard)
+    assert after["/randomize"] == [1.0, seed]
+    knobs = engine.kit.slots[0].knobs
+    for i in range(engine.decoder.latent_dim):
+        assert after[f"/latent/{i}"] == pytest.approx(knobs[i])
+    assert {"/level", "/tune", "/decay", "/pan"} <= after.keys()

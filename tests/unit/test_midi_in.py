@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snaresynth.control.presets import Kit, Slot
+from snaresynth.control.kit import Kit, Slot
 from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.io.midi import MidiRouter, RunningStatusParser
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snaresynth.control.presets import Kit, Slot
+from snaresynth.control.kit import Kit, Slot
 from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.errors import ModelFileError
 from snaresynth.io.osc import OscController, build_message

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from snaresynth.control.presets import Kit, Slot
+from snaresynth.control.kit import Kit, Slot
 from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.io.osc import OscController, build_message
 
