@@ -3,9 +3,9 @@
 A private JACK server (dummy driver, 48 kHz, ``--period`` frames) runs ``snaresynth serve
 --audio jack``; this process sends ``--bundles`` OSC bundles, each with one
 ``/snaresynth/trigger``, timetagged ``--spacing`` seconds apart and sent 0.2 s ahead, and the
-probe (jackprobe.py) finds every onset on JACK's frame clock. The error of a hit is its
-distance from the first hit, in frames, minus its timetag's distance times the rate: 0 means
-the timetags were honoured to the sample. Figures only, never pass/fail.
+probe (``snaresynth.testing.probe``) finds every onset on JACK's frame clock. The error of a hit
+is its distance from the first hit, in frames, minus its timetag's distance times the rate: 0
+means the timetags were honoured to the sample. Figures only, never pass/fail.
 
     .venv/bin/python bench/bundles.py [--period 128] [--bundles 60] [--spacing 0.6]
 """
@@ -13,28 +13,27 @@ the timetags were honoured to the sample. Figures only, never pass/fail.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import jackprobe as jp  # noqa: E402
+from snaresynth.testing.jackd import JackServer, bench_server
+from snaresynth.testing.osc import OscClient
+from snaresynth.testing.probe import Probe
+from snaresynth.testing.procs import load_average
+from snaresynth.testing.synths import Synth, jack_daemon
 
 AHEAD_S = 0.2
 
 
-def measure(server: jp.JackServer, daemon: jp.Synth, bundles: int, spacing: float,
+def measure(server: JackServer, daemon: Synth, bundles: int, spacing: float,
             seed: int) -> dict:
-    from pythonosc.osc_bundle_builder import OscBundleBuilder
-    from pythonosc.osc_message_builder import OscMessageBuilder
-
     rng = np.random.default_rng(seed)
-    probe = jp.Probe(server)
-    probe.audio.connect(daemon.audio_out, probe.inp)
-    osc = jp.OscStatus(daemon.osc_port)
+    probe = Probe(server, lock_memory=True)
+    probe.connect(audio_out=daemon.audio_out)
+    osc = OscClient(daemon.osc_port)
     tags = []
     try:
         time.sleep(0.5)
@@ -45,9 +44,7 @@ def measure(server: jp.JackServer, daemon: jp.Synth, bundles: int, spacing: floa
             tag = start + k * spacing + float(rng.uniform(0.0, 0.01))
             while time.time() < tag - AHEAD_S:
                 time.sleep(0.005)
-            bundle = OscBundleBuilder(tag)
-            bundle.add_content(OscMessageBuilder("/snaresynth/trigger").build())
-            osc.sock.sendto(bundle.build().dgram, osc.target)
+            osc.send_bundle(tag, ("/snaresynth/trigger",))
             tags.append(tag)
         time.sleep(AHEAD_S + 0.6)
         after = osc.status()
@@ -82,15 +79,15 @@ def main() -> int:
     parser.add_argument("daemon_args", nargs="*", help="extra `snaresynth serve` arguments")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="snaresynth-bundles-") as tmp, \
-            jp.JackServer(args.period) as server:
-        daemon = jp.start_daemon(server, Path(tmp), tuple(args.daemon_args))
+            bench_server(args.period) as server:
+        daemon = jack_daemon(server, Path(tmp), args.daemon_args)
         try:
-            load0 = jp.load_average()
+            load0 = load_average()
             r = measure(server, daemon, args.bundles, args.spacing, args.seed)
         finally:
             daemon.close()
     print(f"\n{args.bundles} bundles {args.spacing} s apart at {args.period} frames / 48 kHz "
-          f"(load {load0} -> {jp.load_average()}): heard {r['heard']}, xruns {r['xruns']}, "
+          f"(load {load0} -> {load_average()}): heard {r['heard']}, xruns {r['xruns']}, "
           f"late hits {r['late_hits']}, late bundles {r['osc_late']}")
     if "error_frames_median" in r:
         print(f"  spacing error against the timetags, frames: median "

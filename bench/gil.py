@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import jackprobe as jp  # noqa: E402
+from snaresynth.testing.jackd import JackServer, bench_server
+from snaresynth.testing.procs import load_average
 
 REQUEST_INTERVAL_S = 0.005  # 200 latent changes per second
 
@@ -39,7 +39,7 @@ REQUEST_INTERVAL_S = 0.005  # 200 latent changes per second
 class CallbackTimer:
     """A JACK client whose process callback mixes one block and times itself."""
 
-    def __init__(self, server: jp.JackServer, capacity: int = 2_000_000) -> None:
+    def __init__(self, server: JackServer, capacity: int = 2_000_000) -> None:
         import jack
 
         from snaresynth.rt.mixer import Hit, Mixer
@@ -124,7 +124,7 @@ def main() -> int:
     from snaresynth.decode.worker import DecodeWorker
     from snaresynth.models import registry
 
-    print(f"load average before: {jp.load_average()}; {vars(args)}", flush=True)
+    print(f"load average before: {load_average()}; {vars(args)}", flush=True)
     decoder = registry.resolve(args.model)
     decoder.warm_up()
     thread_worker = DecodeWorker(decoder, lambda *a: None)
@@ -136,7 +136,7 @@ def main() -> int:
     process_worker.start()
     workers = {"thread": thread_worker, "process": process_worker}
     results: dict[str, list[dict]] = {"idle": [], "thread": [], "process": []}
-    with jp.JackServer(args.period) as server:
+    with bench_server(args.period) as server:
         timer = CallbackTimer(server)
         try:
             time.sleep(1.0)
@@ -168,7 +168,7 @@ def main() -> int:
             thread_worker.stop()
             process_worker.stop()
     period_us = args.period * 1e6 / server.rate
-    print(f"\nperiod {args.period} frames = {period_us:.0f} us; load after {jp.load_average()}")
+    print(f"\nperiod {args.period} frames = {period_us:.0f} us; load after {load_average()}")
     print(f"{'phase':<8} {'callbacks':>9} {'late med':>9} {'p99':>8} {'p99.9':>8} {'max':>8} "
           f"{'>T/2':>6} {'xruns':>6} {'decodes':>8}")
     for phase, rows in results.items():

@@ -5,8 +5,8 @@ For each period (64, 128, 256 frames at 48 kHz) a private JACK server (dummy dri
 and ``lowest``, one daemon after the other, each against FluidSynth). A probe client of this
 process sends a note-on at a random frame offset inside its process callback and finds the
 first non-silent sample the synth sends back: latency in frames = onset frame - note-on frame,
-both on JACK's frame clock (see jackprobe.py). Hits alternate between the synths, so both see
-the same load.
+both on JACK's frame clock (see ``snaresynth.testing.probe``). Hits alternate between the
+synths, so both see the same load.
 
 At one period (``--latent-period``, default 128) it also measures how soon after a latent
 change (a CC) a hit plays the new sound: a CC, then a note-on ``d`` ms later, for a ladder of
@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import jackprobe as jp  # noqa: E402
+from snaresynth.testing.jackd import RATE, JackServer, bench_server
+from snaresynth.testing.osc import OscClient
+from snaresynth.testing.probe import Probe, control_change, note_off, note_on
+from snaresynth.testing.procs import load_average
+from snaresynth.testing.synths import Synth, fluidsynth, jack_daemon
 
 NOTE = 38  # GM acoustic snare: snaresynth's default kit slot 0, FluidSynth's drum kit
 DRUM_CHANNEL = 10
@@ -52,13 +54,14 @@ def stats(latencies: list[int | None], rate: int) -> dict[str, float | int]:
             "max_ms": int(got.max()) * ms, "jitter_ms": int(got.max() - got.min()) * ms}
 
 
-def measure_latency(server: jp.JackServer, daemon: jp.Synth, fluid: jp.Synth, hits: int,
+def measure_latency(server: JackServer, daemon: Synth, fluid: Synth, hits: int,
                     spacing_s: float, seed: int) -> dict[str, dict]:
     """``hits`` note-ons to each synth at random frame offsets; latency stats per synth."""
     rng = np.random.default_rng(seed)
-    probes = {"snaresynth": jp.Probe(server), "FluidSynth": jp.Probe(server)}
-    probes["snaresynth"].connect(daemon)
-    probes["FluidSynth"].connect(fluid)
+    probes = {"snaresynth": Probe(server, lock_memory=True),
+              "FluidSynth": Probe(server, lock_memory=True)}
+    probes["snaresynth"].connect(daemon.midi_in, daemon.audio_out)
+    probes["FluidSynth"].connect(fluid.midi_in, fluid.audio_out)
     lead = int(LEAD_S * server.rate)
     half = int(spacing_s * server.rate / 2)
     try:
@@ -69,10 +72,10 @@ def measure_latency(server: jp.JackServer, daemon: jp.Synth, fluid: jp.Synth, hi
             now = probes["snaresynth"].now()
             offset = int(rng.integers(0, server.period))
             t = now + lead - now % server.period + offset
-            probes["snaresynth"].schedule(t, jp.note_on(NOTE, 110))
+            probes["snaresynth"].schedule(t, note_on(NOTE, 110))
             t += server.period * round(half / server.period)
-            probes["FluidSynth"].schedule(t, jp.note_on(NOTE, 110, DRUM_CHANNEL))
-            probes["FluidSynth"].schedule(t + lead, jp.note_off(NOTE, DRUM_CHANNEL))
+            probes["FluidSynth"].schedule(t, note_on(NOTE, 110, DRUM_CHANNEL))
+            probes["FluidSynth"].schedule(t + lead, note_off(NOTE, DRUM_CHANNEL))
             time.sleep(spacing_s)
             if i == 0:
                 for probe in probes.values():
@@ -100,13 +103,13 @@ def measure_latency(server: jp.JackServer, daemon: jp.Synth, fluid: jp.Synth, hi
             probe.close()
 
 
-def measure_latent_change(server: jp.JackServer, daemon: jp.Synth, spacing_s: float,
+def measure_latent_change(server: JackServer, daemon: Synth, spacing_s: float,
                           repeats: int, seed: int) -> dict:
     """CC (a never-used value: a cache miss) then a note-on d ms later; new sound or old?"""
     rng = np.random.default_rng(seed)
-    probe = jp.Probe(server, record_seconds=30.0)
-    probe.connect(daemon)
-    osc = jp.OscStatus(daemon.osc_port)
+    probe = Probe(server, record_seconds=30.0, lock_memory=True)
+    probe.connect(daemon.midi_in, daemon.audio_out)
+    osc = OscClient(daemon.osc_port)
     lead = int(LEAD_S * server.rate)
     rate = server.rate
     length = 4096
@@ -124,19 +127,19 @@ def measure_latent_change(server: jp.JackServer, daemon: jp.Synth, spacing_s: fl
             return None if lat is None else probe.heard(frame + lat, length)
 
         t = probe.now() + lead
-        probe.schedule(t, jp.note_on(NOTE, 127))
+        probe.schedule(t, note_on(NOTE, 127))
         old = hit_at(t)
         time.sleep(spacing_s)
         for delay_ms in ladder:
             value = values.pop()
             t = probe.now() + lead
-            probe.schedule(t, jp.control_change(LATENT_CC, value))
+            probe.schedule(t, control_change(LATENT_CC, value))
             note = t + int(round(delay_ms * rate / 1000))
-            probe.schedule(note, jp.note_on(NOTE, 127))
+            probe.schedule(note, note_on(NOTE, 127))
             test = hit_at(note)
             time.sleep(spacing_s)
             t = probe.now() + lead
-            probe.schedule(t, jp.note_on(NOTE, 127))
+            probe.schedule(t, note_on(NOTE, 127))
             new = hit_at(t)
             time.sleep(spacing_s)
             exact = False
@@ -168,15 +171,15 @@ def run_period(period: int, args: argparse.Namespace, workdir: Path) -> list[dic
     """One JACK server and one FluidSynth; a daemon per latency mode, each measured against
     FluidSynth in its own pass."""
     results = []
-    with jp.JackServer(period) as server:
-        fluid = jp.start_fluidsynth(server)
+    with bench_server(period) as server:
+        fluid = fluidsynth(server)
         try:
             for mode in args.modes:
-                daemon = jp.start_daemon(server, workdir / f"p{period}-{mode}",
-                                         ("--latency", mode, *args.daemon_args))
+                daemon = jack_daemon(server, workdir / f"p{period}-{mode}",
+                                     ("--latency", mode, *args.daemon_args))
                 try:
                     result: dict = {"period": period, "mode": mode,
-                                    "load_before": jp.load_average()}
+                                    "load_before": load_average()}
                     log0 = len(server.log_text())
                     result["latency"] = measure_latency(server, daemon, fluid, args.hits,
                                                         args.spacing, args.seed + period)
@@ -184,12 +187,12 @@ def run_period(period: int, args: argparse.Namespace, workdir: Path) -> list[dic
                             and mode == args.modes[0]):
                         result["latent_change"] = measure_latent_change(
                             server, daemon, args.spacing, args.latent_repeats, args.seed)
-                    status = jp.OscStatus(daemon.osc_port)
+                    status = OscClient(daemon.osc_port)
                     try:
                         result["daemon_status"] = status.status()
                     finally:
                         status.close()
-                    result["load_after"] = jp.load_average()
+                    result["load_after"] = load_average()
                     result["late_clients"] = server.late_clients(log0)
                 finally:
                     daemon.close()
@@ -268,10 +271,10 @@ def plot(results: list[dict], path: Path) -> None:
                     continue
                 colour, marker = styles[label]
                 text = f"snaresynth --latency {label}" if name == "snaresynth" else label
-                ax.scatter(hits[:, 0], hits[:, 1] * 1000.0 / jp.RATE, s=14, c=colour,
+                ax.scatter(hits[:, 0], hits[:, 1] * 1000.0 / RATE, s=14, c=colour,
                            marker=marker, label=text, alpha=0.8)
         ax.axhline(0.0, color="grey", lw=0.6)
-        ax.set_title(f"{period} frames ({1000.0 * period / jp.RATE:.2f} ms)")
+        ax.set_title(f"{period} frames ({1000.0 * period / RATE:.2f} ms)")
         ax.set_xlabel("note-on's offset into its cycle (frames)")
         ax.set_ylabel("onset - note-on (ms)")
         ax.legend(fontsize=7, loc="lower left")
@@ -296,7 +299,7 @@ def main() -> int:
     parser.add_argument("daemon_args", nargs="*",
                         help="extra `snaresynth serve` arguments, after --")
     args = parser.parse_args()
-    print(f"load average before: {jp.load_average()}", flush=True)
+    print(f"load average before: {load_average()}", flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="snaresynth-latency-") as tmp:
         for period in args.periods:

@@ -22,15 +22,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import jackprobe as jp  # noqa: E402
+from snaresynth.testing.jackd import JackServer, bench_server
+from snaresynth.testing.osc import OscClient
+from snaresynth.testing.probe import Probe, control_change, note_on
+from snaresynth.testing.procs import (
+    cpu_seconds,
+    load_average,
+    memory_kib,
+    proc_tree,
+    tensorflow_loaded,
+)
+from snaresynth.testing.synths import Synth, jack_daemon
 
 BPM = 180
 NOTES = (38, 40, 37, 39, 41)
@@ -40,23 +48,23 @@ OSC_RATE = 50
 LEAD_S = 0.05
 
 
-def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> dict:
+def soak(server: JackServer, daemon: Synth, seconds: float, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    probe = jp.Probe(server)
-    probe.connect(daemon)
-    status = jp.OscStatus(daemon.osc_port)
-    stream = jp.OscStatus(daemon.osc_port)  # a second socket: the OSC stream, not read
+    probe = Probe(server, lock_memory=True)
+    probe.connect(daemon.midi_in, daemon.audio_out)
+    status = OscClient(daemon.osc_port)
+    stream = OscClient(daemon.osc_port)  # a second socket: the OSC stream, not read
     rate = server.rate
     sixteenth = int(round(rate * 60 / BPM / 4))
     cc_step = rate // CC_RATE
-    pids = jp.proc_tree(daemon.proc.pid)
+    pids = proc_tree(daemon.proc.pid)
     samples: list[dict] = []
     try:
         time.sleep(1.0)
         before = status.status()
         xruns0 = probe.xruns
         log0 = len(server.log_text())
-        cpu0 = {pid: jp.cpu_seconds(pid) for pid in pids}
+        cpu0 = {pid: cpu_seconds(pid) for pid in pids}
         t_start = time.monotonic()
         start = probe.now() + int(LEAD_S * rate)
         next_hit, next_cc, hit_i, cc_i = start, start, 0, 0
@@ -67,14 +75,14 @@ def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> 
             while min(next_hit, next_cc) < min(horizon, end_frame):
                 if next_hit <= next_cc:
                     velocity = int(40 + (hit_i * 37) % 88)
-                    probe.schedule(next_hit, jp.note_on(NOTES[hit_i % len(NOTES)], velocity))
+                    probe.schedule(next_hit, note_on(NOTES[hit_i % len(NOTES)], velocity))
                     hit_i += 1
                     next_hit += sixteenth
                 else:
                     dim = cc_i % len(LATENT_CCS)
                     phase = (cc_i // len(LATENT_CCS)) / 64.0 + dim / len(LATENT_CCS)
                     value = int(round(63.5 + 63.5 * np.sin(2 * np.pi * phase)))
-                    probe.schedule(next_cc, jp.control_change(LATENT_CCS[dim], value))
+                    probe.schedule(next_cc, control_change(LATENT_CCS[dim], value))
                     cc_i += 1
                     next_cc += cc_step
             now = time.monotonic()
@@ -84,8 +92,8 @@ def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> 
                 next_osc += 2.0 / OSC_RATE
             if now >= next_sample:
                 row = {"t": now - t_start}
-                for pid in jp.proc_tree(daemon.proc.pid):
-                    mem = jp.memory_kib(pid)
+                for pid in proc_tree(daemon.proc.pid):
+                    mem = memory_kib(pid)
                     row[pid] = mem
                     if pid not in pids:
                         pids.append(pid)
@@ -98,7 +106,7 @@ def soak(server: jp.JackServer, daemon: jp.Synth, seconds: float, seed: int) -> 
         wall = time.monotonic() - t_start
         time.sleep(1.0)
         after = status.status()
-        cpu = {pid: jp.cpu_seconds(pid) - cpu0.get(pid, 0.0) for pid in pids}
+        cpu = {pid: cpu_seconds(pid) - cpu0.get(pid, 0.0) for pid in pids}
         probe_xruns = probe.xruns - xruns0
         late_clients = server.late_clients(log0)
     finally:
@@ -155,13 +163,6 @@ def memory_report(samples: list[dict], main_pid: int) -> dict:
     return report
 
 
-def tensorflow_loaded(pid: int) -> bool:
-    try:
-        return "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return False
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -175,15 +176,15 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="snaresynth-load-") as tmp:
         for mode in args.decode:
-            with jp.JackServer(args.period) as server:
-                daemon = jp.start_daemon(server, Path(tmp) / mode,
-                                         ("--decode", mode, *args.daemon_args))
+            with bench_server(args.period) as server:
+                daemon = jack_daemon(server, Path(tmp) / mode,
+                                     ("--decode", mode, *args.daemon_args))
                 try:
-                    load0 = jp.load_average()
+                    load0 = load_average()
                     print(f"{mode}: soaking {args.seconds:.0f} s at {args.period} frames "
                           f"(load {load0}) ...", flush=True)
                     res = soak(server, daemon, args.seconds, args.seed)
-                    res["load_before"], res["load_after"] = load0, jp.load_average()
+                    res["load_before"], res["load_after"] = load0, load_average()
                     results[mode] = res
                 finally:
                     daemon.close()

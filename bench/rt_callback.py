@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import jackprobe as jp  # noqa: E402
+from snaresynth.testing.jackd import JackServer, bench_server
+from snaresynth.testing.procs import load_average
 
 
 def busy_python(stop: threading.Event) -> None:
@@ -35,7 +33,7 @@ def busy_python(stop: threading.Event) -> None:
         time.sleep(0.0005)
 
 
-def phase(server: jp.JackServer, callback: str, seconds: float, busy: int) -> int:
+def phase(server: JackServer, callback: str, seconds: float, busy: int) -> int:
     """JACK xruns during ``seconds`` of one phase."""
     import jack
 
@@ -90,16 +88,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--busy", type=int, default=3, help="busy Python threads")
     args = parser.parse_args()
-    print(f"load average before: {jp.load_average()}")
+    print(f"load average before: {load_average()}")
     results: dict[str, list[int]] = {"python": [], "compiled": []}
-    with jp.JackServer(args.period) as server:
+    with bench_server(args.period) as server:
         for _ in range(args.rounds):
             for callback in results:
                 results[callback].append(phase(server, callback, args.seconds, args.busy))
                 print(f"  {callback:8s} callback, {args.busy} busy threads, {args.seconds:.0f} s:"
                       f" {results[callback][-1]} xruns", flush=True)
     print(f"\nxruns per {args.seconds:.0f} s at {args.period} frames, {args.busy} busy Python "
-          f"threads, {args.rounds} rounds (load {jp.load_average()} at the end)")
+          f"threads, {args.rounds} rounds (load {load_average()} at the end)")
     for callback, counts in results.items():
         print(f"  {callback:8s} median {statistics.median(counts):7.1f}  all {counts}")
 

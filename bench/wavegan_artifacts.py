@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snaresynth.testing.signals import synthetic_snares
+
 LENGTH = 16384
 LAYERS = 5
 
@@ -75,19 +77,6 @@ def figures(audio: np.ndarray) -> dict[str, float]:
     out["tone"] = float(np.mean([out[f"L{layer}"] for layer in range(1, LAYERS + 1)]))
     out["replica"] = replica_corr(power)
     return out
-
-
-def synthetic_snares(n: int, rate: int, seed: int) -> np.ndarray:
-    """Noise burst with exponential decay plus a damped sine: a stand-in snare corpus."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(LENGTH) / rate
-    rows = []
-    for _ in range(n):
-        noise = rng.standard_normal(LENGTH) * np.exp(-t * rng.uniform(15, 40))
-        head = np.sin(2 * np.pi * rng.uniform(150, 300) * t) * np.exp(-t * rng.uniform(20, 60))
-        x = rng.uniform(0.3, 1.0) * noise + head
-        rows.append(0.95 * x / np.max(np.abs(x)))
-    return np.stack(rows).astype(np.float32)
 
 
 VARIANTS = {  # name -> config overrides

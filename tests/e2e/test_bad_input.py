@@ -7,7 +7,6 @@ are the ones quoted there.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -16,13 +15,12 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from pythonosc.osc_bundle_builder import OscBundleBuilder
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from snaresynth.control.presets import shipped_preset_dir
-from snaresynth.io.osc import build_message
-from tests.e2e.conftest import Daemon, OscClient
-from tests.e2e.test_faults_helpers import MidiSender
+from snaresynth.testing.daemon import Daemon
+from snaresynth.testing.midi import MidiSender
+from snaresynth.testing.osc import NoReply, OscClient, bundle, message
+from snaresynth.testing.procs import rss_kib
 
 pytestmark = pytest.mark.e2e
 
@@ -30,10 +28,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def daemon(jack_server, tmp_path_factory):
     home = tmp_path_factory.mktemp("bad-input")
-    env = dict(os.environ, SNARESYNTH_PRESET_DIR=str(home / "presets"),
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    d = Daemon(["--osc-port", "0", "--state-file", str(home / "state.toml"), "--audio", "jack",
-                "--midi-api", "jack", "--midi-in", "virtual", "--blocksize", "256"], env)
+    d = Daemon.in_home(home, "--audio", "jack", "--midi-api", "jack", "--midi-in", "virtual",
+                       "--blocksize", "256")
     d.home = home
     yield d
     d.stop()
@@ -49,7 +45,7 @@ def client(daemon):
 def _plays(client: OscClient) -> None:
     """The daemon answers and a trigger still sounds."""
     before = client.status()["hits"]
-    assert client.request("/snaresynth/ping", reply="/snaresynth/pong") == []
+    assert client.ping() == []
     client.send("/snaresynth/trigger", 1.0)
     deadline = time.monotonic() + 5
     while client.status()["hits"] <= before:
@@ -57,19 +53,8 @@ def _plays(client: OscClient) -> None:
         time.sleep(0.05)
 
 
-def _state(client: OscClient) -> dict:
-    return json.loads(client.request("/snaresynth/state")[0])
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def _nested_bundle(depth: int) -> bytes:
-    data = build_message("/snaresynth/ping", [])
+    data = message("/snaresynth/ping")
     for _ in range(depth):
         data = b"#bundle\x00" + b"\x00" * 7 + b"\x01" + len(data).to_bytes(4, "big") + data
     return data
@@ -77,32 +62,31 @@ def _nested_bundle(depth: int) -> bytes:
 
 def test_osc_abuse_over_udp_gets_fail_and_the_daemon_plays(daemon, client):
     bad_before = client.status()["bad_messages"]
-    ping = len(build_message("/snaresynth/ping", []))
+    ping = len(message("/snaresynth/ping"))
     deepest = (65507 - ping) // 20  # the deepest bundle one UDP datagram holds (3274 levels)
     year = 3600 * 24 * 365
-    future = OscBundleBuilder(time.time() + 3 * year)  # (NTP time ends in 2036)
-    future.add_content(OscMessageBuilder("/snaresynth/trigger").build())
+    future = bundle(time.time() + 3 * year, ("/snaresynth/trigger",))  # (NTP time ends 2036)
     cases = [
         ("nested bundle", _nested_bundle(deepest)),
-        ("64 KB datagram", build_message("/snaresynth/z", [0.5] * 13000)),
+        ("64 KB datagram", message("/snaresynth/z", *[0.5] * 13000)),
         ("64 KB of junk", os.urandom(65000)),
-        ("timetag years ahead", future.build().dgram),
-        ("truncated by 3", build_message("/snaresynth/level", [0.5])[:-3]),
-        ("truncated by 4", build_message("/snaresynth/level", [0.5])[:-4]),
-        ("wrong type", build_message("/snaresynth/decay", ["long"])),
-        ("too many args", build_message("/snaresynth/level", [0.5, 0, 7, 7])),
-        ("NaN", build_message("/snaresynth/tune", [float("nan")])),
-        ("-inf", build_message("/snaresynth/latent/1", [float("-inf")])),
-        ("far out of range", build_message("/snaresynth/level", [1e30])),
-        ("slot out of range", build_message("/snaresynth/trigger", [1.0, 2**31 - 2])),
-        ("unknown address", build_message("/snaresynth/evil", [1])),
+        ("timetag years ahead", future),
+        ("truncated by 3", message("/snaresynth/level", 0.5)[:-3]),
+        ("truncated by 4", message("/snaresynth/level", 0.5)[:-4]),
+        ("wrong type", message("/snaresynth/decay", "long")),
+        ("too many args", message("/snaresynth/level", 0.5, 0, 7, 7)),
+        ("NaN", message("/snaresynth/tune", float("nan"))),
+        ("-inf", message("/snaresynth/latent/1", float("-inf"))),
+        ("far out of range", message("/snaresynth/level", 1e30)),
+        ("slot out of range", message("/snaresynth/trigger", 1.0, 2**31 - 2)),
+        ("unknown address", message("/snaresynth/evil", 1)),
     ]
     assert len(cases[1][1]) > 64000 and all(len(data) <= 65507 for _, data in cases)
     for what, data in cases:
         client.send_raw(data)
         try:
             address, reason = client.receive("/snaresynth/fail", timeout=5)
-        except AssertionError as exc:
+        except NoReply as exc:
             raise AssertionError(f"{what}: {exc}") from None
         assert reason, what
         if what == "64 KB datagram":  # read whole, so the answer is about its own address
@@ -110,10 +94,8 @@ def test_osc_abuse_over_udp_gets_fail_and_the_daemon_plays(daemon, client):
     status = client.status()
     assert status["bad_messages"] - bad_before == len(cases), status
     # a timetag in the past is played at once (counted late), not refused
-    past = OscBundleBuilder(time.time() - year)
-    past.add_content(OscMessageBuilder("/snaresynth/trigger").build())
     hits = status["hits"]
-    client.send_raw(past.build().dgram)
+    client.send_bundle(time.time() - year, ("/snaresynth/trigger",))
     time.sleep(0.3)
     status = client.status()
     assert status["osc_late"] >= 1 and status["hits"] == hits + 1, status
@@ -169,7 +151,7 @@ def test_bad_presets_and_escaping_names_are_refused_and_the_kit_stays(daemon, cl
     expected = _write_bad_presets(daemon.home / "presets")
     (daemon.home / "outside.toml").write_text((shipped_preset_dir() / "tight.toml").read_text())
     client.request("/snaresynth/preset/list")  # the store sees the folder
-    kit_before = _state(client)["kit"]
+    kit_before = client.state()["kit"]
     for name, word in expected.items():
         client.send("/snaresynth/preset/load", name)
         address, reason = client.receive("/snaresynth/fail")
@@ -183,7 +165,7 @@ def test_bad_presets_and_escaping_names_are_refused_and_the_kit_stays(daemon, cl
         client.send("/snaresynth/preset/save", name)
         address, reason = client.receive("/snaresynth/fail")
         assert address == "/snaresynth/preset/save" and reason, name
-    assert _state(client)["kit"] == kit_before  # the previous kit is still in use
+    assert client.state()["kit"] == kit_before  # the previous kit is still in use
     written = {p.name for p in daemon.home.rglob("*") if p.is_file()}
     assert written <= {"outside.toml", "state.toml"} | {f"{n}.toml" for n in expected}, written
     _plays(client)
@@ -203,35 +185,28 @@ def test_osc_flood_memory_bounded_last_value_wins_hits_sound(daemon, client):
         while (elapsed := time.monotonic() - t0) < duration:
             while sent < int(elapsed * rate) + 1:
                 if i % 500 == 0:
-                    sock.sendto(build_message("/snaresynth/trigger", [0.8]), target)
+                    sock.sendto(message("/snaresynth/trigger", 0.8), target)
                     triggers += 1
                 else:
                     # 16 distinct values, all decoded (and cached) during the warm-up, so
                     # growth after it is what the flood itself holds on to
-                    sock.sendto(build_message("/snaresynth/latent/0", [(i % 16) / 16]), target)
+                    sock.sendto(message("/snaresynth/latent/0", (i % 16) / 16), target)
                 sent += 1
                 i += 1
             time.sleep(0.001)
 
     flood(0.5)  # warm-up: first-use allocations are not growth
     time.sleep(1.0)
-    before_status, rss_before = client.status(), _rss_kib(pid)
+    before_status, rss_before = client.status(), rss_kib(pid)
     sent = triggers = 0
     flood(seconds)
     time.sleep(1.0)  # the kernel drops datagrams while the socket buffer is full
     client.send("/snaresynth/latent/0", 0.123)  # the last value sent
     time.sleep(0.5)
-    deadline = time.monotonic() + 15
-    while True:  # until the worker has settled
-        a = client.status()
-        time.sleep(0.3)
-        b = client.status()
-        if (a["decodes"], a["dropped_requests"]) == (b["decodes"], b["dropped_requests"]):
-            break
-        assert time.monotonic() < deadline
-    rss_after = _rss_kib(pid)
+    b = client.wait_settled(("decodes", "dropped_requests"), interval=0.3, timeout=15)
+    rss_after = rss_kib(pid)
     received = b["osc_received"] - before_status["osc_received"] - 2  # minus our 2 statuses
-    knob = _state(client)["kit"]["slot"][0]["knobs"][0]
+    knob = client.state()["kit"]["slot"][0]["knobs"][0]
     assert knob == pytest.approx(0.123)
     sounded = b["hits"] - before_status["hits"]
     coalesced = b["osc_coalesced"] - before_status["osc_coalesced"]
@@ -253,7 +228,7 @@ def test_midi_cc_flood_memory_bounded_last_value_wins(daemon, client):
         midi.send(*[[0xB0, 21, i % 128] for i in range(2000)])  # warm-up
         midi.drain()
         time.sleep(1.0)
-        rss_before = _rss_kib(pid)
+        rss_before = rss_kib(pid)
         before = client.status()
         count = 20_000
         t0 = time.monotonic()
@@ -263,8 +238,8 @@ def test_midi_cc_flood_memory_bounded_last_value_wins(daemon, client):
         flood_s = time.monotonic() - t0
         time.sleep(1.0)
         status = client.status()
-        rss_after = _rss_kib(pid)
-        knob = _state(client)["kit"]["slot"][0]["knobs"][1]
+        rss_after = rss_kib(pid)
+        knob = client.state()["kit"]["slot"][0]["knobs"][1]
         assert knob == pytest.approx(77 / 127)
         assert status["hits"] == before["hits"] + 1
         # the flood was coalesced on the JACK thread: most values were replaced, not handled
@@ -298,16 +273,13 @@ def test_osc_allow_obeys_only_the_named_networks(start_daemon, tmp_path):
                      "--osc-allow", "10.0.0.0/8", "127.0.0.2/32")
     assert _bound_to(d.osc_port) == ["0.0.0.0"]  # named by the user: all interfaces
     outsider = OscClient(d.osc_port)  # 127.0.0.1: not in the list
-    insider = OscClient(d.osc_port)
-    insider.sock.close()
-    insider.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    insider.sock.bind(("127.0.0.2", 0))
+    insider = OscClient(d.osc_port, bind="127.0.0.2")
     try:
         for _ in range(5):
             outsider.send("/snaresynth/trigger", 1.0)
             outsider.send("/snaresynth/preset/save", "intruder")
         outsider.send("/snaresynth/ping")
-        with pytest.raises(AssertionError):  # refused senders get no answer at all
+        with pytest.raises(NoReply):  # refused senders get no answer at all
             outsider.receive("/snaresynth/pong", timeout=0.5)
         status = insider.status()
         assert status["osc_refused"] == 11 and status["hits"] == 0, status

@@ -9,50 +9,23 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.e2e.audio_analysis import is_snare_shaped, onsets
+from snaresynth.testing.midi import jack_mido_backend, mido_port_name
+from snaresynth.testing.signals import is_snare_shaped, onsets
 
 pytestmark = pytest.mark.e2e
 
 
-def _midi_out(daemon_port_part: str = "snaresynth:midi_in"):
-    import mido
-
-    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        names = [n for n in backend.get_output_names() if daemon_port_part in n]
-        if names:
-            return backend.open_output(names[0])
-        time.sleep(0.1)
-    raise AssertionError(f"daemon MIDI port not found: {backend.get_output_names()}")
-
-
-def _wait_decodes_settled(client, timeout=10.0):
-    """Until the decode worker has nothing pending (status counters stop moving)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        status = client.status()
-        now = (status["decodes"], status["cache_hits"], status["dropped_requests"])
-        if now == last:
-            return status
-        last = now
-        time.sleep(0.15)
-    raise AssertionError("decodes did not settle")
-
-
 def test_session_over_jack(jack_server, start_daemon, osc_client, tmp_path):
     import mido
-    from pythonosc.osc_bundle_builder import OscBundleBuilder
-    from pythonosc.osc_message_builder import OscMessageBuilder
 
     record = tmp_path / "played.wav"
     daemon = start_daemon("--audio", "jack", "--midi-api", "jack", "--midi-in", "virtual",
                           "--blocksize", "256", "--record", str(record))
     assert "JACK" in daemon.ready_line and "midi_in" in daemon.ready_line
     client = osc_client(daemon.osc_port)
-    assert client.request("/snaresynth/ping", reply="/snaresynth/pong") == []
-    midi = _midi_out()
+    assert client.ping() == []
+    backend = jack_mido_backend()
+    midi = backend.open_output(mido_port_name(backend, "out", "snaresynth:midi_in"))
 
     # 1 and 2: the same sound twice; while hit 2 sounds, a CC moves latent 0 to its far end
     midi.send(mido.Message("note_on", note=38, velocity=110))
@@ -60,7 +33,7 @@ def test_session_over_jack(jack_server, start_daemon, osc_client, tmp_path):
     midi.send(mido.Message("note_on", note=38, velocity=110))
     time.sleep(0.03)
     midi.send(mido.Message("control_change", control=20, value=127))
-    _wait_decodes_settled(client)
+    client.wait_settled()
     time.sleep(0.8)
     # 3: the next hit has the new sound
     midi.send(mido.Message("note_on", note=38, velocity=110))
@@ -73,18 +46,16 @@ def test_session_over_jack(jack_server, start_daemon, osc_client, tmp_path):
         if i % 100 == 99:
             time.sleep(0.1)
     t0 = time.monotonic()
-    client.request("/snaresynth/ping", reply="/snaresynth/pong", timeout=10.0)  # answered at all
+    client.ping(timeout=10.0)  # answered at all
     ping_s = time.monotonic() - t0
-    _wait_decodes_settled(client)
+    client.wait_settled()
     midi.send(mido.Message("note_on", note=38, velocity=110))  # 4
     time.sleep(0.8)
 
     # 5 and 6: two bundles with triggers timetagged 600 ms apart (after the 0.5 s sound)
     now = time.time()
     for when in (now + 0.3, now + 0.9):
-        bundle = OscBundleBuilder(when)
-        bundle.add_content(OscMessageBuilder("/snaresynth/trigger").build())
-        client.send_raw(bundle.build().dgram)
+        client.send_bundle(when, ("/snaresynth/trigger",))
     time.sleep(1.5)
     status = client.status()
     midi.close()
@@ -136,7 +107,7 @@ def test_bad_input_is_answered_and_the_daemon_keeps_playing(start_daemon, osc_cl
     assert "finite" in client.receive("/snaresynth/fail")[1]
     client.send("/snaresynth/preset/load", "../../../etc/passwd")
     assert "preset name" in client.receive("/snaresynth/fail")[1]
-    assert client.request("/snaresynth/ping", reply="/snaresynth/pong") == []
+    assert client.ping() == []
     client.send("/snaresynth/trigger", 1.0)
     time.sleep(0.2)
     status = client.status()

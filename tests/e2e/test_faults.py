@@ -15,72 +15,62 @@ from pathlib import Path
 import pytest
 
 from snaresynth.control.presets import PresetStore
-from tests.e2e.conftest import Daemon, OscClient
-from tests.e2e.test_faults_helpers import JackServer, MidiPadProcess
+from snaresynth.testing.daemon import Daemon
+from snaresynth.testing.jackd import JackServer
+from snaresynth.testing.midi import MidiPadProcess
+from snaresynth.testing.osc import OscClient
 
 pytestmark = pytest.mark.e2e
 
 NOTE_ON = bytes([0x90, 38, 110])
 
 
-def _wait(predicate, timeout: float, what: str, client: OscClient) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.status()
-        if predicate(status):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s: {status}")
-        time.sleep(0.2)
-
-
 def _hit(sender: MidiPadProcess, client: OscClient, before: dict) -> dict:
     """A note-on sounds, played by the audio callback itself (so the MIDI client's link to
     the audio client's notes port is back too)."""
     sender.send(NOTE_ON)
-    return _wait(lambda s: s["hits"] > before["hits"]
-                 and s["notes_in_callback"] > before["notes_in_callback"], 10,
-                 "a MIDI note sounds, placed by the audio callback", client)
+    return client.wait_status(lambda s: s["hits"] > before["hits"]
+                              and s["notes_in_callback"] > before["notes_in_callback"], 10,
+                              "a MIDI note sounds, placed by the audio callback")
 
 
 def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
-    server = JackServer()
+    # a SIGKILLed jackd keeps its slot in libjack's registry (8 servers at most) until a
+    # server of the same name starts again: so one name per test process, not per server
+    server = JackServer(f"snaresynth-fault-{os.getpid()}", period=256)
     server.start()
     monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
-    env = dict(os.environ, SNARESYNTH_PRESET_DIR=str(tmp_path / "presets"),
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     pad = MidiPadProcess("fakepad", server.name)
     daemon = None
     try:
-        daemon = Daemon(["--osc-port", "0", "--state-file", str(tmp_path / "state.toml"),
-                         "--audio", "jack", "--midi-api", "jack", "--midi-in", "fakepad:out",
-                         "--midi-out", "virtual", "--blocksize", "256"], env)
+        daemon = Daemon.in_home(tmp_path, "--audio", "jack", "--midi-api", "jack", "--midi-in",
+                                "fakepad:out", "--midi-out", "virtual", "--blocksize", "256")
         client = OscClient(daemon.osc_port)
         status = _hit(pad, client, {"hits": 0, "notes_in_callback": 0})
         assert status["audio_reconnects"] == 0 and status["midi_reconnects"] == 0
 
         # 1. the MIDI source goes away (its client quits) and comes back: connected again
         pad.close()
-        _wait(lambda s: s["midi_lost"] == 1, 5, "MIDI loss noticed", client)
+        client.wait_status(lambda s: s["midi_lost"] == 1, 5, "MIDI loss noticed")
         pad = MidiPadProcess("fakepad", server.name)
-        status = _wait(lambda s: s["midi_reconnects"] == 1, 10, "MIDI source reconnected",
-                       client)
+        status = client.wait_status(lambda s: s["midi_reconnects"] == 1, 10,
+                                    "MIDI source reconnected")
         status = _hit(pad, client, status)
 
         # 2. the JACK server is killed: OSC still answers; the server returns: both reconnect
         server.kill()
         pad.kill()
-        status = _wait(lambda s: s["audio_lost"] == 1 and s["midi_lost"] == 1
-                       and s["midi_out_lost"] == 1, 5, "JACK loss noticed", client)
-        assert client.request("/snaresynth/ping", reply="/snaresynth/pong") == []
+        status = client.wait_status(lambda s: s["audio_lost"] == 1 and s["midi_lost"] == 1
+                                    and s["midi_out_lost"] == 1, 5, "JACK loss noticed")
+        assert client.ping() == []
         client.send("/snaresynth/latent/0", 0.9)  # controls still work while audio is gone
         time.sleep(1.0)
         server.start()
         pad = MidiPadProcess("fakepad", server.name)
-        status = _wait(lambda s: s["audio_reconnects"] == 1 and s["midi_reconnects"] == 2
-                       and s["midi_out_reconnects"] == 1 and s["audio_lost"] == 0
-                       and s["midi_lost"] == 0 and s["midi_out_lost"] == 0, 15,
-                       "audio, MIDI in and the feedback output reconnected", client)
+        status = client.wait_status(
+            lambda s: s["audio_reconnects"] == 1 and s["midi_reconnects"] == 2
+            and s["midi_out_reconnects"] == 1 and s["audio_lost"] == 0 and s["midi_lost"] == 0
+            and s["midi_out_lost"] == 0, 15, "audio, MIDI in and the feedback output reconnected")
         status = _hit(pad, client, status)
         out = daemon.output()
         assert "audio lost" in out and "audio back" in out and "midi back" in out, out
@@ -106,4 +96,4 @@ def test_jack_loss_port_loss_and_sigterm(tmp_path: Path, monkeypatch) -> None:
             daemon.stop(signal.SIGKILL)
         with contextlib.suppress(Exception):
             pad.kill()
-        server.stop()
+        server.close()

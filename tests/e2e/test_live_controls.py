@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
+from snaresynth.testing.midi import jack_mido_backend, mido_port_name
+from snaresynth.testing.procs import until
+
 pytestmark = pytest.mark.e2e
-
-
-def _port(backend, kind: str, part: str):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        names = backend.get_output_names() if kind == "out" else backend.get_input_names()
-        match = [n for n in names if part in n]
-        if match:
-            return match[0]
-        time.sleep(0.1)
-    raise AssertionError(f"no MIDI {kind} port matching {part}")
-
-
-def _state(client) -> dict:
-    return json.loads(client.request("/snaresynth/state")[0])
-
-
-def _until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_feedback_learn_morph_and_save(jack_server, start_daemon, osc_client):
@@ -40,23 +18,24 @@ def test_feedback_learn_morph_and_save(jack_server, start_daemon, osc_client):
     daemon = start_daemon("--audio", "null", "--midi-api", "jack", "--midi-in", "virtual",
                           "--midi-out", "virtual")
     client = osc_client(daemon.osc_port)
-    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+    backend = jack_mido_backend()
     received: list = []
-    feedback_in = backend.open_input(_port(backend, "in", "snaresynth-feedback:midi_out"),
+    feedback_in = backend.open_input(mido_port_name(backend, "in",
+                                                    "snaresynth-feedback:midi_out"),
                                      callback=received.append)
-    out = backend.open_output(_port(backend, "out", "snaresynth:midi_in"))
+    out = backend.open_output(mido_port_name(backend, "out", "snaresynth:midi_in"))
     try:
         # an OSC change comes back as the CC bound to it (CC 20 = latent/0 in the default kit)
         client.send("/snaresynth/latent/0", 0.5)
-        assert _until(lambda: any(m.control == 20 and m.value == 64 for m in received))
+        assert until(lambda: any(m.control == 20 and m.value == 64 for m in received))
 
         # MIDI learn: arm over OSC, move CC 50 on the controller: it now drives latent/3
         client.send("/snaresynth/learn", "latent/3")
         time.sleep(0.2)
         out.send(mido.Message("control_change", control=50, value=10))
-        assert _until(lambda: _state(client)["kit"]["cc"].get("50") == "latent/3")
+        assert until(lambda: client.state()["kit"]["cc"].get("50") == "latent/3")
         out.send(mido.Message("control_change", control=50, value=127))
-        assert _until(lambda: _state(client)["kit"]["slot"][0]["knobs"][3] == 1.0)
+        assert until(lambda: client.state()["kit"]["slot"][0]["knobs"][3] == 1.0)
 
         # morph between two shipped kits: halfway lands between their knobs
         client.send("/snaresynth/morph/targets", "tight", "fat")
@@ -65,29 +44,29 @@ def test_feedback_learn_morph_and_save(jack_server, start_daemon, osc_client):
 
         store = PresetStore()
         a, b = store.load("tight").slots[0].knobs, store.load("fat").slots[0].knobs
-        assert _until(lambda: abs(_state(client)["kit"]["slot"][0]["knobs"][0]
+        assert until(lambda: abs(client.state()["kit"]["slot"][0]["knobs"][0]
                                   - (a[0] + b[0]) / 2) < 1e-6)
 
         # randomize with a seed, undo brings the morphed point back
-        before = _state(client)["kit"]["slot"][0]["knobs"]
+        before = client.state()["kit"]["slot"][0]["knobs"]
         amount, seed = client.request("/snaresynth/randomize", 1.0, 1234)
         assert seed == 1234
-        assert _state(client)["kit"]["slot"][0]["knobs"] != before
+        assert client.state()["kit"]["slot"][0]["knobs"] != before
         client.send("/snaresynth/undo")
-        assert _until(lambda: _state(client)["kit"]["slot"][0]["knobs"] == before)
+        assert until(lambda: client.state()["kit"]["slot"][0]["knobs"] == before)
 
         # save on stage, load another kit, load ours back: the learned CC came with it
         assert client.request("/snaresynth/preset/save", "stage one") == ["stage one"]
         names = client.request("/snaresynth/preset/list")
         other = next(n for n in names if n not in (names[0], "stage one"))
         client.send("/snaresynth/preset/load", other)
-        assert _until(lambda: _state(client)["kit"]["name"] == other)
+        assert until(lambda: client.state()["kit"]["name"] == other)
         # program 0 loads the first preset by name; waited for, so that it cannot land after
         # the load below (it comes over MIDI, the load over OSC)
         out.send(mido.Message("program_change", program=0))
-        assert _until(lambda: _state(client)["kit"]["name"] == names[0])
+        assert until(lambda: client.state()["kit"]["name"] == names[0])
         client.send("/snaresynth/preset/load", "stage one")
-        assert _until(lambda: _state(client)["kit"]["cc"].get("50") == "latent/3")
+        assert until(lambda: client.state()["kit"]["cc"].get("50") == "latent/3")
         status = client.status()
         assert status["bad_messages"] == 0, status
     finally:

@@ -37,6 +37,7 @@ from snaresynth.models.train import (  # noqa: E402
     resolve_config,
     train,
 )
+from snaresynth.testing.signals import synthetic_snares  # noqa: E402
 
 RATE, LENGTH = 16000, 16384
 AVAILABLE = [name for name, module in registry.FAMILIES.items()
@@ -56,19 +57,6 @@ TINY: dict[str, dict] = {
 def tiny_config(family: str) -> dict:
     defaults = importlib.import_module(registry.FAMILIES[family]).default_config()
     return {k: v for k, v in TINY.get(family, {}).items() if k in defaults}
-
-
-def synthetic_snares(n: int = 16, seed: int = 0) -> np.ndarray:
-    """Snare-like hits: a noise burst with exponential decay plus a damped sine (the drum head)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(LENGTH) / RATE
-    rows = []
-    for _ in range(n):
-        noise = rng.standard_normal(LENGTH) * np.exp(-t * rng.uniform(15, 40))
-        head = np.sin(2 * np.pi * rng.uniform(150, 300) * t) * np.exp(-t * rng.uniform(20, 60))
-        x = rng.uniform(0.3, 1.0) * noise + head
-        rows.append(0.95 * x / np.max(np.abs(x)))
-    return np.stack(rows).astype(np.float32)
 
 
 def logged_scalar_tags(log_dir: Path) -> set[str]:
