@@ -21,9 +21,7 @@ from snaresynth.control.params import (
     knob_to_cc,
     latent,
     parse_param,
-    set_slot_value,
     slot_params,
-    slot_value,
     to_units,
 )
 
@@ -122,21 +120,21 @@ def test_units_round_trip(address: str, x: float) -> None:
 
 def test_set_and_read_slot_values() -> None:
     slot = Slot("s", [38], [0.5, 0.5])
-    set_slot_value(slot, Param(Kind.LEVEL), 60 / 72)
+    slot.set(Param(Kind.LEVEL), 60 / 72)
     assert slot.level_db == pytest.approx(0.0)
-    set_slot_value(slot, Param(Kind.TUNE), 1.0)
-    set_slot_value(slot, Param(Kind.PAN), 0.0)
-    set_slot_value(slot, Param(Kind.DECAY), 0.25)
+    slot.set(Param(Kind.TUNE), 1.0)
+    slot.set(Param(Kind.PAN), 0.0)
+    slot.set(Param(Kind.DECAY), 0.25)
     assert (slot.tune_semitones, slot.pan, slot.decay) == (12.0, -1.0, 0.25)
-    set_slot_value(slot, latent(1), 0.9)
+    slot.set(latent(1), 0.9)
     assert slot.knobs == [0.5, 0.9]
-    set_slot_value(slot, latent(3), 1.0)
+    slot.set(latent(3), 1.0)
     assert slot.knobs == [0.5, 0.9, 0.5, 1.0]  # padded with the centre
-    assert slot_value(slot, Param(Kind.TUNE)) == 1.0
-    assert slot_value(slot, Param(Kind.PAN)) == 0.0
-    assert slot_value(slot, latent(1)) == 0.9
-    assert slot_value(slot, latent(10)) == 0.5
-    assert slot_value(slot, Param(Kind.LEVEL)) == pytest.approx(60 / 72)
+    assert slot.value(Param(Kind.TUNE)) == 1.0
+    assert slot.value(Param(Kind.PAN)) == 0.0
+    assert slot.value(latent(1)) == 0.9
+    assert slot.value(latent(10)) == 0.5
+    assert slot.value(Param(Kind.LEVEL)) == pytest.approx(60 / 72)
     Kit("k", [slot], {})  # still a valid slot
 
 

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from snaresynth.control import fields
-from snaresynth.control.params import MAX_LATENT_DIM, parse_param
+from snaresynth.control.params import (
+    MAX_LATENT_DIM,
+    SLOT_ATTR,
+    Kind,
+    Param,
+    from_units,
+    parse_param,
+    to_units,
+)
 from snaresynth.dsp import VELOCITY_CURVES
 from snaresynth.errors import PresetError
 
@@ -98,6 +106,22 @@ class Slot:
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
         knobs = list(self.knobs[:latent_dim])
         return knobs + [0.5] * (latent_dim - len(knobs))
+
+    def value(self, param: Param) -> float:
+        """The knob value of a slot parameter (a latent past ``knobs`` reads the centre)."""
+        if param.kind is Kind.LATENT:
+            return float(self.knobs[param.index]) if param.index < len(self.knobs) else 0.5
+        return from_units(param.kind, getattr(self, SLOT_ATTR[param.kind]))
+
+    def set(self, param: Param, x: float) -> None:
+        """Set a slot parameter (not ``morph``) from a knob value; a latent past the end of
+        ``knobs`` pads them with the centre."""
+        if param.kind is Kind.LATENT:
+            if param.index >= len(self.knobs):
+                self.knobs.extend([0.5] * (param.index + 1 - len(self.knobs)))
+            self.knobs[param.index] = x
+        else:
+            setattr(self, SLOT_ATTR[param.kind], to_units(param.kind, x))
 
 
 @dataclass

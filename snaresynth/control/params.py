@@ -25,10 +25,6 @@ import enum
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from snaresynth.control.kit import Slot
 
 MAX_LATENT_DIM = 1024
 """The largest latent dimension count a kit or address may refer to."""
@@ -49,8 +45,9 @@ class Kind(enum.StrEnum):
 SLOT_KINDS = (Kind.LEVEL, Kind.TUNE, Kind.DECAY, Kind.PAN)
 """The parameters of a slot besides its latent knobs (``morph`` belongs to the kit)."""
 
-_SLOT_ATTR = {Kind.LEVEL: "level_db", Kind.TUNE: "tune_semitones", Kind.DECAY: "decay",
-              Kind.PAN: "pan"}
+SLOT_ATTR = {Kind.LEVEL: "level_db", Kind.TUNE: "tune_semitones", Kind.DECAY: "decay",
+             Kind.PAN: "pan"}
+"""The ``Slot`` field each slot parameter is stored in, in its own unit."""
 _LATENT_RE = re.compile(r"latent/(0|[1-9][0-9]{0,3})")
 
 
@@ -159,21 +156,3 @@ def from_units(kind: Kind, value: float) -> float:
     elif kind is Kind.PAN:
         value = (value + 1.0) / 2.0
     return min(max(float(value), 0.0), 1.0)
-
-
-def slot_value(slot: Slot, param: Param) -> float:
-    """The knob value of ``param`` on ``slot`` (a latent past ``slot.knobs`` reads 0.5)."""
-    if param.kind is Kind.LATENT:
-        return float(slot.knobs[param.index]) if param.index < len(slot.knobs) else 0.5
-    return from_units(param.kind, getattr(slot, _SLOT_ATTR[param.kind]))
-
-
-def set_slot_value(slot: Slot, param: Param, x: float) -> None:
-    """Set a slot parameter (not ``morph``) from a knob value; a latent past the end of
-    ``slot.knobs`` pads them with the centre."""
-    if param.kind is Kind.LATENT:
-        if param.index >= len(slot.knobs):
-            slot.knobs.extend([0.5] * (param.index + 1 - len(slot.knobs)))
-        slot.knobs[param.index] = x
-    else:
-        setattr(slot, _SLOT_ATTR[param.kind], to_units(param.kind, x))

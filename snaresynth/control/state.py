@@ -18,7 +18,7 @@ from snaresynth import dsp
 from snaresynth.control.history import History
 from snaresynth.control.kit import Kit
 from snaresynth.control.mapping import Binding, ControlMap, MidiLearn, morph_knobs, randomize_knobs
-from snaresynth.control.params import Kind, Param, set_slot_value, slot_params, slot_value
+from snaresynth.control.params import Kind, Param, slot_params
 
 
 class ControlState:
@@ -47,7 +47,7 @@ class ControlState:
     def values(self, slot: int | None = None) -> dict[Param, float]:
         """Every parameter of a slot as a knob value (controller feedback)."""
         spec = self.kit.slots[self.slot_index(slot)]
-        return {p: slot_value(spec, p) for p in slot_params(self.latent_dim)}
+        return {p: spec.value(p) for p in slot_params(self.latent_dim)}
 
     def morph_ends(self, index: int) -> tuple[list[float], list[float]] | None:
         """The knobs of slot ``index`` in the two morph targets (None: no targets chosen)."""
@@ -68,7 +68,7 @@ class ControlState:
                 raise ValueError("no morph targets: send /snaresynth/morph/targets A B first")
             self.kit.slots[index].knobs = morph_knobs(*ends, x)
         else:
-            set_slot_value(self.kit.slots[index], param, x)
+            self.kit.slots[index].set(param, x)
         self.learn.touch(param)
         self.history.push(self.kit, coalesce=f"{index}:{param.address}")
         previous = self._last.get((index, param))
