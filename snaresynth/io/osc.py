@@ -54,6 +54,8 @@ KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph"})
 RECV_BUFFER = 4 * 2**20
 """Bytes of datagrams the kernel may hold for the OSC socket while a batch is handled."""
 KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
+MAX_SUBSCRIBERS = 32
+"""Subscribers at most: each change is one datagram to each of them."""
 MAX_AHEAD_S = 60.0
 """Bundles timetagged further ahead than this are refused (a typo'd year would hold a voice)."""
 
@@ -388,16 +390,25 @@ class OscController:
         return [(PREFIX + "/status.reply", flat, sender)]
 
     def _subscribe(self, args: Sequence[Any], sender: Address) -> list[Reply]:
+        """Add a subscriber and send it the current state, so a freshly opened layout shows
+        the instrument's values instead of its own defaults."""
         if len(args) == 1 and released(args):
             return []
         target = self._target(args[:0] if len(args) == 1 else args, sender)
+        if target not in self.subscribers and len(self.subscribers) >= MAX_SUBSCRIBERS:
+            raise OscError(f"subscriber limit reached ({MAX_SUBSCRIBERS}); unsubscribe one first")
         self.subscribers.add(target)
-        return [(PREFIX + "/subscribe.reply", [target[0], target[1]], sender)]
+        state = [(PREFIX + "/select", [self.engine.selected], target)]
+        state += [(PREFIX + "/" + param.address, [x], target)
+                  for param, x in self.engine.param_values().items()]
+        return [(PREFIX + "/subscribe.reply", [target[0], target[1]], sender), *state]
 
     def _unsubscribe(self, args: Sequence[Any], sender: Address) -> None:
         self.subscribers.discard(self._target(args, sender))
 
     def _target(self, args: Sequence[Any], sender: Address) -> Address:
+        """A subscriber's address: numeric only, so no send ever waits on a name lookup;
+        broadcast and multicast are refused (one change would reach a whole network)."""
         no_more(args, 2)
         if not args:
             return sender
@@ -405,7 +416,14 @@ class OscController:
         port = integer(args, 1, "port")
         if port is None or not 1 <= port <= 65535:
             raise OscError(f"port must be 1..65535, got {port}")
-        return (host, port)
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            shown = host if len(host) <= 40 else host[:37] + "..."
+            raise OscError(f"host must be an IP address, got {shown!r}") from None
+        if ip.is_multicast or ip.is_unspecified or str(ip) == "255.255.255.255":
+            raise OscError(f"host {host} is a broadcast, multicast or unspecified address")
+        return (str(ip), port)
 
     # --- pushes to subscribers (thread of whoever made the change) -----------------------------
     def _on_change(self, address: str, value: Any, source: object) -> None:

@@ -12,8 +12,9 @@ from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from snaresynth.control.kit import Kit, Slot
+from snaresynth.control.params import parse_param
 from snaresynth.engine.engine import Engine, EngineSettings
-from snaresynth.io.osc import OscController, build_message
+from snaresynth.io.osc import MAX_SUBSCRIBERS, OscController, build_message
 
 SENDER = ("127.0.0.1", 50000)
 
@@ -108,6 +109,38 @@ def test_subscribers_get_changes_but_not_their_own(osc):
     osc.handle_packet(build_message("/snaresynth/subscribe", []), other)
     osc.handle_packet(build_message("/snaresynth/latent/0", [0.3]), SENDER)
     assert osc.pushed == [("/snaresynth/latent/0", [pytest.approx(0.3)], other)]
+
+
+def test_a_new_subscriber_gets_the_current_state(osc):
+    osc.engine.set_param(parse_param("latent/1"), 0.7, slot=0)
+    replies = osc.handle_packet(build_message("/snaresynth/subscribe", ["127.0.0.1", 9100]),
+                                SENDER)
+    assert replies[0] == ("/snaresynth/subscribe.reply", ["127.0.0.1", 9100], SENDER)
+    state = {address: args for address, args, target in replies[1:]
+             if target == ("127.0.0.1", 9100)}
+    assert state["/snaresynth/select"] == [osc.engine.selected]
+    assert state["/snaresynth/latent/1"] == [pytest.approx(0.7)]
+    assert {"/snaresynth/level", "/snaresynth/tune", "/snaresynth/pan"} <= state.keys()
+
+
+@pytest.mark.parametrize(("host", "why"), [
+    ("no-such-host.invalid", "IP address"), ("224.0.0.1", "multicast"),
+    ("255.255.255.255", "broadcast"), ("0.0.0.0", "unspecified"), ("x" * 60_000, "IP address")])
+def test_subscribe_targets_are_numeric_and_not_broadcast(osc, host, why):
+    (address, args, _), = osc.handle_packet(build_message("/snaresynth/subscribe", [host, 9100]),
+                                            SENDER)
+    assert address == "/snaresynth/fail" and why in args[1] and len(args[1]) < 200
+    assert not osc.subscribers
+
+
+def test_subscribers_are_capped(osc):
+    for port in range(MAX_SUBSCRIBERS):
+        osc.handle_packet(build_message("/snaresynth/subscribe", ["127.0.0.1", 10000 + port]),
+                          SENDER)
+    (address, args, _), = osc.handle_packet(
+        build_message("/snaresynth/subscribe", ["127.0.0.1", 20000]), SENDER)
+    assert address == "/snaresynth/fail" and "limit" in args[1]
+    assert len(osc.subscribers) == MAX_SUBSCRIBERS
 
 
 def test_bundle_timetag_schedules_in_the_future(osc):
