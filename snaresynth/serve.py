@@ -105,7 +105,6 @@ def serve(settings: Settings) -> int:
     # JACK and PortAudio: the mixer runs in a compiled callback that never takes the GIL
     audio = open_audio(settings.audio, engine.process, rate, settings.blocksize,
                        mixer=engine.mixer)
-    audio.frame_clock = engine.set_block_frame_time  # JACK: MIDI placed by frame, no jitter
     audio.on_xrun = engine.note_xrun
     midi = osc = feedback = None
     supervisor = Supervisor()
@@ -135,9 +134,8 @@ def serve(settings: Settings) -> int:
             "memory_locked": int(not why_not)}
         supervisor.start()
         time.sleep(STREAM_SETTLE_S)
-        # Everything loaded so far (numba, mido, the kit...) lives as long as the daemon; a full
-        # garbage collection over it stops every Python thread for ~45 ms (measured), long
-        # enough to make a note late. Frozen objects are never scanned again.
+        # what is loaded lives as long as the daemon: a full collection scanning it would pause
+        # every Python thread long enough to make a note late (docs/reliability.md)
         gc.freeze()
         engine.mark_running()
         print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"

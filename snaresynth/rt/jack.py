@@ -1,27 +1,23 @@
-"""JACK process callbacks compiled to machine code, so JACK's real-time thread never waits for
-Python's GIL.
+"""JACK process callbacks compiled to machine code, registered with libjack directly.
 
-JACK-Client runs a Python function as the process callback; that function must take the GIL at
-the start of every cycle, and while the daemon's other threads (OSC, MIDI, the decode client)
-hold it, the whole JACK graph waits: 1600–1800 xruns in 20 s with three busy Python threads
-here, 1–5 with the same work in a compiled callback (docs/performance.md). So the daemon's JACK
-clients register a numba ``cfunc`` directly with libjack (``jack_set_process_callback``):
+Thread: the callbacks run in JACK's real-time thread and never take Python's GIL (why:
+docs/performance.md, "Why the real-time side is built this way"); ``attach_*`` run on the
+thread that opens the client, before ``activate``; ``MidiCapture``'s reader end and
+``MidiSend.send`` on control threads.
 
 - audio: plays the note-ons of its ``notes_in`` port at their own frame in this very cycle
-  (``voices.place_note``, through the note table the engine publishes), then
-  ``voices.render_from_table`` into the two output ports (the mix, and the block's clock:
-  mixer frame, the cycle's start on CLOCK_MONOTONIC from JACK's own estimate, JACK frame time,
-  for placing the other events);
+  (``rt/notes.py``'s ``place_note``), then ``rt/mixer.py``'s ``render_from_table`` into the two
+  output ports, clocked by JACK's own estimate of the cycle's start;
 - MIDI in: sends each note-on on to the audio client's ``notes_in`` (same cycle, same frame;
-  JACK then runs the MIDI client before the audio client), copies each event with its JACK
-  frame time into a ring and wakes the reader thread through a non-blocking pipe; the reader
-  parses and handles the rest (``io/midi.py``);
-- MIDI out (controller feedback): sends what ``MidiSend.send`` queued, at the next cycle.
+  JACK then runs the MIDI client before the audio client), puts each event with its JACK frame
+  time into a ring (``rt/ring.py``) and wakes the reader thread through a non-blocking pipe;
+  the reader parses and handles the rest (``io/midi.py``);
+- MIDI out (controller feedback): sends what ``MidiSend.send`` put into its ring, next cycle.
 
-The compiled functions reach their state through an int64 table of addresses (``arg``), and
-libjack/libc by symbol name (numba ``ExternalFunction``). JACK-Client still owns the clients,
-ports, connections and the notification callbacks (xrun, shutdown), which JACK runs outside the
-real-time thread.
+The callbacks reach their state through an int64 table of addresses (``arg``), and libjack and
+libc by symbol name (numba ``ExternalFunction``). JACK-Client still owns the clients, ports,
+connections and the notification callbacks (xrun, shutdown), which run outside the real-time
+thread.
 """
 
 from __future__ import annotations
@@ -39,11 +35,22 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import carray, cfunc, njit, types
 
-from snaresynth.rt.mixer import N_HIT, Mixer, place_note, render_from_table
-from snaresynth.rt.primitives import as_pointer, memory_fence, now_ns
+from snaresynth.rt.hits import N_HIT
+from snaresynth.rt.mixer import Mixer, render_from_table
+from snaresynth.rt.notes import place_note
+from snaresynth.rt.primitives import as_pointer, now_ns
+from snaresynth.rt.ring import (
+    R_CAPACITY,
+    R_SIZE,
+    Ring,
+    ring_publish,
+    ring_readable,
+    ring_release,
+    ring_reserve,
+    ring_row,
+)
 
-# libjack's and libc's functions are linked by name (not through ctypes pointers, which would
-# keep numba from caching the compiled callbacks: a 3 s compile at every start)
+# linked by symbol name: a ctypes function pointer would keep numba from caching the callbacks
 _LIBJACK = ctypes.util.find_library("jack") or "libjack.so.0"
 llvm.load_library_permanently(_LIBJACK)
 port_get_buffer = types.ExternalFunction("jack_port_get_buffer",
@@ -104,6 +111,7 @@ def cycle_start_ns(client_address, scratch_address):
 
 @cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
 def _audio_process(frames, arg):
+    """Thread: JACK's. Place this cycle's note-ons, then mix the block into the two ports."""
     tab = carray(arg, (A_SIZE,), np.int64)
     if tab[A_NOTES] != 0:  # note-ons of this very cycle, played at their own frame
         notes = port_get_buffer(as_pointer(tab[A_NOTES]), frames)
@@ -143,23 +151,23 @@ def attach_mixer(client: Any, ports: list[Any], mixer: Mixer, notes: Any = None)
 
 
 # --- MIDI in -------------------------------------------------------------------------------------
-M_CTRL, M_FRAMES, M_BYTES, M_EVENT, M_PORT, M_CLIENT, M_FD, M_ONE, M_N_RING, M_FORWARD = range(10)
+M_RING, M_STAMPS, M_BYTES, M_SKIPPED, M_EVENT, M_PORT, M_CLIENT, M_FD, M_ONE, M_FORWARD = range(10)
 M_SIZE = 10
 MIDI_RING = 4096
 """Events held for the reader thread (a full second of a dense MIDI stream)."""
 MIDI_MAX_BYTES = 8
 """Longer events (SysEx) are not captured: the daemon has no use for them."""
-# ctrl slots
-MC_WRITE, MC_READ, MC_OVERFLOW, MC_SKIPPED = range(4)
 
 
 @cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
 def _midi_process(frames, arg):
+    """Thread: JACK's. Forward this cycle's note-ons, ring every event, wake the reader."""
     tab = carray(arg, (M_SIZE,), np.int64)
-    n_ring = tab[M_N_RING]
-    ctrl = carray(as_pointer(tab[M_CTRL]), (4,), np.int64)
-    stamps = carray(as_pointer(tab[M_FRAMES]), (n_ring, 3), np.int64)
+    ring = carray(as_pointer(tab[M_RING]), (R_SIZE,), np.int64)
+    n_ring = ring[R_CAPACITY]
+    stamps = carray(as_pointer(tab[M_STAMPS]), (n_ring, 3), np.int64)
     data = carray(as_pointer(tab[M_BYTES]), (n_ring, MIDI_MAX_BYTES), np.uint8)
+    skipped = carray(as_pointer(tab[M_SKIPPED]), (1,), np.int64)
     event = carray(as_pointer(tab[M_EVENT]), (3,), np.int64)  # jack_midi_event_t
     port_buffer = port_get_buffer(as_pointer(tab[M_PORT]), frames)
     # note-ons go on at once to the audio client's notes port (same cycle, same frame), when
@@ -180,7 +188,7 @@ def _midi_process(frames, arg):
             continue
         size = event[1]
         if size > MIDI_MAX_BYTES or size < 1:
-            ctrl[MC_SKIPPED] += 1
+            skipped[0] += 1
             continue
         source = carray(as_pointer(event[2]), (size,), np.uint8)
         forwarded = 0
@@ -188,18 +196,16 @@ def _midi_process(frames, arg):
                 and midi_event_write(forward_buffer, np.uint32(event[0] & 0xFFFFFFFF),
                                      as_pointer(event[2]), 3) == 0):
             forwarded = 1
-        write = ctrl[MC_WRITE]
-        if write - ctrl[MC_READ] >= n_ring:
-            ctrl[MC_OVERFLOW] += 1
+        write = ring_reserve(ring, 1)
+        if write < 0:  # the reader is a whole ring behind: counted lost
             continue
-        k = write % n_ring
+        k = ring_row(ring, write)
         stamps[k, 0] = (cycle + (event[0] & 0xFFFFFFFF)) & 0xFFFFFFFF
         stamps[k, 1] = size
         stamps[k, 2] = forwarded
         for b in range(size):
             data[k, b] = source[b]
-        memory_fence()
-        ctrl[MC_WRITE] = write + 1
+        ring_publish(ring, write + 1)
         got = True
     if got:
         _write(np.int32(tab[M_FD]), as_pointer(tab[M_ONE]), 1)  # non-blocking; full = awake
@@ -207,15 +213,16 @@ def _midi_process(frames, arg):
 
 
 class MidiCapture:
-    """The compiled MIDI input callback of one JACK client, and the reader's side of its ring.
+    """The compiled MIDI input callback of one JACK client, and the reader's end of its ring.
 
-    Thread: ``attach`` on the opening thread (before ``activate``); ``events`` on one reader.
+    Thread: ``attach`` on the opening thread (before ``activate``); ``wait`` and ``events`` on
+    one reader; ``wake`` and the counters any.
     """
 
     def __init__(self) -> None:
-        self.ctrl = np.zeros(4, dtype=np.int64)
-        self.stamps = np.zeros((MIDI_RING, 3), dtype=np.int64)  # frame, size, forwarded
-        self.data = np.zeros((MIDI_RING, MIDI_MAX_BYTES), dtype=np.uint8)
+        # a record: (JACK frame time, size, forwarded) and the event's bytes
+        self.ring = Ring(MIDI_RING, ((3,), np.int64), ((MIDI_MAX_BYTES,), np.uint8))
+        self._skipped = np.zeros(1, dtype=np.int64)
         self._event = np.zeros(3, dtype=np.int64)
         self._one = np.ones(1, dtype=np.uint8)
         self._wake_read, self._wake_write = os.pipe()
@@ -226,24 +233,26 @@ class MidiCapture:
         """``forward``: a MIDI output port of ``client`` that gets every note-on at once."""
         table = self._table
         table[M_FORWARD] = 0 if forward is None else address(forward)
-        table[M_CTRL] = self.ctrl.ctypes.data
-        table[M_FRAMES] = self.stamps.ctypes.data
-        table[M_BYTES] = self.data.ctypes.data
+        table[M_RING] = self.ring.counters.ctypes.data
+        table[M_STAMPS] = self.ring.arrays[0].ctypes.data
+        table[M_BYTES] = self.ring.arrays[1].ctypes.data
+        table[M_SKIPPED] = self._skipped.ctypes.data
         table[M_EVENT] = self._event.ctypes.data
         table[M_PORT] = address(port)
         table[M_CLIENT] = address(client)
         table[M_FD] = self._wake_write
         table[M_ONE] = self._one.ctypes.data
-        table[M_N_RING] = MIDI_RING
         set_process_callback(client, _midi_process, table)
 
     @property
     def overflows(self) -> int:
-        return int(self.ctrl[MC_OVERFLOW])
+        """Events lost because the reader fell a whole ring behind."""
+        return self.ring.lost
 
     @property
     def skipped(self) -> int:
-        return int(self.ctrl[MC_SKIPPED])
+        """Events too long to capture (SysEx)."""
+        return int(self._skipped[0])
 
     def wait(self, timeout: float) -> None:
         """Block until the callback captured something (or ``timeout`` s, or ``wake``)."""
@@ -258,13 +267,10 @@ class MidiCapture:
     def events(self) -> Iterator[tuple[int, bytes, bool]]:
         """(JACK frame time, raw bytes, forwarded) of every captured event not yet read, oldest
         first; ``forwarded``: a note-on the callback already sent on to the audio client."""
-        ctrl = self.ctrl
-        read, write = int(ctrl[MC_READ]), int(ctrl[MC_WRITE])
-        for n in range(read, write):
-            k = n % MIDI_RING
-            frame, size, forwarded = (int(x) for x in self.stamps[k])
-            yield frame, bytes(self.data[k, :size]), bool(forwarded)
-            ctrl[MC_READ] = n + 1
+        stamps, data = self.ring.arrays
+        for k in self.ring.drain():
+            frame, size, forwarded = (int(x) for x in stamps[k])
+            yield frame, bytes(data[k, :size]), bool(forwarded)
 
     def close(self) -> None:
         for fd in (self._wake_read, self._wake_write):
@@ -273,65 +279,59 @@ class MidiCapture:
 
 
 # --- MIDI out ------------------------------------------------------------------------------------
-O_CTRL, O_SIZES, O_BYTES, O_PORT, O_N_RING = range(5)
-O_SIZE = 5
-# ctrl slots
-OC_WRITE, OC_READ = range(2)
+O_RING, O_SIZES, O_BYTES, O_PORT = range(4)
+O_SIZE = 4
 
 
 @cfunc(types.int32(types.uint32, types.voidptr), cache=True, nopython=True)
 def _midi_out_process(frames, arg):
+    """Thread: JACK's. Send what ``MidiSend.send`` queued, as far as the port buffer takes."""
     tab = carray(arg, (O_SIZE,), np.int64)
-    n_ring = tab[O_N_RING]
-    ctrl = carray(as_pointer(tab[O_CTRL]), (2,), np.int64)
-    sizes = carray(as_pointer(tab[O_SIZES]), (n_ring,), np.int64)
+    ring = carray(as_pointer(tab[O_RING]), (R_SIZE,), np.int64)
+    sizes = carray(as_pointer(tab[O_SIZES]), (ring[R_CAPACITY],), np.int64)
     port_buffer = port_get_buffer(as_pointer(tab[O_PORT]), frames)
     midi_clear_buffer(port_buffer)
-    read = ctrl[OC_READ]
-    write = ctrl[OC_WRITE]
+    read, write = ring_readable(ring)
     while read < write:
-        k = read % n_ring
+        k = ring_row(ring, read)
         if midi_event_write(port_buffer, 0, as_pointer(tab[O_BYTES] + k * MIDI_MAX_BYTES),
                              sizes[k]) != 0:
             break  # the port buffer is full: the rest goes out next cycle
         read += 1
-    ctrl[OC_READ] = read
+    ring_release(ring, read)
     return 0
 
 
 class MidiSend:
-    """The compiled MIDI output callback of one JACK client: messages queued by ``send`` (any
-    thread) go out at the start of the next cycle.
+    """The compiled MIDI output callback of one JACK client: messages queued by ``send`` go out
+    at the start of the next cycle.
+
+    Thread: ``attach`` on the opening thread (before ``activate``); ``send`` any (its callers
+    take ``_lock`` among themselves, so the ring has one producer).
     """
 
     def __init__(self, ring: int = 1024) -> None:
-        self.ctrl = np.zeros(2, dtype=np.int64)
-        self.sizes = np.zeros(ring, dtype=np.int64)
-        self.data = np.zeros((ring, MIDI_MAX_BYTES), dtype=np.uint8)
+        self.ring = Ring(ring, ((), np.int64), ((MIDI_MAX_BYTES,), np.uint8))  # size, bytes
         self._table = np.zeros(O_SIZE, dtype=np.int64)
         self._lock = threading.Lock()
-        self.dropped = 0  # messages refused because the ring was full (no JACK cycles running)
 
     def attach(self, client: Any, port: Any) -> None:
         table = self._table
-        table[O_CTRL] = self.ctrl.ctypes.data
-        table[O_SIZES] = self.sizes.ctypes.data
-        table[O_BYTES] = self.data.ctypes.data
+        table[O_RING] = self.ring.counters.ctypes.data
+        table[O_SIZES] = self.ring.arrays[0].ctypes.data
+        table[O_BYTES] = self.ring.arrays[1].ctypes.data
         table[O_PORT] = address(port)
-        table[O_N_RING] = self.sizes.shape[0]
         set_process_callback(client, _midi_out_process, table)
+
+    @property
+    def dropped(self) -> int:
+        """Messages refused because the ring was full (no JACK cycles running)."""
+        return self.ring.lost
 
     def send(self, message: bytes) -> bool:
         """Queue one MIDI message (at most 8 bytes). Thread: any. False if it was dropped."""
         if not 1 <= len(message) <= MIDI_MAX_BYTES:
             raise ValueError(f"MIDI message must be 1..{MIDI_MAX_BYTES} bytes, got {len(message)}")
+        padded = np.frombuffer(message.ljust(MIDI_MAX_BYTES, b"\0"), dtype=np.uint8)
         with self._lock:
-            write = int(self.ctrl[OC_WRITE])
-            if write - int(self.ctrl[OC_READ]) >= self.sizes.shape[0]:
-                self.dropped += 1
-                return False
-            k = write % self.sizes.shape[0]
-            self.data[k, :len(message)] = np.frombuffer(message, dtype=np.uint8)
-            self.sizes[k] = len(message)
-            self.ctrl[OC_WRITE] = write + 1  # last: publishes the message above
-        return True
+            return self.ring.push(len(message), padded)

@@ -1,11 +1,11 @@
-"""Where numba keeps the compiled real-time kernels: one folder per version of their sources.
+"""Where numba keeps the compiled real-time kernels: one folder per version of this folder.
 
-numba stamps a cached function with its own source file only, but the compiled callbacks of
-``rt/jack.py`` and ``rt/portaudio.py`` have the kernels of ``rt/mixer.py`` and
-``rt/primitives.py`` compiled into them: after an edit of one file alone, numba would load a
-callback built for an old table layout. So every kernel is cached under a folder named after a
-digest of every source file of this folder: any change gives a new folder and one recompile.
-Folders unused for a week are removed (another checkout may be using its own right now).
+Thread: main, once, when ``snaresynth.rt`` is first imported (before any kernel is compiled).
+numba stamps a cached function with its own source file only, yet the callbacks of
+``rt/jack.py`` and ``rt/portaudio.py`` have the kernels of the other modules compiled into them,
+so the cache folder is named after a digest of every ``.py`` file of ``rt/``: any edit, added,
+removed or renamed module gives a new folder and one recompile. Folders unused for a week are
+removed (another checkout may be using its own right now).
 """
 
 from __future__ import annotations
@@ -19,29 +19,35 @@ from pathlib import Path
 import numba
 
 RT_FOLDER = Path(__file__).resolve().parent
-KERNEL_SOURCES = tuple(sorted(RT_FOLDER.glob("*.py")))
 UNUSED_S = 7 * 24 * 3600
 
 
-def sources_digest() -> str:
+def kernel_sources(folder: Path = RT_FOLDER) -> list[Path]:
+    """Every Python source under ``folder``, in a fixed order."""
+    return sorted(path for path in folder.rglob("*.py") if "__pycache__" not in path.parts)
+
+
+def sources_digest(folder: Path = RT_FOLDER) -> str:
+    """A digest of the names and contents of ``kernel_sources(folder)``."""
     digest = hashlib.sha256()
-    for path in KERNEL_SOURCES:
-        digest.update(path.read_bytes())
+    for path in kernel_sources(folder):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def use_versioned_cache() -> Path | None:
-    """Point numba's cache at ``<base>/kernels-<digest>`` (base: ``$NUMBA_CACHE_DIR``, else the
-    user cache folder) before any kernel is compiled. None if no folder can be written (numba
-    then compiles without caching)."""
+def use_versioned_cache(folder: Path = RT_FOLDER) -> Path | None:
+    """Point numba's cache at ``<base>/kernels-<digest of folder>`` (base: ``$NUMBA_CACHE_DIR``,
+    else the user cache folder) before any kernel is compiled. None if no folder can be written
+    (numba then compiles without caching)."""
     import platformdirs
 
     base = Path(os.environ.get("NUMBA_CACHE_DIR") or
                 Path(platformdirs.user_cache_dir("snaresynth")) / "numba")
-    folder = base / f"kernels-{sources_digest()}"
+    cache = base / f"kernels-{sources_digest(folder)}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        os.utime(folder)  # in use: see below
+        cache.mkdir(parents=True, exist_ok=True)
+        os.utime(cache)  # in use: see below
     except OSError:
         return None
     for old in base.glob("kernels-*"):
@@ -49,7 +55,7 @@ def use_versioned_cache() -> Path | None:
             unused = time.time() - old.stat().st_mtime > UNUSED_S
         except OSError:
             continue
-        if old != folder and unused:
+        if old != cache and unused:
             shutil.rmtree(old, ignore_errors=True)
-    numba.config.CACHE_DIR = str(folder)
-    return folder
+    numba.config.CACHE_DIR = str(cache)
+    return cache

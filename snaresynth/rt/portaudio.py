@@ -1,10 +1,11 @@
 """A PortAudio output stream whose callback is compiled, so the audio thread never waits for
-Python's GIL (the JACK side of the same idea is ``io/jack_rt.py``; why: docs/performance.md).
+Python's GIL (the JACK side of the same idea is ``rt/jack.py``).
 
-python-sounddevice runs a Python callback; here the stream is opened through sounddevice's own
-PortAudio binding (its cffi ``_lib``: the same library, device list and error texts) with a
-numba ``cfunc`` as the ``PaStreamCallback``. The callback mixes one block with
-``voices.render_from_table`` into two scratch arrays, interleaves them into PortAudio's float32
+Thread: the callback runs in PortAudio's audio thread; ``CompiledStream``'s methods on one
+control thread. The stream is opened through python-sounddevice's own PortAudio binding (its
+cffi ``_lib``: the same library, device list and error texts) with a numba ``cfunc`` as the
+``PaStreamCallback``. The callback mixes one block with ``rt/mixer.py``'s
+``render_from_table`` into two scratch arrays, interleaves them into PortAudio's float32
 buffer, and hands it PortAudio's output-underflow flag (counted in ``Mixer.underflows``).
 """
 
@@ -28,6 +29,7 @@ PA_CONTINUE, PA_ABORT = 0, 2
 @cfunc(types.int32(types.voidptr, types.voidptr, types.uint64, types.voidptr, types.uint64,
                    types.voidptr), cache=True, nopython=True)
 def _stream_callback(input_buffer, output, frames, time_info, status_flags, arg):
+    """Thread: PortAudio's. One block of the mix, interleaved into ``output``."""
     tab = carray(arg, (P_SIZE,), np.int64)
     out = carray(output, (frames * 2,), np.float32)
     if frames > tab[P_MAX_BLOCK]:  # never with a fixed block size; silence rather than overrun

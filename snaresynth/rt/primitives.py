@@ -1,6 +1,10 @@
 """What compiled real-time code needs beyond numpy: a pointer from an address, a memory fence,
-and CLOCK_MONOTONIC. Used by the mixer's kernels (``voices.py``) and the compiled callbacks
-(``io/jack_rt.py``, ``io/portaudio_rt.py``), all of which run without Python's GIL."""
+and CLOCK_MONOTONIC.
+
+Thread: whichever runs the compiled code that uses them (the audio kernels, the JACK and
+PortAudio callbacks: all without Python's GIL); ``as_pointer`` and ``memory_fence`` exist only
+inside compiled code.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,6 @@ import numpy as np
 from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
-
-from snaresynth.rt.kernel_cache import use_versioned_cache
-
-use_versioned_cache()  # before the first cached kernel (here, or in the modules importing this)
 
 CLOCK_MONOTONIC = 1  # Linux; the clock of Python's time.monotonic()
 _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
@@ -30,7 +30,8 @@ def as_pointer(typingctx, address):  # noqa: ARG001  (numba's intrinsic signatur
 
 @intrinsic
 def memory_fence(typingctx):  # noqa: ARG001
-    """A full fence (compiled code only): stores before it become visible before those after."""
+    """A full fence (compiled code only): no load or store moves across it, in the compiler
+    or in the CPU."""
     def codegen(context, builder, signature, args):
         builder.fence("seq_cst")
         return context.get_dummy_value()

@@ -57,32 +57,32 @@ def test_note_table_entries_outlive_their_replacement_by_two_blocks_and_their_hi
     mixer = Mixer(48000)
     first = np.ones(1000, dtype=np.float32)
     _one_slot(mixer, first)
-    entry = mixer._entry_of[id(first)]
+    entry = mixer.buffers.entry_of(first)
     mixer._collect()
-    assert mixer._arrays[entry] is first  # named by the table: kept, though nothing plays it
+    assert mixer.buffers.arrays[entry] is first  # named by the table: kept, though nothing plays it
     assert _place(mixer, 0x90, 38, 100)
     _render(mixer, 1)
     _one_slot(mixer, np.ones(1000, dtype=np.float32) * 0.5)  # a new sound for the slot
     _render(mixer, 2)  # past the grace period...
     mixer._collect()
-    assert mixer._arrays[entry] is first  # ...but its hit still sounds (1000 frames)
+    assert mixer.buffers.arrays[entry] is first  # ...but its hit still sounds (1000 frames)
     _render(mixer, 16)
     mixer._collect()
-    assert mixer._arrays[entry] is None
+    assert mixer.buffers.arrays[entry] is None
 
 
 def test_a_replaced_entry_waits_two_blocks_even_when_unplayed():
     mixer = Mixer(48000)
     first = np.ones(1000, dtype=np.float32)
     _one_slot(mixer, first)
-    entry = mixer._entry_of[id(first)]
+    entry = mixer.buffers.entry_of(first)
     _render(mixer, 1)
     _one_slot(mixer, np.ones(1000, dtype=np.float32) * 0.5)
     mixer._collect()
-    assert mixer._arrays[entry] is first  # a callback may have read the old table just now
+    assert mixer.buffers.arrays[entry] is first  # a callback may have read the old table just now
     _render(mixer, 2)
     mixer._collect()
-    assert mixer._arrays[entry] is None
+    assert mixer.buffers.arrays[entry] is None
 
 
 def _kit(channel=None):
@@ -119,14 +119,14 @@ def test_the_note_table_follows_the_kit(sine_decoder):
         mixer = engine.mixer
         assert not _place(mixer, 0x90, 40, 100)  # channel 1: not this kit's
         assert _place(mixer, 0x99, 41, 100)  # channel 10, the second note of slot b
-        assert mixer.slot_choke[1] == 2
-        before = mixer.vel_gain[1, 100].copy()
+        assert mixer.note_table.slot_choke[1] == 2
+        before = mixer.note_table.vel_gain[1, 100].copy()
         engine.set_param("level", 1.0, slot=1)  # +6 dB from -6
-        assert mixer.vel_gain[1, 100, 0] > before[0] * 1.5
-        old = mixer.vel_entry[0, 127]
+        assert mixer.note_table.vel_gain[1, 100, 0] > before[0] * 1.5
+        old = mixer.note_table.vel_entry[0, 127]
         engine.set_param("latent/1", 0.1, slot=0)
         assert engine.worker.wait_idle(5)
-        assert mixer.vel_entry[0, 127] != old  # the new sound, once decoded
+        assert mixer.note_table.vel_entry[0, 127] != old  # the new sound, once decoded
         engine.load_kit(Kit(name="one", slots=[Slot(name="a", notes=[50], knobs=[0.5] * 4)], cc={}))
         assert not _place(mixer, 0x99, 41, 100)  # the slot is gone
         assert _place(mixer, 0x90, 50, 100)

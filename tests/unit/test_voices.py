@@ -44,9 +44,9 @@ def test_hit_far_too_late_is_dropped_not_played():
     audio = _render(mixer, 2)
     assert mixer.hits_started == 1 and mixer.hits_late == 1 and mixer.dropped == 1
     assert audio[0, 0] == pytest.approx(1.0)  # only the slightly late one, at block start
-    assert sum(a is not None for a in mixer._arrays) == 2  # both still referenced...
+    assert sum(a is not None for a in mixer.buffers.arrays) == 2  # both still referenced...
     mixer.schedule(Hit(mixer.frame, _buffer(), 1.0, 1.0))  # ...until the next collection
-    assert sum(a is not None for a in mixer._arrays) == 2  # the dropped one released
+    assert sum(a is not None for a in mixer.buffers.arrays) == 2  # the dropped one released
 
 
 def test_voice_keeps_its_buffer_when_a_new_one_is_scheduled():
@@ -88,7 +88,7 @@ def test_finished_hits_release_their_buffers():
         _render(mixer, 3)
     assert mixer.hits_started == 50 and mixer.dropped == 0
     assert mixer.active_voices() == 0
-    assert sum(a is not None for a in mixer._arrays) <= 1
+    assert sum(a is not None for a in mixer.buffers.arrays) <= 1
 
 
 def test_a_full_ring_refuses_hits_instead_of_overwriting():
