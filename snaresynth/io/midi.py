@@ -74,7 +74,7 @@ def find_port(names: list[str], spec: str, kind: str, api: str) -> str:
 
 def warm_up_parsing() -> None:
     """Build one message of each kind we handle, on a throwaway parser: mido's first message
-    of a kind costs ~7 ms (its checks are set up lazily), which in JACK's process thread is
+    of a kind costs milliseconds (its checks are set up lazily), which in JACK's process thread is
     several lost periods on the first hit."""
     RunningStatusParser().feed(bytes([0x90, 38, 1, 0xB0, 20, 0, 0xC0, 0, 0xF8]))
 
