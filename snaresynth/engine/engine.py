@@ -94,7 +94,6 @@ class Engine:
         self.control = ControlState(kit, decoder.latent_dim, selected)
         self.buffers: Buffers = [[None] * VELOCITY_LAYERS for _ in self.control.kit.slots]
         self._notes = NoteTable(self.mixer)
-        self._next_jack_frame = -1  # JACK frame time of the next block (Python JACK callback)
         self.started_at = time.monotonic()
         # counters: written under _lock or by one thread each; read by status()
         self.xruns = 0  # output underflows since mark_running()
@@ -143,7 +142,7 @@ class Engine:
         """Fill one output block (frames, 2). Thread: a Python audio callback."""
         if xrun:
             self.note_xrun()
-        self.mixer.render(out, self._next_jack_frame)
+        self.mixer.render(out)
 
     def note_xrun(self) -> None:
         """An output underflow. Thread: the audio backend's (callback or xrun notification)."""
@@ -151,16 +150,6 @@ class Engine:
             self.xruns += 1
         else:
             self.startup_xruns += 1
-
-    def set_block_frame_time(self, jack_frame: int) -> None:
-        """The JACK frame time of the block ``process`` renders next (thread: audio)."""
-        self._next_jack_frame = jack_frame
-
-    def frame_at(self, t: float | None = None) -> int:
-        return self.clock.frame_at(t)
-
-    def frame_at_jack(self, jack_frame: int) -> int:
-        return self.clock.frame_at_jack(jack_frame)
 
     # --- playing (MIDI / OSC / web threads) ----------------------------------------------------
     def trigger(self, velocity: float = 1.0, slot: int | None = None,

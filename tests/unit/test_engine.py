@@ -123,7 +123,7 @@ def test_constant_latency_places_hits_one_block_after_arrival(sine_decoder):
     _play(engine, 10)
     frame0, t0, _, _ = engine.mixer.clock()
     at = t0 + 0.0005  # 24 frames after the last block started
-    assert engine.frame_at(at) == frame0 + 24 + 64
+    assert engine.clock.frame_at(at) == frame0 + 24 + 64
 
 
 def test_hits_while_the_audio_is_stalled_are_dropped_not_queued(sine_decoder):
@@ -218,15 +218,14 @@ def test_jack_stamped_events_land_one_block_after_their_frame(sine_decoder):
     engine = Engine(sine_decoder, _kit(), EngineSettings(rate=48000, blocksize=64))
     out = np.zeros((64, 2), dtype=np.float32)
     for block in range(3):
-        engine.set_block_frame_time(1000 + 64 * block)
-        engine.process(out)
+        engine.mixer.render(out, 1000 + 64 * block)
     # the block just rendered started at output frame 128, JACK frame 1128
-    assert engine.frame_at_jack(1128 + 10) == 128 + 10 + 64
-    assert engine.frame_at_jack(1128 + 64 + 5) == 128 + 64 + 5 + 64  # an event of the next cycle
+    assert engine.clock.frame_at_jack(1128 + 10) == 128 + 10 + 64
+    # an event of the next cycle
+    assert engine.clock.frame_at_jack(1128 + 64 + 5) == 128 + 64 + 5 + 64
     # JACK's uint32 frame time wraps around
-    engine.set_block_frame_time(2**32 - 5)
-    engine.process(out)
-    assert engine.frame_at_jack(3) == 192 + 8 + 64
+    engine.mixer.render(out, 2**32 - 5)
+    assert engine.clock.frame_at_jack(3) == 192 + 8 + 64
 
 
 def test_undo_and_redo_step_through_the_history(engine):

@@ -150,7 +150,7 @@ def test_bundle_timetag_schedules_in_the_future(osc):
     data = _bundle([("/snaresynth/trigger", [1.0])], time.time() + ahead)
     assert osc.handle_packet(data, SENDER) == []
     hit = engine.mixer.queued()[0]
-    expected = engine.frame_at(time.monotonic() + ahead)
+    expected = engine.clock.frame_at(time.monotonic() + ahead)
     assert abs(hit.frame - expected) < 48000 * 0.01
 
 
