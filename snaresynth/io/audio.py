@@ -1,18 +1,15 @@
 """Audio output backends behind one tiny contract, chosen by name.
 
-- ``jack``: a JACK client of its own (JACK-Client), ports ``snaresynth-audio:out_1/out_2``
-  connected to the system playback ports. Not PortAudio's JACK host API: once the JACK server
-  dies, PortAudio can neither close that stream nor re-initialise (``Pa_Terminate`` blocks in
-  ``jack_client_close``), so a daemon on it could never reconnect; a JACK-Client client can be
-  closed after a server loss and a new one opened when the server is back;
+- ``jack``: a JACK client of its own (JACK-Client, not PortAudio's JACK host API, which cannot
+  be closed after a server loss: docs/reliability.md), ports ``snaresynth-audio:out_1/out_2``
+  connected to the system playback ports;
 - ``sounddevice``: PortAudio, the system default output or a named device (``auto``);
-- ``null``: a real clocked sink that runs the same callback in real time with no device;
-- any backend can also record exactly what it played (``Recorder``).
+- ``null``: a clocked sink with no device, calling ``process(out, xrun)`` every block period;
+- ``Recorder`` writes exactly what the mixer played to a file, with any backend.
 
-Each backend calls ``process(out, xrun)`` with a (frames, 2) float32 block to fill. Thread: the
-backend's audio thread. Errors raised inside ``process`` are counted and the block is silenced:
-nothing escapes into the driver's thread. Each backend also offers ``alive`` and ``reopen()`` to
-the supervisor (``io/supervisor.py``), which reconnects a lost device with backoff.
+JACK and PortAudio play the mixer from the compiled callbacks of ``rt/`` (no GIL in the audio
+thread). Each backend offers ``alive`` and ``reopen()`` to the supervisor
+(``io/supervisor.py``), which reconnects a lost device with backoff.
 """
 
 from __future__ import annotations
@@ -39,28 +36,15 @@ os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 
 class AudioOut:
-    """Base: start/stop, a name for the ready line, and the callback-fault counter."""
+    """Base: start/stop, a name for the ready line, the supervisor's ``alive`` and ``reopen``."""
 
     name = "audio"
 
-    def __init__(self, process: Process, rate: int, blocksize: int) -> None:
-        self.process = process
+    def __init__(self, rate: int, blocksize: int) -> None:
         self.rate = rate
         self.blocksize = blocksize
-        self.callback_errors = 0
-        self.last_error: str = ""
-        # told the JACK frame time of each block before it is rendered (JACK backend only)
-        self.frame_clock: Callable[[int], None] | None = None
-        # told of each xrun that no Python callback sees (JACK's compiled callback only)
+        # told of each xrun the compiled JACK callback cannot report itself
         self.on_xrun: Callable[[], None] | None = None
-
-    def _run_process(self, out: np.ndarray, xrun: bool) -> None:
-        try:
-            self.process(out, xrun)
-        except Exception as exc:  # never let an exception reach the audio driver's thread
-            out.fill(0.0)
-            self.callback_errors += 1
-            self.last_error = repr(exc)
 
     def start(self) -> None:
         raise NotImplementedError
@@ -84,7 +68,9 @@ class NullAudio(AudioOut):
     name = "null"
 
     def __init__(self, process: Process, rate: int, blocksize: int) -> None:
-        super().__init__(process, rate, blocksize)
+        super().__init__(rate, blocksize)
+        self.process = process
+        self._failed = False
         self._out = np.zeros((blocksize, CHANNELS), dtype=np.float32)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="snaresynth-null-audio",
@@ -107,7 +93,13 @@ class NullAudio(AudioOut):
         deadline = time.monotonic()
         while not self._stop.is_set():
             late = time.monotonic() - deadline > period  # a missed period is an xrun
-            self._run_process(self._out, late)
+            try:
+                self.process(self._out, late)
+            except Exception:  # the sink keeps its clock; the block is silence
+                self._out.fill(0.0)
+                if not self._failed:
+                    self._failed = True
+                    log.exception("null audio: process failed (logged once)")
             deadline += period
             delay = deadline - time.monotonic()
             if delay > 0:
@@ -117,16 +109,11 @@ class NullAudio(AudioOut):
 
 
 class SoundDeviceAudio(AudioOut):
-    """PortAudio output through python-sounddevice.
+    """PortAudio output through python-sounddevice, played by ``rt/portaudio.py``'s compiled
+    callback (underflows are counted in ``mixer.underflows``)."""
 
-    With a ``mixer`` the stream's callback is the compiled one of ``io/portaudio_rt.py`` (it
-    never takes the GIL; ``process`` is then not called and underflows are counted in
-    ``mixer.underflows``). Without one, ``process`` is a Python callback (benchmarks compare).
-    """
-
-    def __init__(self, process: Process, rate: int, blocksize: int,
-                 device: int | str | None = None, mixer: Any = None) -> None:
-        super().__init__(process, rate, blocksize)
+    def __init__(self, rate: int, blocksize: int, device: int | str | None, mixer: Any) -> None:
+        super().__init__(rate, blocksize)
         import sounddevice as sd
 
         self._sd = sd
@@ -138,34 +125,19 @@ class SoundDeviceAudio(AudioOut):
         except (ValueError, sd.PortAudioError) as exc:
             raise DeviceError(f"audio device {device!r}: {exc}") from exc
         self._index = int(info["index"])
-        mode = "compiled callback" if mixer is not None else "Python callback"
-        self.name = f"{info['name']} ({api}, {mode})"
+        self.name = f"{info['name']} ({api}, compiled callback)"
         self._stream: Any = None
 
     def start(self) -> None:
-        sd = self._sd
-        if self.mixer is not None:
-            from snaresynth.rt.portaudio import CompiledStream
+        from snaresynth.rt.portaudio import CompiledStream
 
-            self._stream = CompiledStream(sd, self._index, self.rate, self.blocksize, self.mixer)
-            return
-        try:
-            self._stream = sd.OutputStream(
-                samplerate=self.rate, blocksize=self.blocksize, device=self.device,
-                channels=CHANNELS, dtype="float32", latency="low", callback=self._callback)
-            self._stream.start()
-        except sd.PortAudioError as exc:
-            raise DeviceError(f"cannot open audio output {self.name}: {exc}") from exc
-
-    def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
-        self._run_process(outdata, bool(status.output_underflow))
+        self._stream = CompiledStream(self._sd, self._index, self.rate, self.blocksize,
+                                      self.mixer)
 
     def stop(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                if self.mixer is None:
-                    stream.stop()
                 stream.close()
             except self._sd.PortAudioError as exc:
                 log.warning("closing audio output: %s", exc)
@@ -188,16 +160,12 @@ class SoundDeviceAudio(AudioOut):
 
 
 class JackAudio(AudioOut):
-    """Two JACK output ports of a client of our own.
+    """Two JACK output ports and a ``notes_in`` MIDI port of a client of our own, played by
+    ``rt/jack.py``'s compiled process callback (xruns go to ``on_xrun``)."""
 
-    With a ``mixer`` the process callback is the compiled one of ``io/jack_rt.py`` (it never
-    takes the GIL; ``process`` is then not called, xruns go to ``on_xrun``). Without one,
-    ``process`` runs as a Python callback in JACK's process thread (benchmarks compare).
-    """
-
-    def __init__(self, process: Process, rate: int, blocksize: int,
-                 client_name: str = "snaresynth-audio", mixer: Any = None) -> None:
-        super().__init__(process, rate, blocksize)
+    def __init__(self, rate: int, blocksize: int, mixer: Any,
+                 client_name: str = "snaresynth-audio") -> None:
+        super().__init__(rate, blocksize)
         import jack
 
         self._jack = jack
@@ -206,14 +174,13 @@ class JackAudio(AudioOut):
         self.client: Any = None
         self.ports: list[Any] = []
         self._lost = threading.Event()
-        self.lost_reason = ""
-        self._xrun = False
-        self._buffer = np.zeros((8192, CHANNELS), dtype=np.float32)
         self.notes_port: Any = None  # note-ons played by the compiled callback itself
         self.notes_source: str | None = None  # the MIDI input's port that feeds it
         self._open()
 
     def _open(self) -> None:
+        from snaresynth.rt.jack import attach_mixer
+
         jack = self._jack
         try:
             client = jack.Client(self.client_name, no_start_server=True)
@@ -222,23 +189,15 @@ class JackAudio(AudioOut):
                               "`jackd -d dummy -r 48000 -p 128`") from exc
         self._lost.clear()
         self.ports = [client.outports.register(f"out_{i + 1}") for i in range(CHANNELS)]
-        if self.mixer is not None:
-            from snaresynth.rt.jack import attach_mixer
-
-            self.notes_port = client.midi_inports.register("notes_in")
-            attach_mixer(client, self.ports, self.mixer, self.notes_port)
-        else:
-            client.set_process_callback(self._callback)
+        self.notes_port = client.midi_inports.register("notes_in")
+        attach_mixer(client, self.ports, self.mixer, self.notes_port)
         client.set_xrun_callback(self._on_xrun)
         client.set_shutdown_callback(self._on_shutdown)
         if client.samplerate != self.rate:
             log.warning("JACK runs at %d Hz, the engine at %d Hz: sounds play at the wrong pitch",
                         client.samplerate, self.rate)
-        if client.blocksize > self._buffer.shape[0]:
-            self._buffer = np.zeros((client.blocksize, CHANNELS), dtype=np.float32)
-        mode = "compiled callback" if self.mixer is not None else "Python callback"
         self.name = (f"JACK ({client.name}, {client.samplerate} Hz / {client.blocksize} frames, "
-                     f"{mode})")
+                     "compiled callback)")
         self.client = client
 
     def start(self) -> None:
@@ -251,34 +210,20 @@ class JackAudio(AudioOut):
         playback = client.get_ports(is_physical=True, is_input=True, is_audio=True)
         for port, target in zip(self.ports, playback, strict=False):
             connect_quietly(client, port.name, target.name)
-        if self.notes_port is not None and self.notes_source is not None:
+        if self.notes_source is not None:
             connect_quietly(client, self.notes_source, self.notes_port.name)
 
     @property
-    def notes_port_name(self) -> str | None:
-        """The compiled callback's MIDI input for note-ons (None with a Python callback)."""
-        return None if self.notes_port is None else self.notes_port.name
-
-    def _callback(self, frames: int) -> None:
-        """Thread: JACK process. Fill the preallocated block, then copy it to the two ports."""
-        xrun, self._xrun = self._xrun, False
-        out = self._buffer[:frames]
-        client = self.client  # None for the moment between activate() and storing it
-        if self.frame_clock is not None and client is not None:
-            self.frame_clock(client.last_frame_time)
-        self._run_process(out, xrun)
-        for channel, port in enumerate(self.ports):
-            port.get_array()[:] = out[:, channel]
+    def notes_port_name(self) -> str:
+        """The compiled callback's MIDI input for note-ons."""
+        return self.notes_port.name
 
     def _on_xrun(self, delay_usecs: float) -> None:
-        if self.mixer is not None and self.on_xrun is not None:
+        if self.on_xrun is not None:
             self.on_xrun()  # JACK's notification thread, not the process thread
-        else:
-            self._xrun = True
 
     def _on_shutdown(self, status: Any, reason: str) -> None:
-        self.lost_reason = reason  # JACK's thread: only flags, no client calls
-        self._lost.set()
+        self._lost.set()  # JACK's thread: only flags, no client calls
 
     @property
     def alive(self) -> bool:
@@ -315,36 +260,24 @@ def jack_rate() -> int:
         client.close()
 
 
-def jack_device() -> int:
-    """Index of PortAudio's JACK output device (the JACK server must be running)."""
-    import sounddevice as sd
-
-    for api in sd.query_hostapis():
-        if api["name"].startswith("JACK") and api["default_output_device"] >= 0:
-            return int(api["default_output_device"])
-    raise DeviceError("no JACK server found (start one, e.g. `jackd -d dummy -r 48000 -p 128`)")
-
-
-def open_audio(spec: str, process: Process, rate: int, blocksize: int,
-               mixer: Any = None) -> AudioOut:
+def open_audio(spec: str, process: Process, rate: int, blocksize: int, mixer: Any) -> AudioOut:
     """Open the backend named by ``--audio``: auto | jack | null | DEVICE (name part or index).
 
-    ``auto`` falls back to ``null`` with one log line when there is no output device. With a
-    ``mixer``, JACK and PortAudio run it from a compiled callback instead of calling
-    ``process`` (the null sink always calls ``process``).
+    JACK and PortAudio play ``mixer`` from a compiled callback; the null sink calls
+    ``process``. ``auto`` falls back to ``null`` with one log line when there is no device.
     """
     if spec == "null":
         return NullAudio(process, rate, blocksize)
     if spec == "jack":
-        return JackAudio(process, rate, blocksize, mixer=mixer)
+        return JackAudio(rate, blocksize, mixer)
     if spec == "auto":
         try:
-            return SoundDeviceAudio(process, rate, blocksize, None, mixer=mixer)
+            return SoundDeviceAudio(rate, blocksize, None, mixer)
         except (DeviceError, OSError) as exc:
             log.warning("no audio output device (%s); using the null sink", _one_line(exc))
             return NullAudio(process, rate, blocksize)
     device: int | str = int(spec) if spec.isdigit() else spec
-    return SoundDeviceAudio(process, rate, blocksize, device, mixer=mixer)
+    return SoundDeviceAudio(rate, blocksize, device, mixer)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -373,10 +306,6 @@ class Recorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._write, name="snaresynth-record", daemon=True)
         self._thread.start()
-
-    @property
-    def dropped(self) -> int:
-        return self._mixer.record_dropped
 
     def _write(self) -> None:
         while not self._stop.wait(self.POLL_S):

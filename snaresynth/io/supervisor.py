@@ -39,7 +39,6 @@ class _Watch:
     next_try: float = 0.0
     backoff: float = FIRST_BACKOFF_S
     reconnects: int = 0
-    failures: int = 0
 
 
 class Supervisor:
@@ -95,7 +94,6 @@ class Supervisor:
             try:
                 w.device.reopen()
             except Exception as exc:
-                w.failures += 1
                 w.next_try = now + w.backoff
                 w.backoff = min(w.backoff * 2, MAX_BACKOFF_S)
                 log.debug("%s reconnect failed: %s", w.kind, exc)
