@@ -356,5 +356,5 @@ def eval_command(models: list[str], data: Path, points: int, lines: int, steps: 
         print(("\n" if markdown else "")
               + f"snare share: listener {judge.name} hears {held:.0%} of snares from held-out "
               f"kits as snare ({overall:.0%} of all instruments right); the real-snares row "
-              "is the ceiling a model can reach")
+              "is its share on the corpus' own snares, a reference rather than a ceiling")
     return 0

@@ -52,8 +52,7 @@ def stft_magnitude(audio: np.ndarray, n_fft: int = 1024, hop: int = 256) -> np.n
     """|STFT| of (B, T) audio -> (B, frames, n_fft//2 + 1) float32, window-sum scaled."""
     window = _hann(n_fft)
     spec = np.fft.rfft(_frames(audio, n_fft, hop) * window, axis=-1)
-    # the floor keeps fade-out tails from producing denormal floats, which make the mel
-    # matrix product 20x slower; it is far below any floor used on top of it
+    # floored far below LOG_FLOOR: fade-out tails would give slow denormal floats (docs/models.md)
     return np.maximum(np.abs(spec) / window.sum(), 1e-15).astype(np.float32)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from snaresynth.atomic import atomic_path
 from snaresynth.errors import ModelFileError, SnareSynthError
 
 
-def knobs_to_latent(decoder, knobs: np.ndarray) -> np.ndarray:
+def knobs_to_latent(decoder: Any, knobs: np.ndarray) -> np.ndarray:
     """(B, D) knob positions 0..1 -> (B, D) latent vectors across the model's latent range."""
     lo, hi = decoder.latent_range()
     return (lo + np.clip(knobs, 0.0, 1.0) * (hi - lo)).astype(np.float32)
@@ -27,7 +28,7 @@ def write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
         sf.write(tmp, audio, rate, subtype="FLOAT", format="WAV")
 
 
-def render_latents(decoder, z: np.ndarray, rate: int | None = None,
+def render_latents(decoder: Any, z: np.ndarray, rate: int | None = None,
                    batch: int = 64) -> tuple[np.ndarray, int]:
     """Decode (B, D) latents in batches, resampled to ``rate`` (default: the model's rate)."""
     out_rate = rate or decoder.sample_rate
