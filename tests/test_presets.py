@@ -415,3 +415,20 @@ def test_kit_deepcopy_is_independent_of_the_original():
     snap.slots[1].level_db = -30.0
     assert kit.slots[0].knobs[0] != 0.123 and 99 not in kit.slots[0].notes
     assert 99 not in kit.cc and kit.slots[1].level_db != -30.0
+
+
+@pytest.mark.parametrize(("targets", "why"), [
+    (["tight"], "morph_targets: must be an array of 2..2"),
+    (["tight", "../etc/passwd"], "invalid preset name"),
+    ("tight", "morph_targets: must be an array"),
+])
+def test_bad_morph_targets_are_refused_naming_the_field(targets, why) -> None:
+    doc = kit_to_dict(Kit("k", [Slot("a", [38], [0.5])], {}))
+    doc["morph_targets"] = targets
+    with pytest.raises(PresetError, match=why):
+        kit_from_dict(doc, "k.toml")
+
+
+def test_morph_targets_round_trip() -> None:
+    kit = Kit("k", [Slot("a", [38], [0.5])], {}, morph_targets=("tight", "fat"))
+    assert kit_from_dict(kit_to_dict(kit)).morph_targets == ("tight", "fat")

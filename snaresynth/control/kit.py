@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 """The ``format`` key written into every file; a file with a newer format is refused."""
 
 MAX_NAME_CHARS = 64
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
 
 _SLOT_REQUIRED = ("name", "notes", "knobs")
 _SLOT_FIELDS = (
@@ -39,7 +40,7 @@ _SLOT_FIELDS = (
 )
 _KIT_REQUIRED = ("name", "slot")
 _KIT_FIELDS = (
-    "format", "name", "description", "velocity_curve", "velocity_latent",
+    "format", "name", "description", "morph_targets", "velocity_curve", "velocity_latent",
     "velocity_latent_amount", "midi_channel", "cc", "slot",
 )
 
@@ -144,6 +145,7 @@ class Kit:
     velocity_latent_amount: float = 0.0
     midi_channel: int | None = None
     description: str = ""
+    morph_targets: tuple[str, str] | None = None  # the presets the morph control glides between
 
     def __post_init__(self) -> None:
         if not isinstance(self.slots, list | tuple):
@@ -220,6 +222,12 @@ def _check_kit_fields(kit: Kit, path: str) -> None:
     p = f"{path}." if path else ""
     kit.name = fields.text(kit.name, p + "name", MAX_NAME_CHARS)
     kit.description = fields.text(kit.description, p + "description", 2000, allow_empty=True)
+    if kit.morph_targets is not None:
+        pair = fields.array(kit.morph_targets, p + "morph_targets", 2, 2, "preset names")
+        try:
+            kit.morph_targets = (check_name(pair[0]), check_name(pair[1]))
+        except PresetError as exc:
+            raise fields.fail(p + "morph_targets", str(exc)) from None
     if kit.velocity_curve not in VELOCITY_CURVES:
         raise fields.fail(p + "velocity_curve", f"must be one of {', '.join(VELOCITY_CURVES)}, "
                           f"got {fields.show(kit.velocity_curve)}")
@@ -254,6 +262,8 @@ def kit_to_dict(kit: Kit) -> dict[str, Any]:
     doc: dict[str, Any] = {"format": FORMAT_VERSION, "name": kit.name}
     if kit.description:
         doc["description"] = kit.description
+    if kit.morph_targets is not None:
+        doc["morph_targets"] = list(kit.morph_targets)
     doc["velocity_curve"] = kit.velocity_curve
     if kit.velocity_latent is not None:
         doc["velocity_latent"] = kit.velocity_latent
@@ -303,7 +313,7 @@ def read_kit_document(data: Any, source: str | None,
             slots.append(Slot(**_slot_values(raw, path)))
         kwargs = {
             key: table[key]
-            for key in ("name", "description", "velocity_curve", "velocity_latent",
+            for key in ("name", "description", "morph_targets", "velocity_curve", "velocity_latent",
                         "velocity_latent_amount", "midi_channel")
             if key in table
         }
@@ -320,3 +330,24 @@ def read_kit_document(data: Any, source: str | None,
 def validate_kit(kit: Kit, source: str | None = None) -> Kit:
     """Check a (possibly mutated) Kit as if it were loaded from a file; returns a fresh copy."""
     return kit_from_dict(kit_to_dict(kit), source)
+
+
+def check_name(name: Any) -> str:
+    """Return ``name`` if it is a safe preset name, else raise ``PresetError``.
+
+    Names arrive from the network (OSC), so the rule is strict: 1..64 characters of letters,
+    digits, space, ``_``, ``.`` and ``-``, starting with a letter or digit, not ending in a space
+    or dot, no ``..``. Path separators, absolute paths and control characters cannot pass.
+    """
+    if not isinstance(name, str):
+        raise PresetError(f"preset name must be a string, got {fields.show(name)}")
+    if (
+        not _NAME_RE.fullmatch(name)
+        or ".." in name
+        or name.endswith((" ", "."))
+    ):
+        raise PresetError(
+            f"invalid preset name {fields.show(name)}: use 1..64 letters, digits, space, '_', "
+            "'.', '-', starting with a letter or digit (no '..', no path separators)"
+        )
+    return name

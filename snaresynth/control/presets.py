@@ -6,7 +6,6 @@ names the file and the field path of any problem.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,17 @@ import tomli_w
 
 from snaresynth.atomic import atomic_write_text
 from snaresynth.control import fields
-from snaresynth.control.kit import Kit, kit_from_dict, kit_to_dict, read_kit_document, validate_kit
+from snaresynth.control.kit import (
+    Kit,
+    check_name,
+    kit_from_dict,
+    kit_to_dict,
+    read_kit_document,
+    validate_kit,
+)
 from snaresynth.errors import PresetError
 
 PRESET_SUFFIX = ".toml"
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,27 +103,6 @@ def default_state_path() -> Path:
 # --------------------------------------------------------------------------------------------
 # the store
 # --------------------------------------------------------------------------------------------
-
-
-def check_name(name: Any) -> str:
-    """Return ``name`` if it is a safe preset name, else raise ``PresetError``.
-
-    Names arrive from the network (OSC), so the rule is strict: 1..64 characters of letters,
-    digits, space, ``_``, ``.`` and ``-``, starting with a letter or digit, not ending in a space
-    or dot, no ``..``. Path separators, absolute paths and control characters cannot pass.
-    """
-    if not isinstance(name, str):
-        raise PresetError(f"preset name must be a string, got {fields.show(name)}")
-    if (
-        not _NAME_RE.fullmatch(name)
-        or ".." in name
-        or name.endswith((" ", "."))
-    ):
-        raise PresetError(
-            f"invalid preset name {fields.show(name)}: use 1..64 letters, digits, space, '_', "
-            "'.', '-', starting with a letter or digit (no '..', no path separators)"
-        )
-    return name
 
 
 def shipped_preset_dir() -> Path:

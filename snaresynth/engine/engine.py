@@ -44,6 +44,7 @@ from snaresynth.engine.planner import (
     prefetch_requests,
     slot_requests,
 )
+from snaresynth.errors import SnareSynthError
 from snaresynth.models.base import Decoder
 from snaresynth.rt.mixer import Hit, Mixer, pan_gains
 
@@ -102,6 +103,8 @@ class Engine:
         self._underflows_before_running = 0  # a compiled PortAudio callback's, at mark_running
         self.bad_messages = 0
         self.unmapped = 0
+        self._morph_names: tuple[str, str] | None = None  # the kit's targets, once loaded
+        self._follow_morph_targets()
         self.publish_notes()
 
     # --- the control state, for readers (any thread; a reference, replaced on change) --------
@@ -287,6 +290,7 @@ class Engine:
         with self._lock:
             self.control.load(kit)
             self._fit_buffers()
+        self._follow_morph_targets()
         self.publish_notes()
         self._request_all()
         self._notify("/preset/load", kit.name, source)
@@ -319,9 +323,24 @@ class Engine:
         save_state(path, kit, selected)
 
     def set_morph_targets(self, a: str, b: str) -> None:
-        """Choose the two presets the morph control glides between."""
+        """Choose the two presets the morph control glides between (until the next kit)."""
         store = self._require_store()
         pair = (store.load(a), store.load(b))
+        with self._lock:
+            self.control.morph_pair = pair
+
+    def _follow_morph_targets(self) -> None:
+        """Load the morph targets the kit names, when they changed (file I/O: not under the
+        lock); a target that cannot be loaded leaves morph as it was, with one log line."""
+        names = self.control.kit.morph_targets
+        if names is None or names == self._morph_names or self.store is None:
+            return
+        self._morph_names = names
+        try:
+            pair = (self.store.load(names[0]), self.store.load(names[1]))
+        except SnareSynthError as exc:
+            log.warning("kit %r: morph targets not loaded: %s", self.control.kit.name, exc)
+            return
         with self._lock:
             self.control.morph_pair = pair
 
@@ -387,6 +406,7 @@ class Engine:
             if not step():
                 return False
             self._fit_buffers()
+        self._follow_morph_targets()
         self.publish_notes()
         self._request_all()
         self._notify(event, 1, source)

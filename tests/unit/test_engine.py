@@ -251,3 +251,22 @@ def test_a_change_of_many_values_tells_every_value_of_the_selected_slot(engine):
     for i in range(engine.decoder.latent_dim):
         assert after[f"/latent/{i}"] == pytest.approx(knobs[i])
     assert {"/level", "/tune", "/decay", "/pan"} <= after.keys()
+
+
+def test_morph_works_out_of_the_box_with_a_shipped_kit(sine_decoder, preset_store):
+    default = preset_store.load("default")
+    assert default.morph_targets == ("tight", "fat")
+    eng = Engine(sine_decoder, default, EngineSettings(rate=48000, blocksize=64),
+                 store=preset_store)
+    morph = parse_param("morph")
+    eng.set_param(morph, 0.0, slot=0)
+    tight = preset_store.load("tight").slots[0].knobs_for(sine_decoder.latent_dim)
+    assert eng.kit.slots[0].knobs == pytest.approx(tight)
+    eng.set_param(morph, 1.0, slot=0)
+    fat = preset_store.load("fat").slots[0].knobs_for(sine_decoder.latent_dim)
+    assert eng.kit.slots[0].knobs == pytest.approx(fat)
+
+
+def test_a_kit_without_morph_targets_says_how_to_set_them(engine):
+    with pytest.raises(ValueError, match="morph/targets"):
+        engine.set_param(parse_param("morph"), 0.5)
