@@ -54,6 +54,8 @@ KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph"})
 RECV_BUFFER = 4 * 2**20
 """Bytes of datagrams the kernel may hold for the OSC socket while a batch is handled."""
 KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
+PUSH_HZ = 60
+"""Updates a second to each subscriber at most (the latest value of each address wins)."""
 MAX_SUBSCRIBERS = 32
 """Subscribers at most: each change is one datagram to each of them."""
 MAX_AHEAD_S = 60.0
@@ -117,6 +119,8 @@ class OscController:
         self.allow = [ipaddress.ip_network(net, strict=False) for net in (allow or [])]
         self.send = send  # used for pushes to subscribers; replies are returned instead
         self.subscribers: set[Address] = set()
+        self._pending: dict[Address, dict[str, list[Any]]] = {}  # the changes flush sends
+        self._pending_lock = threading.Lock()
         self.received = 0
         self.failed = 0
         self.refused = 0
@@ -425,14 +429,30 @@ class OscController:
             raise OscError(f"host {host} is a broadcast, multicast or unspecified address")
         return (str(ip), port)
 
-    # --- pushes to subscribers (thread of whoever made the change) -----------------------------
+    # --- pushes to subscribers ------------------------------------------------------------------
     def _on_change(self, address: str, value: Any, source: object) -> None:
-        if not self.subscribers or self.send is None:
+        """Engine listener (thread of whoever made the change): only noted, the latest value
+        of each address per subscriber; ``flush`` sends them."""
+        if not self.subscribers:
             return
         args = value if isinstance(value, list) else [value]
-        for target in list(self.subscribers):
-            if target != source:
-                self.send(PREFIX + address, args, target)
+        with self._pending_lock:
+            for target in list(self.subscribers):
+                if target != source:
+                    self._pending.setdefault(target, {})[PREFIX + address] = args
+
+    def flush(self) -> int:
+        """Send what changed since the last flush (thread: the pusher, at most PUSH_HZ a
+        second, so a 200 CC/s sweep costs each subscriber 60 datagrams, not 200)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        sent = 0
+        if self.send is not None:
+            for target, changes in pending.items():
+                for address, args in changes.items():
+                    self.send(address, args, target)
+                    sent += 1
+        return sent
 
 
 class OscServer:
@@ -475,6 +495,9 @@ class OscServer:
             log.debug("OSC receive buffer left at its default: %s", exc)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={
             "poll_interval": 0.1}, name="snaresynth-osc", daemon=True)
+        self._stopping = threading.Event()
+        self._pusher = threading.Thread(target=self._push, name="snaresynth-osc-push",
+                                        daemon=True)
 
     @property
     def address(self) -> str:
@@ -489,6 +512,11 @@ class OscServer:
     def start(self) -> None:
         self.warm_up()
         self._thread.start()
+        self._pusher.start()
+
+    def _push(self) -> None:
+        while not self._stopping.wait(1.0 / PUSH_HZ):
+            self.controller.flush()
 
     def warm_up(self) -> None:
         """Build one /status and one /state reply before the daemon goes live: python-osc's and
@@ -500,6 +528,8 @@ class OscServer:
             build_message(PREFIX + "/status.reply", args)
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(1.0)
+        self._pusher.join(1.0)
