@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from snaresynth import __version__
+from snaresynth import __version__, logs
 from snaresynth.errors import SnareSynthError
 
 Command = Callable[[argparse.Namespace], int]
+EXTRAS = {"tensorflow": "train", "keras": "train", "matplotlib": "plots"}
+"""Optional packages -> the pyproject extra that installs them (playing needs none of them)."""
 
 
 # --- serve / render / models -------------------------------------------------------------------
@@ -41,6 +43,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="UDP port, 0 = any free (default 9000)")
     p.add_argument("--osc-allow", nargs="+", metavar="CIDR", default=None,
                    help="only obey OSC senders in these networks")
+    p.add_argument("--http-host", default=None,
+                   help="address the page binds (default 127.0.0.1; wider needs the token)")
+    p.add_argument("--http-port", type=int, default=None,
+                   help="HTTP/WebSocket port of the page, 0 = any free (default 8000)")
+    p.add_argument("--no-http", dest="http", action="store_const", const=False, default=None,
+                   help="serve no page")
     p.add_argument("--voices", type=int, default=None, help="polyphony limit")
     p.add_argument("--latency", choices=["constant", "lowest"], default=None,
                    help="constant: sample-accurate, no jitter (JACK MIDI: at the note's own frame; "
@@ -138,6 +146,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ))
     print(path)
     return 0
+
+# --- export (models/export.py) -------------------------------------------------------------------
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write model files' inference form (what serve runs, "
+                                      "without TensorFlow); train writes it already")
+    p.add_argument("models", nargs="+", type=Path, metavar="MODEL",
+                   help="model file(s) to rewrite in place (atomically)")
+    p.add_argument("--check", type=int, default=256, metavar="N",
+                   help="random latents decoded by both forms to compare them (default 256)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest sample difference to Keras accepted (default 1e-4)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from snaresynth.models.export import export_file
+
+    for path in args.models:
+        check = export_file(path, check=args.check, tolerance=args.tolerance)
+        print(f"{path}: inference form written (numpy); max |numpy - keras| = "
+              f"{check['max_abs']:.2g} over {check['latents']} latents")
+    return 0
+
 
 # --- dataset (data/) -----------------------------------------------------------------------------
 
@@ -262,7 +294,7 @@ def _floats(text: str) -> list[float]:
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_serve, _add_render, _add_models,
     _add_dataset, _add_eval, _add_explore, _add_listener,
-    _add_train,
+    _add_train, _add_export,
 ]
 
 
@@ -283,12 +315,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    log_handler = logs.setup(level)
+    try:
+        return _run(args)
+    finally:
+        log_handler.flush()
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except SnareSynthError as exc:
         print(f"snaresynth {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"snaresynth {args.command}: needs {exc.name}, which is not installed; "
+              f"install with pip install snaresynth[{extra}]", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,8 @@ Timetags: python-osc's own timetag handling sleeps in the dispatcher, so packets
 here with ``osc_packet.OscPacket`` and routed by this module (the dispatcher is only there for
 the server class, with ``strict_timing=False``); bundle times are handed to the engine, which
 places each trigger on the audio clock. Bad input of any kind gets
-``/snaresynth/fail <address> <reason>`` back, a counter and a (rate-limited) log line; the
+``/snaresynth/fail <address> <reason>`` back, a counter and a log line (bounded by
+``snaresynth.logs``); the
 daemon keeps playing.
 """
 
@@ -73,28 +74,6 @@ def knob_param(route: str, latent_dim: int) -> Param | None:
     return None
 
 
-class RateLimitedLog:
-    """At most ``per_second`` warnings a second, then one summary of how many were suppressed."""
-
-    def __init__(self, per_second: int = 5) -> None:
-        self.per_second = per_second
-        self._window = 0
-        self._count = 0
-        self._suppressed = 0
-
-    def warning(self, fmt: str, *args: Any) -> None:
-        now = int(time.monotonic())
-        if now != self._window:
-            if self._suppressed:
-                log.warning("... %d more bad OSC messages not shown", self._suppressed)
-            self._window, self._count, self._suppressed = now, 0, 0
-        self._count += 1
-        if self._count <= self.per_second:
-            log.warning(fmt, *args)
-        else:
-            self._suppressed += 1
-
-
 def wall_and_monotonic(tries: int = 3) -> tuple[float, float]:
     """``time.time()`` and ``time.monotonic()`` of one instant: a thread switch between two
     clock reads would put a timetag off by as long as it lasted (milliseconds when other
@@ -126,7 +105,6 @@ class OscController:
         self.refused = 0
         self.late = 0
         self.coalesced = 0  # knob messages replaced by a newer one from the same batch
-        self._log = RateLimitedLog()
         self.extra_status: Callable[[], dict[str, int]] | None = None  # e.g. the supervisor's
         self._current_time: float | None = None  # timetag (monotonic) of the message in hand
         self._routes: dict[str, Callable[[Sequence[Any], Address], list[Reply] | None]] = {
@@ -149,7 +127,7 @@ class OscController:
         """Handle one datagram; returns the replies to send. Thread: OSC server thread."""
         if self.allow and not self._allowed(sender[0]):
             self.refused += 1
-            self._log.warning("OSC from %s refused (not in --osc-allow)", sender[0])
+            log.warning("OSC from %s refused (not in --osc-allow)", sender[0])
             return []
         if len(data) % 4:  # OSC packets are whole 32-bit words; anything else was cut short
             return self._fail("?", f"truncated packet ({len(data)} bytes, not a multiple of 4)",
@@ -271,7 +249,7 @@ class OscController:
     def _fail(self, address: str, reason: str, sender: Address) -> list[Reply]:
         self.failed += 1
         self.engine.count_bad()
-        self._log.warning("OSC %s from %s:%s failed: %s", address, sender[0], sender[1], reason)
+        log.warning("OSC %s from %s:%s failed: %s", address, sender[0], sender[1], reason)
         return [(PREFIX + "/fail", [address, reason], sender)]
 
     def _allowed(self, host: str) -> bool:
