@@ -29,6 +29,9 @@ class Settings:
     osc_host: str = "127.0.0.1"
     osc_port: int = 9000
     osc_allow: list[str] = field(default_factory=list)
+    http: bool = True  # the browser page and its WebSocket (io/web.py)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
     voices: int = 16
     latency: str = "constant"  # constant | lowest
     decode: str = "process"  # process | thread: where the model runs (docs/performance.md)
@@ -42,6 +45,8 @@ class Settings:
             raise ValueError(f"rate must be 8000..192000 Hz, got {self.rate}")
         if not 0 <= self.osc_port <= 65535:
             raise ValueError(f"osc_port must be 0..65535, got {self.osc_port}")
+        if not 0 <= self.http_port <= 65535:
+            raise ValueError(f"http_port must be 0..65535, got {self.http_port}")
         if not 1 <= self.voices <= 256:
             raise ValueError(f"voices must be 1..256, got {self.voices}")
         if self.latency not in ("constant", "lowest"):

@@ -38,8 +38,24 @@ def choose_kit(settings: Settings, store: PresetStore, state_file: Path) -> tupl
         try:
             return load_state(state_file)
         except PresetError as exc:
-            log.warning("ignoring saved state: %s", exc)
+            log.warning("saved state not usable, starting with the default kit; %s", exc)
+            _set_aside(state_file)
     return store.load("default"), 0
+
+
+def _set_aside(path: Path) -> None:
+    """Keep a bad file as evidence under a dated name, so saving the new state keeps it."""
+    aside = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%dT%H%M%S')}")
+    try:
+        path.rename(aside)
+        log.warning("the bad state file is kept as %s", aside)
+    except OSError as exc:
+        log.warning("could not keep the bad state file aside (%s); it will be overwritten",
+                    exc.strerror or exc)
+
+
+class StopDuringStart(Exception):
+    """A stop signal arrived before the daemon was ready: start-up is abandoned at once."""
 
 
 def device_rate(settings: Settings) -> int:
@@ -62,6 +78,26 @@ def device_rate(settings: Settings) -> int:
 
 
 def serve(settings: Settings) -> int:
+    stop = threading.Event()
+    starting = [True]
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+        if starting[0]:
+            starting[0] = False  # once: a second signal must not cut the clean-up short
+            raise StopDuringStart(signal.Signals(signum).name)
+
+    # SIGHUP too: a dropped ssh session saves and stops like Ctrl-C
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        return _serve(settings, stop, starting)
+    except StopDuringStart as exc:
+        log.info("stopped by %s during start-up", exc)
+        return 0
+
+
+def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> int:
     from snaresynth.io.audio import Recorder, open_audio
     from snaresynth.io.memlock import lock_memory
     from snaresynth.io.midi import open_midi_in
@@ -70,14 +106,11 @@ def serve(settings: Settings) -> int:
     from snaresynth.io.supervisor import Supervisor
     from snaresynth.models import registry
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-
     engine_settings = EngineSettings(rate=0, blocksize=settings.blocksize,
                                      max_voices=settings.voices, latency=settings.latency)
     worker = None
-    if settings.decode == "process":  # the model lives in a child; no TensorFlow here
+    # the model file's inference form (numpy): serving never imports TensorFlow
+    if settings.decode == "process":
         from snaresynth.decode.process import ProcessDecodeWorker
         from snaresynth.decode.worker import BufferCache
 
@@ -85,7 +118,7 @@ def serve(settings: Settings) -> int:
             engine_settings.cache_bytes))
         decoder = worker.load()
     else:
-        decoder = registry.resolve(settings.model)
+        decoder = registry.resolve(settings.model, runtime="inference")
         decoder.warm_up()
     metadata = getattr(decoder, "metadata", None)
     log.info("model: %s (%s, %d latent dims, %d Hz, decoding in a %s)",
@@ -97,8 +130,7 @@ def serve(settings: Settings) -> int:
     kit, selected = choose_kit(settings, store, state_file)
     rate = device_rate(settings)
     engine_settings.rate = rate
-    engine = Engine(decoder, kit, engine_settings, store=store, worker=worker)
-    engine.selected = min(selected, len(kit.slots) - 1)
+    engine = Engine(decoder, kit, engine_settings, store=store, worker=worker, selected=selected)
     engine.start()
 
     recorder = Recorder(settings.record, rate, engine.mixer) if settings.record else None
@@ -106,7 +138,7 @@ def serve(settings: Settings) -> int:
     audio = open_audio(settings.audio, engine.process, rate, settings.blocksize,
                        mixer=engine.mixer)
     audio.on_xrun = engine.note_xrun
-    midi = osc = feedback = None
+    midi = osc = feedback = web = sequencer = None
     supervisor = Supervisor()
     try:
         audio.start()
@@ -124,6 +156,17 @@ def serve(settings: Settings) -> int:
                                       midi.api if midi else settings.midi_api, skip_source=midi)
         osc = OscServer(engine, settings.osc_host, settings.osc_port, settings.osc_allow)
         osc.start()
+        if settings.http:  # the page: its own thread and asyncio loop (io/web.py)
+            from snaresynth.engine.sequencer import Sequencer
+            from snaresynth.io.web import WebServer
+
+            sequencer = Sequencer(engine)
+            web = WebServer(engine, settings.http_host, settings.http_port, sequencer,
+                            device=f"{audio.name} at {rate} Hz / {settings.blocksize} frames",
+                            extra_status=lambda: supervisor.counters() | {
+                                "osc_subscribers": len(osc.controller.subscribers)})
+            web.start()
+            sequencer.start()
         supervisor.watch("audio", audio)
         supervisor.watch("midi", midi)
         supervisor.watch("midi_out", feedback)
@@ -138,14 +181,21 @@ def serve(settings: Settings) -> int:
         # every Python thread long enough to make a note late (docs/reliability.md)
         gc.freeze()
         engine.mark_running()
+        starting[0] = False
         print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"
               f" | MIDI {midi.name if midi else 'none'}"
               + (f" -> {feedback.name}" if feedback else "") + f" | OSC {osc.address}"
-              f" | model {decoder.family} | kit {engine.kit.name}", flush=True)
+              f" | model {decoder.family} | kit {engine.kit.name}"
+              + (f" | web {web.url}" if web else ""), flush=True)
         _run_until(stop, engine, state_file, settings.autosave_s)
     finally:
+        starting[0] = False
         t0 = time.monotonic()
         supervisor.stop()
+        if sequencer:
+            sequencer.stop()
+        if web:
+            web.stop()
         if osc:
             osc.stop()
         if midi:

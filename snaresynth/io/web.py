@@ -1,0 +1,472 @@
+"""The browser surface: an HTTP + WebSocket server (aiohttp) in its own thread and asyncio loop.
+
+``GET /`` serves the page (``web_static/``, shipped in the package: no build step, no CDN);
+``GET /ws`` is the WebSocket. Each text frame is parsed once (``io.web_protocol``, the same
+checks as OSC) into one engine call; a bad message gets ``/fail [address, reason]`` back. A
+flood is coalesced: knob moves still waiting when a newer one for the same knob arrives are
+dropped, as OSC does within a batch.
+
+Out: every engine change (``engine.add_listener``, one path for every source) goes into each
+page's own bounded mailbox, keyed by address (the newest value wins; the oldest entry goes
+first when it is full), and each page's sender task sends what is there at most 60 times a
+second. Listeners run on the changing thread (MIDI, OSC, decode, this loop) and only touch the
+mailbox and ``call_soon_threadsafe``: no daemon thread waits on a browser. A stalled page's
+sender waits alone and is closed after ``SEND_TIMEOUT_S``.
+
+Security: bound to loopback unless told; bound wider, a token (in the ready line's URL) is
+required; a WebSocket whose Origin or Host is not the page's own is refused (403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from snaresynth.control.params import slot_params
+from snaresynth.engine.notes import layer_buffer
+from snaresynth.errors import DeviceError, SnareSynthError
+from snaresynth.io.web_protocol import (
+    Command,
+    WebError,
+    buffer_frame,
+    coalesce,
+    fail_address,
+    fail_reason,
+    host_allowed,
+    is_loopback,
+    parse,
+)
+
+log = logging.getLogger(__name__)
+
+UPDATES_PER_S = 60
+MAILBOX = 512  # distinct addresses waiting for one page; the oldest goes first beyond this
+REPLIES = 64
+SEND_TIMEOUT_S = 5.0
+BUFFER_POLL_S = 0.05  # how often the published buffers are looked at for a re-decode
+BUFFER_MIN_S = 0.1  # a page gets one slot's buffer at most this often
+MAX_CONNECTIONS = 32
+STATE_EVENTS = frozenset({"/preset/load", "/undo", "/redo", "/randomize", "/z", "/select",
+                          "/learn", "/velocity", "/preset/save"})
+"""Changes after which each page gets the whole state again (pads and menus follow the kit)."""
+STATIC = ("index.html", "app.js", "style.css")
+
+
+class Page:
+    """One connected page: its mailbox (any thread writes) and what its sender sent."""
+
+    def __init__(self, ws: web.WebSocketResponse, loop: asyncio.AbstractEventLoop) -> None:
+        self.ws = ws
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.mailbox: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
+        self.replies: collections.deque[dict[str, Any]] = collections.deque(maxlen=REPLIES)
+        self.state_due = True
+        self.buffers_due: set[int] = set()
+        self.buffer_sent_at: dict[int, float] = {}
+        self.wake = asyncio.Event()
+        self.dropped = 0
+        self.inbox: list[Command | WebError] = []
+        self.applying = False
+        self.closed = False
+        self.woken = False
+
+    def push(self, address: str, args: list[Any]) -> None:
+        """Any thread: the newest value of ``address`` waits for the next send."""
+        with self.lock:
+            self.mailbox.pop(address, None)
+            self.mailbox[address] = args
+            while len(self.mailbox) > MAILBOX:
+                self.mailbox.popitem(last=False)
+                self.dropped += 1
+            if address in STATE_EVENTS:
+                self.state_due = True
+        self._wake()
+
+    def reply(self, address: str, args: list[Any]) -> None:
+        with self.lock:
+            self.replies.append({"address": address, "args": args})
+        self._wake()
+
+    def want_buffer(self, slot: int) -> None:
+        with self.lock:
+            self.buffers_due.add(slot)
+        self._wake()
+
+    def _wake(self) -> None:
+        # one wake-up in flight at a time: a knob sweep does not fill the loop's self-pipe
+        if not self.closed and not self.woken:
+            self.woken = True
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                self.loop.call_soon_threadsafe(self._woke)
+
+    def _woke(self) -> None:
+        self.woken = False
+        self.wake.set()
+
+    def take(self) -> tuple[list[dict[str, Any]], bool, set[int]]:
+        with self.lock:
+            out = list(self.replies) + [{"address": a, "args": v}
+                                        for a, v in self.mailbox.items()]
+            self.replies.clear()
+            self.mailbox.clear()
+            state, self.state_due = self.state_due, False
+            buffers, self.buffers_due = self.buffers_due, set()
+        return out, state, buffers
+
+
+class WebServer:
+    """The page and its WebSocket on ``host:port`` (0 = any free port), in a thread."""
+
+    def __init__(self, engine: Any, host: str = "127.0.0.1", port: int = 8000,
+                 sequencer: Any = None, device: str = "",
+                 extra_status: Callable[[], dict[str, Any]] | None = None,
+                 token: str | None = None) -> None:
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self.sequencer = sequencer
+        self.device = device
+        self.extra_status = extra_status
+        self.token = token if token is not None else (
+            "" if is_loopback(host) else secrets.token_urlsafe(16))
+        self.latent_dim = int(engine.decoder.latent_dim)
+        self.pages: set[Page] = set()
+        self.received = 0
+        self.failed = 0
+        self.refused = 0
+        self.coalesced = 0
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._seen: dict[int, int] = {}  # slot -> id of the buffer pages last got
+        self._generation = 0
+        self._thread = threading.Thread(target=self._main, name="snaresynth-web", daemon=True)
+        engine.add_listener(self._on_change)
+        if sequencer is not None:
+            sequencer.add_listener(lambda address, args: self._broadcast(address, args))
+
+    # --- lifecycle (main thread) ---------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise DeviceError(f"web server on {self.host}:{self.port} did not start")
+        if self._error is not None:
+            raise DeviceError(f"cannot listen for HTTP on {self.host}:{self.port}: "
+                              f"{self._error}") from self._error
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        try:
+            future.result(2.0)
+        except Exception as exc:  # stopping goes on: the thread is a daemon thread
+            log.debug("web server shutdown: %s", exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(2.0)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported by start() in the main thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _serve(self) -> None:
+        app = web.Application(middlewares=[self._check_host], client_max_size=2**16)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/static/{name}", self._static)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self._loop.create_task(self._watch_buffers())
+
+    async def _shutdown(self) -> None:
+        for page in list(self.pages):
+            page.closed = True
+            await page.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    @web.middleware
+    async def _check_host(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        if not host_allowed(request.headers.get("Host", ""), self.host, self.port):
+            self.refused += 1
+            return web.Response(status=403, text="Host not allowed\n")
+        return await handler(request)
+
+    def _token_ok(self, request: web.Request) -> bool:
+        return not self.token or hmac.compare_digest(
+            request.query.get("token", ""), self.token)
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        if not self._token_ok(request):
+            self.refused += 1
+            return web.Response(status=403, text="token required: open the URL printed in "
+                                "snaresynth's ready line\n")
+        return self._file("index.html")
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in STATIC:
+            return web.Response(status=404, text="not found\n")
+        return self._file(name)
+
+    @staticmethod
+    def _file(name: str) -> web.Response:
+        kind = {"html": "text/html", "js": "text/javascript", "css": "text/css"}[
+            name.rsplit(".", 1)[1]]
+        text = resources.files("snaresynth.io").joinpath("web_static", name).read_text("utf-8")
+        return web.Response(text=text, content_type=kind, charset="utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    # --- WebSocket -----------------------------------------------------------------------------
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        host = request.headers.get("Host", "")
+        if origin is not None and origin != f"http://{host}":
+            self.refused += 1
+            log.warning("WebSocket from origin %s refused (the page is http://%s)", origin, host)
+            return web.Response(status=403, text="Origin not allowed\n")
+        if not self._token_ok(request):
+            self.refused += 1
+            return web.Response(status=403, text="token required\n")
+        if len(self.pages) >= MAX_CONNECTIONS:
+            return web.Response(status=503, text="too many pages open\n")
+        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=2**16)
+        await ws.prepare(request)
+        page = Page(ws, self._loop)
+        self.pages.add(page)
+        page.reply("/presets", self._presets())
+        for slot in range(len(self.engine.buffers)):  # every slot's sound, for audition
+            page.want_buffer(slot)
+        sender = self._loop.create_task(self._send_loop(page))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    # parsed at once; applied when no more frames are waiting, so a flood of
+                    # knob moves collapses to the last value of each knob
+                    page.inbox.extend(parse(msg.data, self.latent_dim))
+                    if not page.applying:
+                        page.applying = True
+                        self._loop.call_soon(self._apply, page)
+                elif msg.type == WSMsgType.BINARY:
+                    self._fail(page, WebError("?", "binary messages are not understood"))
+        finally:
+            page.closed = True
+            self.pages.discard(page)
+            sender.cancel()
+        return ws
+
+    def _apply(self, page: Page) -> None:
+        items, page.inbox, page.applying = page.inbox, [], False
+        commands = [c for c in items if isinstance(c, Command)]
+        kept, dropped = coalesce(commands)
+        self.coalesced += dropped
+        self.received += len(items)
+        keep = set(map(id, kept))
+        for item in items:
+            if isinstance(item, WebError):
+                self._fail(page, item)
+            elif id(item) in keep:
+                try:
+                    self._run(page, item)
+                except WebError as exc:
+                    self._fail(page, exc)
+                except (SnareSynthError, ValueError, TypeError, KeyError, OSError) as exc:
+                    self._fail(page, WebError(item.address, str(exc) or type(exc).__name__))
+                except Exception as exc:  # our bug; the daemon keeps playing
+                    log.exception("web handler for %s failed", item.address)
+                    self._fail(page, WebError(item.address,
+                                              f"internal error: {type(exc).__name__}"))
+
+    def _fail(self, page: Page, error: WebError) -> None:
+        self.failed += 1
+        self.engine.count_bad()
+        log.debug("web %s failed: %s", fail_address(error), fail_reason(error))
+        page.reply("/fail", [fail_address(error), fail_reason(error)])
+
+    def _run(self, page: Page, c: Command) -> None:
+        """One parsed command -> its engine (or sequencer) call; replies to ``page``."""
+        e, a = self.engine, c.args
+        if c.kind == "param":
+            e.set_param(a[0], a[1], slot=a[2], source=page)
+        elif c.kind == "trigger":
+            if a[0] > 0.0:
+                e.trigger(a[0], a[1])
+        elif c.kind == "z":
+            e.set_z(list(a), source=page)
+        elif c.kind == "select":
+            e.select(a[0], source=page)
+        elif c.kind == "randomize":
+            seed = e.randomize(a[0], a[1], source=page)
+            page.reply("/randomize.reply", [a[0], seed])
+        elif c.kind in ("undo", "redo"):
+            if not getattr(e, c.kind)(source=page):
+                raise WebError(c.address, f"nothing to {c.kind}")
+        elif c.kind == "load":
+            e.load_preset(a[0], source=page)
+        elif c.kind == "save":
+            e.save_preset(a[0], source=page)
+            self._broadcast("/presets", self._presets())
+        elif c.kind == "morph_targets":
+            e.set_morph_targets(a[0], a[1])
+            self._broadcast("/morph/targets", [a[0], a[1]])
+        elif c.kind == "velocity_curve":
+            e.set_velocity(curve=a[0], source=page)
+        elif c.kind == "velocity_latent":
+            e.set_velocity(latent=a[0], amount=a[1], source=page)
+        elif c.kind == "learn":
+            e.arm_learn(a[0])
+            page.reply("/learn/armed", [a[0].address])
+        elif c.kind == "learn_cancel":
+            e.cancel_learn()
+        elif c.kind == "note":
+            e.note_on(a[0], a[1], a[2])
+        elif c.kind == "cc":
+            e.control_change(a[0], a[1], a[2], source=page)
+        elif c.kind.startswith("seq_"):
+            self._run_seq(c)
+        elif c.kind == "preset_list":
+            page.reply("/presets", self._presets())
+        elif c.kind == "state":
+            page.state_due = True
+            page.want_buffer(e.selected)
+        elif c.kind == "status":
+            page.reply("/status", [self.status()])
+        elif c.kind == "ping":
+            page.reply("/pong", list(a))
+
+    def _run_seq(self, c: Command) -> None:
+        seq, a = self.sequencer, c.args
+        if seq is None:
+            raise WebError(c.address, "no sequencer in this daemon")
+        if c.kind == "seq_step":
+            seq.set_step(a[0], a[1], a[2])
+        elif c.kind == "seq_tempo":
+            seq.set_tempo(a[0])
+        elif c.kind == "seq_swing":
+            seq.set_swing(a[0])
+        elif c.kind == "seq_play":
+            seq.play(a[0])
+        elif c.kind == "seq_clear":
+            seq.clear()
+
+    # --- out -----------------------------------------------------------------------------------
+    def _on_change(self, address: str, value: Any, source: object) -> None:
+        """Engine listener (the changing thread): every page gets it, its sender included (a
+        page ignores values for the control it is dragging)."""
+        self._broadcast(address, value if isinstance(value, list) else [value])
+
+    def _broadcast(self, address: str, args: list[Any]) -> None:
+        for page in list(self.pages):
+            page.push(address, args)
+
+    async def _send_loop(self, page: Page) -> None:
+        last = 0.0
+        while not page.closed:
+            await page.wake.wait()
+            page.wake.clear()
+            wait = last + 1.0 / UPDATES_PER_S - self._loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)  # later changes join this send
+            last = self._loop.time()
+            messages, state, buffers = page.take()
+            if state:
+                messages.insert(0, {"address": "/state", "args": [self._state()]})
+            try:
+                if messages:
+                    await asyncio.wait_for(page.ws.send_str(json.dumps(messages)),
+                                           SEND_TIMEOUT_S)
+                for slot in sorted(buffers):
+                    await self._send_buffer(page, slot)
+            except (TimeoutError, ConnectionError, RuntimeError) as exc:
+                log.info("closing a page that does not read (%s)", type(exc).__name__)
+                page.closed = True
+                await page.ws.close()
+                return
+
+    async def _send_buffer(self, page: Page, slot: int) -> None:
+        since = self._loop.time() - page.buffer_sent_at.get(slot, -1e9)
+        if since < BUFFER_MIN_S:  # at most a few a second: the rest come with the next one
+            self._loop.call_later(BUFFER_MIN_S - since, page.want_buffer, slot)
+            return
+        buffer = self._buffer(slot)
+        if buffer is None:
+            return
+        page.buffer_sent_at[slot] = self._loop.time()
+        frame = buffer_frame(slot, int(self.engine.rate), self._generation, buffer)
+        await asyncio.wait_for(page.ws.send_bytes(frame), SEND_TIMEOUT_S)
+
+    def _buffer(self, slot: int) -> np.ndarray | None:
+        buffers = self.engine.buffers  # a reference read: the decode worker replaces entries
+        if slot >= len(buffers):
+            return None
+        return layer_buffer(buffers[slot], 1.0, self.engine.kit.velocity_latent is not None)
+
+    async def _watch_buffers(self) -> None:
+        """Look for re-decoded buffers (a new array in ``engine.buffers``) and send them."""
+        while True:
+            await asyncio.sleep(BUFFER_POLL_S)
+            for slot in range(len(self.engine.buffers)):
+                buffer = self._buffer(slot)
+                if buffer is not None and self._seen.get(slot) != id(buffer):
+                    self._seen[slot] = id(buffer)
+                    self._generation += 1
+                    for page in list(self.pages):
+                        page.want_buffer(slot)
+
+    def _state(self) -> dict[str, Any]:
+        state = self.engine.state()
+        values = self.engine.param_values()
+        state["values"] = {p.address: float(values[p]) for p in values}
+        state["params"] = [p.address for p in slot_params(self.latent_dim)]
+        state["rate"] = int(self.engine.rate)
+        state["audio"] = self.device
+        state["sequencer"] = self.sequencer.state() if self.sequencer is not None else None
+        state["pages"] = len(self.pages)
+        return state
+
+    def _presets(self) -> list[str]:
+        store = getattr(self.engine, "store", None)
+        return list(store.list()) if store is not None else []
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = dict(self.engine.status())
+        status.update(web_received=self.received, web_failed=self.failed,
+                      web_refused=self.refused, web_coalesced=self.coalesced,
+                      web_pages=len(self.pages), audio=self.device)
+        if self.sequencer is not None:
+            status.update(seq_hits=self.sequencer.hits, seq_refused=self.sequencer.refused)
+        if self.extra_status is not None:
+            status.update(self.extra_status())
+        return status
+
