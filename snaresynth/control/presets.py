@@ -25,6 +25,9 @@ from snaresynth.control.kit import (
 from snaresynth.errors import PresetError
 
 PRESET_SUFFIX = ".toml"
+MAX_FILE_BYTES = 1 << 20
+"""A kit or state file is refused past this size before it is read (a full kit of 128 slots
+with 1024 knobs each is about 700 KB)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -35,11 +38,18 @@ PRESET_SUFFIX = ".toml"
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise PresetError(f"{path}: larger than {MAX_FILE_BYTES} bytes, not read")
+        return tomllib.loads(data.decode("utf-8"))
+    except RecursionError:  # arrays nested thousands deep
+        raise PresetError(f"{path}: not a kit: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"{path}: not valid TOML: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise PresetError(f"{path}: not valid UTF-8 TOML: {exc}") from exc
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
+        raise PresetError(f"{path}: not a kit: {str(exc)[:120]}") from None
     except OSError as exc:
         raise PresetError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
