@@ -57,6 +57,8 @@ RECV_BUFFER = 4 * 2**20
 KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
 PUSH_HZ = 60
 """Updates a second to each subscriber at most (the latest value of each address wins)."""
+MAX_DATAGRAM = 65507
+"""The largest UDP payload over IPv4."""
 MAX_SUBSCRIBERS = 32
 """Subscribers at most: each change is one datagram to each of them."""
 MAX_AHEAD_S = 60.0
@@ -107,6 +109,7 @@ class OscController:
         self.coalesced = 0  # knob messages replaced by a newer one from the same batch
         self.extra_status: Callable[[], dict[str, int]] | None = None  # e.g. the supervisor's
         self._current_time: float | None = None  # timetag (monotonic) of the message in hand
+        self._current_late = False  # the message in hand was timetagged in the past
         self._routes: dict[str, Callable[[Sequence[Any], Address], list[Reply] | None]] = {
             "/trigger": self._trigger, "/z": self._z, "/morph/targets": self._morph_targets,
             "/select": self._select, "/randomize": self._randomize, "/undo": self._undo,
@@ -139,8 +142,8 @@ class OscController:
             return self._fail("?", f"unparseable packet ({type(exc).__name__}: {exc})", sender)
         replies: list[Reply] = []
         bundled = data[:8] == b"#bundle\x00"
-        if bundled and bundle_time(data) < time.time() - 0.001:
-            self.late += 1  # python-osc hands past timetags over as "now": counted here
+        # python-osc hands past timetags over as "now": read the bundle's own
+        past = bundled and bundle_time(data) < time.time() - 0.001
         for timed in messages:
             message = timed.message
             missing = missing_bytes(message)
@@ -148,8 +151,10 @@ class OscController:
                 replies.extend(self._fail(message.address, f"truncated message ({missing} "
                                           "bytes of arguments missing)", sender))
                 continue
+            self._current_late = past
             replies.extend(self._handle_message(message.address, list(message.params),
                                                 timed.time if bundled else None, sender))
+        self._current_late = False
         return replies
 
     def handle_batch(self, batch: Sequence[tuple[bytes, Address]]) -> list[Reply]:
@@ -241,8 +246,7 @@ class OscController:
         if ahead > MAX_AHEAD_S:
             raise OscError(f"timetag {ahead:.1f} s ahead (limit {MAX_AHEAD_S:.0f} s)")
         if ahead <= 0:
-            if ahead < -0.001:
-                self.late += 1
+            self._current_late |= ahead < -0.001
             return None
         return mono + ahead
 
@@ -264,7 +268,12 @@ class OscController:
         no_more(args, 2)
         velocity = unit(args, 0, "velocity") if args else 1.0
         slot = integer(args, 1, "slot")
-        self.engine.trigger(velocity, slot, at=self._current_time)
+        self._play(velocity, slot)
+
+    def _play(self, velocity: float, slot: int | None) -> None:
+        """A hit at the message's time; ``osc_late`` counts the ones that play late."""
+        if self.engine.trigger(velocity, slot, at=self._current_time) and self._current_late:
+            self.late += 1
 
     def _trigger_slot(self, route: str, args: Sequence[Any], sender: Address) -> None:
         """``/trigger/<slot> [velocity]``: one address per pad; velocity 0 (a button's release)
@@ -275,7 +284,7 @@ class OscController:
         no_more(args, 1)
         velocity = unit(args, 0, "velocity") if args else 1.0
         if velocity > 0.0:
-            self.engine.trigger(velocity, int(index), at=self._current_time)
+            self._play(velocity, int(index))
 
     def _latent(self, route: str, args: Sequence[Any], sender: Address) -> None:
         param = knob_param(route, self.latent_dim)
@@ -482,9 +491,19 @@ class OscServer:
         return f"osc.udp://{self.host}:{self.port}"
 
     def send(self, address: str, args: list[Any], target: Address) -> None:
+        """Send one message; one that cannot be encoded or does not fit a datagram becomes a
+        /fail to its target instead, and never costs the rest of the batch their replies."""
         try:
-            self.server.socket.sendto(build_message(address, args), target)
-        except (OSError, socket.gaierror, ValueError) as exc:
+            data = build_message(address, args)
+        except Exception as exc:  # a value python-osc cannot encode
+            data = build_message(PREFIX + "/fail", [address, "reply could not be encoded "
+                                                    f"({type(exc).__name__})"])
+        if len(data) > MAX_DATAGRAM:
+            data = build_message(PREFIX + "/fail", [address, "reply too large for one "
+                                                    f"datagram ({len(data)} bytes)"])
+        try:
+            self.server.socket.sendto(data, target)
+        except OSError as exc:
             log.debug("OSC reply to %s failed: %s", target, exc)
 
     def start(self) -> None:

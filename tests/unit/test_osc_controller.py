@@ -278,3 +278,44 @@ def test_wall_and_monotonic_are_read_as_one_instant():
         before = time.monotonic()
         offsets.append(time.time() - (before + time.monotonic()) / 2)
     assert abs((wall - mono) - min(offsets, key=lambda o: abs(o - (wall - mono)))) < 0.001
+
+
+def test_a_reply_too_large_for_a_datagram_becomes_a_fail_and_spares_the_others(
+        sine_decoder, preset_store):
+    """2,000 presets with 60-character names: /preset/list would be 130 KB."""
+    from snaresynth.io.osc import OscServer
+    from snaresynth.testing.osc import OscClient
+
+    kit = Kit(name="t", slots=[Slot(name="a", notes=[38], knobs=[0.5] * 4)], cc={})
+    preset_store.user_dir.mkdir(parents=True)
+    text = (preset_store.shipped_dir / "default.toml").read_text()
+    for i in range(2000):
+        (preset_store.user_dir / f"{'p' * 55}{i:05d}.toml").write_text(text)
+    engine = Engine(sine_decoder, kit, EngineSettings(rate=48000, blocksize=128),
+                    store=preset_store)
+    server = OscServer(engine, port=0)
+    server.start()
+    try:
+        with OscClient(server.port) as client:
+            batch = [build_message("/snaresynth/preset/list", []),
+                     build_message("/snaresynth/ping", ["after"])]
+            for data in batch:
+                client.send_raw(data)
+            fail = client.receive("/snaresynth/fail")
+            assert fail[0] == "/snaresynth/preset/list.reply"
+            assert "too large" in fail[1]
+            assert client.receive("/snaresynth/pong") == ["after"]
+    finally:
+        server.stop()
+
+
+def test_osc_late_counts_only_hits_that_play_late(osc):
+    past = time.time() - 1.0
+    osc.handle_packet(_bundle([("/snaresynth/level", [0.5])], past), SENDER)  # not a hit
+    osc.handle_packet(_bundle([("/snaresynth/trigger/7", [1.0])], past), SENDER)  # no slot 7
+    assert osc.late == 0
+    osc.handle_packet(_bundle([("/snaresynth/trigger", [1.0]), ("/snaresynth/trigger/1", [0.5])],
+                              past), SENDER)
+    assert osc.late == 2  # two hits, one bundle
+    osc.handle_packet(build_message("/snaresynth/trigger", [1.0]), SENDER)  # no timetag: on time
+    assert osc.late == 2
