@@ -26,10 +26,12 @@ import gc
 import logging
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,21 +190,19 @@ class ProcessDecodeWorker(LatestWinsWorker):
 def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: int,
                nice: int = 0) -> None:
     """The decode process: load the model, say "ready", then answer requests until None/EOF."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if nice:
         os.nice(nice)
+    # Ctrl-C reaches the whole process group: the daemon stops this child through the pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from snaresynth.decode.worker import playback_buffer
     from snaresynth.models import registry
 
     try:
         if threads > 0:
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        decoder = registry.resolve(spec)
+            limit_blas_threads(threads)
+        decoder = registry.resolve(spec, runtime="inference")
         decoder.warm_up()
-        gc.freeze()  # TensorFlow's objects: no full-collection pauses between decodes
+        gc.freeze()  # the model's arrays: no full-collection pauses between decodes
         lo, hi = decoder.latent_range()
         metadata = getattr(decoder, "metadata", None)
         conn.send(("ready", {
@@ -221,7 +221,7 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
         except (EOFError, OSError):
             return
         if message is None:
-            os._exit(0)  # nothing to save: skip TensorFlow's slow teardown
+            os._exit(0)  # nothing to save: skip the interpreter's teardown
         key, z, tune, decay, model_rate, out_rate = message
         try:
             raw = raw_cache.get(key)
@@ -240,3 +240,23 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
             conn.send(("ok", np.ascontiguousarray(buf, dtype=np.float32).tobytes(), model_s))
         except Exception as exc:  # answered, counted by the daemon; the child keeps serving
             conn.send(("error", f"{type(exc).__name__}: {exc}", None))
+
+
+def limit_blas_threads(threads: int) -> bool:
+    """Ask numpy's OpenBLAS for at most ``threads`` threads (best effort; False if not found)."""
+    import ctypes
+
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    libraries = {line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()}
+    for path in sorted(libraries):
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                     "openblas_set_num_threads"):
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(int(threads))
+                return True
+    return False

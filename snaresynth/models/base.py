@@ -1,16 +1,19 @@
 """The Decoder contract, model-file metadata, and the model file format.
 
-A model file is one Keras ``.keras`` archive (a zip) holding the *decoder* network, with two extra
-entries written by snaresynth: ``snaresynth.json`` (the metadata below) and, for families that
-have one, ``encoder.keras`` (the encoder, itself a Keras archive, used by ``eval`` for
-reconstruction figures). Loading always uses Keras safe mode: a model file is data, never code.
-Metadata can be read with ``read_metadata`` without importing TensorFlow (fast ``models`` list).
+A model file is one Keras ``.keras`` archive (a zip) holding the *decoder* network, with extra
+entries written by snaresynth: ``snaresynth.json`` (the metadata below), the decoder's inference
+form (``inference.json`` + ``inference.npz``, numpy arrays: what ``serve`` runs, without
+TensorFlow; ``inference.py``) and, for families that have one, ``encoder.keras`` (the encoder,
+itself a Keras archive, used by ``eval`` for reconstruction figures). Loading always uses Keras
+safe mode (and ``np.load`` without pickles): a model file is data, never code. Metadata can be
+read with ``read_metadata`` without importing TensorFlow (fast ``models`` list).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -112,9 +115,10 @@ def read_metadata(path: str | Path) -> ModelMetadata:
 
 
 def save_keras_archive(path: str | Path, model: Any, entries: dict[str, str | bytes],
-                       what: str = "model") -> Path:
+                       what: str = "model", inference: ModelMetadata | None = None) -> Path:
     """Write a Keras model plus extra named entries (metadata) atomically to one ``.keras`` zip;
-    Keras ignores the extra entries when it loads the file."""
+    Keras ignores the extra entries when it loads the file. With ``inference`` (the model's
+    metadata) the decoder's inference form is written too (``export.py``), checked first."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{what} file name must end in .keras, got {path.name}")
@@ -122,6 +126,8 @@ def save_keras_archive(path: str | Path, model: Any, entries: dict[str, str | by
         keras_tmp = tmp.with_name(tmp.name + ".keras")
         try:
             model.save(keras_tmp)
+            if inference is not None:
+                entries = {**entries, **_inference_entries(model, inference, keras_tmp, path)}
             with zipfile.ZipFile(keras_tmp, "a") as archive:
                 for name, data in entries.items():
                     archive.writestr(name, data)
@@ -131,20 +137,38 @@ def save_keras_archive(path: str | Path, model: Any, entries: dict[str, str | by
     return path
 
 
+def _inference_entries(model: Any, metadata: ModelMetadata, keras_file: Path,
+                       path: Path) -> dict[str, bytes]:
+    """The inference form's entries, or none (said in the log) when the decoder has none."""
+    from snaresynth.models.export import ExportError, inference_entries
+    from snaresynth.models.inference import source_digest
+
+    with zipfile.ZipFile(keras_file) as archive:
+        digest = source_digest(archive)
+    try:
+        return inference_entries(model, metadata, digest)
+    except ExportError as exc:  # the Keras model is still worth keeping (analysis, export)
+        logging.getLogger(__name__).error(
+            "%s: written without an inference form, so serve cannot play it: %s", path, exc)
+        return {}
+
+
 def save_model_file(
     path: str | Path,
     decoder: Any,
     metadata: ModelMetadata,
     encoder: Any | None = None,
+    inference: bool = True,
 ) -> Path:
-    """Write decoder (+ optional encoder) and metadata atomically to one ``.keras`` file."""
+    """Write decoder (+ optional encoder), metadata and the decoder's inference form (numpy,
+    for serving without TensorFlow) atomically to one ``.keras`` file."""
     entries: dict[str, str | bytes] = {METADATA_ENTRY: metadata.to_json()}
     if encoder is not None:
         with tempfile.TemporaryDirectory() as tmpdir:
             enc_path = Path(tmpdir) / "encoder.keras"
             encoder.save(enc_path)
             entries[ENCODER_ENTRY] = enc_path.read_bytes()
-    return save_keras_archive(path, decoder, entries)
+    return save_keras_archive(path, decoder, entries, inference=metadata if inference else None)
 
 
 class KerasDecoder:

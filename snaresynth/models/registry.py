@@ -60,8 +60,20 @@ def ensure_registered(name: str, source: str = "model") -> None:
         raise ModelFileError(f"{source}: family {name!r} is not available: {exc}") from exc
 
 
-def load(path: str | Path) -> KerasDecoder:
+RUNTIMES = ("keras", "inference")
+"""keras: the Keras model (training, analysis; imports TensorFlow); inference: the numpy form
+written beside it (serving; never imports TensorFlow)."""
+TRAIN_HINT = "install with pip install snaresynth[train]"
+
+
+def load(path: str | Path, runtime: str = "keras") -> Any:  # -> KerasDecoder | InferenceDecoder
     """Load a model file (any registered family) as a Decoder."""
+    if runtime == "inference":
+        from snaresynth.models.inference import load_inference
+
+        return load_inference(path)
+    if runtime != "keras":
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     return load_model_file(path)
 
 
@@ -70,10 +82,16 @@ FALLBACK_FAMILY = "ddsp_snare"
 """Family of the fixed-random-weight decoder used when no trained model is bundled."""
 
 
-def untrained(family: str, sample_rate: int = 32000, seed: int = 0):  # -> KerasDecoder
+def untrained(family: str, sample_rate: int = 32000, seed: int = 0,
+              runtime: str = "keras"):  # -> KerasDecoder | InferenceDecoder
     """A real decoder of ``family`` with fixed random weights (seeded): not trained, but a true
-    network through the whole serving path. Used before a model is bundled, and in tests."""
-    import keras
+    network through the whole serving path. Used before a model is bundled, and in tests.
+    Keras builds it (so TensorFlow is needed even for ``runtime="inference"``)."""
+    try:
+        import keras
+    except ModuleNotFoundError as exc:
+        raise ModelFileError(f"untrained:{family}: an untrained model is built by Keras, which "
+                             f"is not installed; {TRAIN_HINT}") from exc
 
     module = get_family(family)
     config = module.default_config()
@@ -88,27 +106,41 @@ def untrained(family: str, sample_rate: int = 32000, seed: int = 0):  # -> Keras
         training={"config": config, "steps": 0, "untrained_seed": seed},
         description=f"untrained {family} (fixed random weights, seed {seed})",
     )
+    if runtime == "inference":
+        from snaresynth.models.export import inference_entries
+        from snaresynth.models.inference import (
+            ARRAYS_ENTRY,
+            PROGRAM_ENTRY,
+            InferenceDecoder,
+            program_from_entries,
+        )
+
+        entries = inference_entries(trainer.decoder, metadata, check=0)
+        program, info = program_from_entries(entries[PROGRAM_ENTRY], entries[ARRAYS_ENTRY])
+        return InferenceDecoder(program, metadata, info=info)
     return KerasDecoder(trainer.decoder, metadata)
 
 
-def resolve(spec: str | None):  # -> KerasDecoder
+def resolve(spec: str | None, runtime: str = "keras"):  # -> KerasDecoder | InferenceDecoder
     """``--model`` value -> Decoder: None = the bundled model (or, if none is bundled, an
-    untrained one, said in the log); "untrained:FAMILY"; a bundled name; or a file path."""
+    untrained one, said in the log); "untrained:FAMILY"; a bundled name; or a file path.
+    ``runtime``: "keras" (analysis) or "inference" (serving: the numpy form, no TensorFlow)."""
     import logging
 
     log = logging.getLogger(__name__)
     if spec is None:
         if DEFAULT_MODEL.exists():
-            return load(DEFAULT_MODEL)
+            return load(DEFAULT_MODEL, runtime)
         log.warning("no trained model is bundled: using an UNTRAINED %s decoder with fixed "
                     "random weights (expect noise, not a snare)", FALLBACK_FAMILY)
-        return untrained(FALLBACK_FAMILY if FALLBACK_FAMILY in _available() else "autoencoder")
+        return untrained(FALLBACK_FAMILY if FALLBACK_FAMILY in _available() else "autoencoder",
+                         runtime=runtime)
     if spec.startswith(UNTRAINED_PREFIX):
-        return untrained(spec[len(UNTRAINED_PREFIX):])
+        return untrained(spec[len(UNTRAINED_PREFIX):], runtime=runtime)
     path = Path(spec)
     if not path.exists() and (BUNDLED_DIR / f"{spec}.keras").exists():
         path = BUNDLED_DIR / f"{spec}.keras"
-    return load(path)
+    return load(path, runtime)
 
 
 def bundled_models() -> list[Path]:
@@ -125,6 +157,11 @@ def load_model_file(path: str | Path) -> KerasDecoder:
     """Load a model file in Keras safe mode; every failure is a ``ModelFileError`` naming it."""
     path = Path(path)
     metadata = read_metadata(path)
+    try:
+        import keras  # noqa: F401  (before the family modules, which import it too)
+    except ModuleNotFoundError as exc:
+        raise ModelFileError(f"{path}: loading the Keras model needs TensorFlow and Keras; "
+                             f"{TRAIN_HINT}") from exc
     ensure_registered(metadata.family, source=str(path))
     import keras
 
