@@ -102,7 +102,7 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
     from snaresynth.io.memlock import lock_memory
     from snaresynth.io.midi import open_midi_in
     from snaresynth.io.midi_feedback import open_midi_feedback
-    from snaresynth.io.osc import OscServer
+    from snaresynth.io.osc_server import OscServer
     from snaresynth.io.supervisor import Supervisor
     from snaresynth.models import registry
 

@@ -1,8 +1,8 @@
 """OSC control: the /snaresynth/... address space over UDP (python-osc).
 
 ``OscController.handle_packet(data, sender)`` parses one datagram and calls the Engine; it never
-touches the network, so tests drive it with raw bytes. ``OscServer`` is the thin part: one
-blocking server thread (so messages keep their order) and the socket that replies go out of.
+touches the network, so tests drive it with raw bytes. ``io/osc_server.py`` is the thin part:
+the socket and its threads.
 
 Timetags: python-osc's own timetag handling sleeps in the dispatcher, so packets are parsed
 here with ``osc_packet.OscPacket`` and routed by this module (the dispatcher is only there for
@@ -19,7 +19,6 @@ import ipaddress
 import json
 import logging
 import math
-import socket
 import struct
 import threading
 import time
@@ -27,14 +26,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pythonosc import osc_packet
-from pythonosc.dispatcher import Dispatcher
-from pythonosc.osc_server import BlockingOSCUDPServer
 
 from snaresynth.control.params import Param, parse_param
-from snaresynth.errors import DeviceError, SnareSynthError
+from snaresynth.errors import SnareSynthError
 from snaresynth.io.osc_args import (
     OscError,
-    build_message,
     bundle_time,
     integer,
     missing_bytes,
@@ -48,17 +44,9 @@ from snaresynth.io.osc_args import (
 log = logging.getLogger(__name__)
 
 PREFIX = "/snaresynth"
-BATCH = 1024
-"""Datagrams read in one go by the server thread (bounds what a flood can make it hold)."""
 KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph"})
 """Knob addresses besides /latent/<i>: one value (and a slot), coalesced within a batch."""
-RECV_BUFFER = 4 * 2**20
-"""Bytes of datagrams the kernel may hold for the OSC socket while a batch is handled."""
 KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
-PUSH_HZ = 60
-"""Updates a second to each subscriber at most (the latest value of each address wins)."""
-MAX_DATAGRAM = 65507
-"""The largest UDP payload over IPv4."""
 MAX_SUBSCRIBERS = 32
 """Subscribers at most: each change is one datagram to each of them."""
 MAX_AHEAD_S = 60.0
@@ -429,8 +417,8 @@ class OscController:
                     self._pending.setdefault(target, {})[PREFIX + address] = args
 
     def flush(self) -> int:
-        """Send what changed since the last flush (thread: the pusher, at most PUSH_HZ a
-        second, so a 200 CC/s sweep costs each subscriber 60 datagrams, not 200)."""
+        """Send what changed since the last flush (thread: the pusher, ``osc_server.PUSH_HZ``
+        times a second, so a 200 CC/s sweep costs each subscriber 60 datagrams, not 200)."""
         with self._pending_lock:
             pending, self._pending = self._pending, {}
         sent = 0
@@ -440,93 +428,3 @@ class OscController:
                     self.send(address, args, target)
                     sent += 1
         return sent
-
-
-class OscServer:
-    """UDP server thread feeding an OscController; replies go out of the same socket."""
-
-    def __init__(self, engine: Any, host: str = "127.0.0.1", port: int = 9000,
-                 allow: Sequence[str] | None = None) -> None:
-        self.controller = OscController(engine, allow, send=self.send)
-        server_self = self
-
-        class _Server(BlockingOSCUDPServer):
-            max_packet_size = 65535  # socketserver's 8192 would cut bigger datagrams silently
-
-            def verify_request(self, request: Any, client_address: Address) -> bool:
-                return True  # malformed datagrams are answered with /fail, not dropped silently
-
-            def finish_request(self, request: Any, client_address: Address) -> None:
-                # everything already waiting is read too (up to BATCH datagrams), so a knob
-                # flood is coalesced instead of overflowing the socket and losing triggers
-                batch = [(request[0], client_address)]
-                while len(batch) < BATCH:
-                    try:
-                        batch.append(self.socket.recvfrom(self.max_packet_size,
-                                                          socket.MSG_DONTWAIT))
-                    except OSError:  # BlockingIOError: nothing more waiting
-                        break
-                for address, args, target in server_self.controller.handle_batch(batch):
-                    server_self.send(address, args, target)
-
-        try:
-            # the dispatcher is never consulted (finish_request routes every datagram itself);
-            # strict_timing=False so nothing in python-osc would ever sleep on a timetag
-            self.server = _Server((host, port), Dispatcher(strict_timing=False))
-        except OSError as exc:
-            raise DeviceError(f"cannot listen for OSC on {host}:{port}: {exc}") from exc
-        self.host, self.port = self.server.server_address[:2]
-        try:  # room for bursts (the kernel caps it at net.core.rmem_max; memory stays bounded)
-            self.server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-        except OSError as exc:
-            log.debug("OSC receive buffer left at its default: %s", exc)
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={
-            "poll_interval": 0.1}, name="snaresynth-osc", daemon=True)
-        self._stopping = threading.Event()
-        self._pusher = threading.Thread(target=self._push, name="snaresynth-osc-push",
-                                        daemon=True)
-
-    @property
-    def address(self) -> str:
-        return f"osc.udp://{self.host}:{self.port}"
-
-    def send(self, address: str, args: list[Any], target: Address) -> None:
-        """Send one message; one that cannot be encoded or does not fit a datagram becomes a
-        /fail to its target instead, and never costs the rest of the batch their replies."""
-        try:
-            data = build_message(address, args)
-        except Exception as exc:  # a value python-osc cannot encode
-            data = build_message(PREFIX + "/fail", [address, "reply could not be encoded "
-                                                    f"({type(exc).__name__})"])
-        if len(data) > MAX_DATAGRAM:
-            data = build_message(PREFIX + "/fail", [address, "reply too large for one "
-                                                    f"datagram ({len(data)} bytes)"])
-        try:
-            self.server.socket.sendto(data, target)
-        except OSError as exc:
-            log.debug("OSC reply to %s failed: %s", target, exc)
-
-    def start(self) -> None:
-        self.warm_up()
-        self._thread.start()
-        self._pusher.start()
-
-    def _push(self) -> None:
-        while not self._stopping.wait(1.0 / PUSH_HZ):
-            self.controller.flush()
-
-    def warm_up(self) -> None:
-        """Build one /status and one /state reply before the daemon goes live: python-osc's and
-        the engine's first use costs milliseconds while holding the GIL, which the audio
-        callback would wait for (an xrun on the first /status of a session)."""
-        nobody = ("127.0.0.1", 0)
-        for _address, args, _target in (self.controller._status([], nobody)
-                                         + self.controller._state([], nobody)):
-            build_message(PREFIX + "/status.reply", args)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(1.0)
-        self._pusher.join(1.0)

@@ -139,7 +139,7 @@ def _zombie(pid: int) -> bool:
 
 def test_the_daemon_side_does_not_import_tensorflow():
     code = ("import sys; import snaresynth.cli, snaresynth.serve, snaresynth.engine.engine, "
-            "snaresynth.decode.process, snaresynth.io.osc; "
+            "snaresynth.decode.process, snaresynth.io.osc, snaresynth.io.osc_server; "
             "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)

@@ -19,7 +19,8 @@ import pytest
 from snaresynth.control.kit import Kit, Slot
 from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.errors import ModelFileError
-from snaresynth.io.osc import OscController, build_message
+from snaresynth.io.osc import OscController
+from snaresynth.io.osc_args import build_message
 from snaresynth.models.base import METADATA_ENTRY, ModelMetadata
 from snaresynth.models.registry import load_model_file
 

@@ -14,7 +14,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from snaresynth.control.kit import Kit, Slot
 from snaresynth.control.params import parse_param
 from snaresynth.engine.engine import Engine, EngineSettings
-from snaresynth.io.osc import MAX_SUBSCRIBERS, OscController, build_message
+from snaresynth.io.osc import MAX_SUBSCRIBERS, OscController
+from snaresynth.io.osc_args import build_message
 
 SENDER = ("127.0.0.1", 50000)
 
@@ -283,7 +284,7 @@ def test_wall_and_monotonic_are_read_as_one_instant():
 def test_a_reply_too_large_for_a_datagram_becomes_a_fail_and_spares_the_others(
         sine_decoder, preset_store):
     """2,000 presets with 60-character names: /preset/list would be 130 KB."""
-    from snaresynth.io.osc import OscServer
+    from snaresynth.io.osc_server import OscServer
     from snaresynth.testing.osc import OscClient
 
     kit = Kit(name="t", slots=[Slot(name="a", notes=[38], knobs=[0.5] * 4)], cc={})
