@@ -432,3 +432,16 @@ def test_bad_morph_targets_are_refused_naming_the_field(targets, why) -> None:
 def test_morph_targets_round_trip() -> None:
     kit = Kit("k", [Slot("a", [38], [0.5])], {}, morph_targets=("tight", "fat"))
     assert kit_from_dict(kit_to_dict(kit)).morph_targets == ("tight", "fat")
+
+
+def test_the_user_folder_holds_at_most_max_presets(tmp_path: Path, monkeypatch) -> None:
+    from snaresynth.control import presets
+
+    monkeypatch.setattr(presets, "MAX_PRESETS", 3)
+    store = presets.PresetStore(user_dir=tmp_path)
+    kit = Kit("k", [Slot("a", [38], [0.5])], {})
+    for name in ("a", "b", "c"):
+        store.save(name, kit)
+    with pytest.raises(PresetError, match="preset limit reached"):
+        store.save("d", kit)
+    store.save("b", kit)  # saving over an existing one is always possible

@@ -25,6 +25,9 @@ from snaresynth.control.kit import (
 from snaresynth.errors import PresetError
 
 PRESET_SUFFIX = ".toml"
+MAX_PRESETS = 1000
+"""Presets in the user folder at most: ``save`` refuses a new one past it (program change
+reaches 128, and ``/preset/list`` must fit one datagram)."""
 MAX_FILE_BYTES = 1 << 20
 """A kit or state file is refused past this size before it is read (a full kit of 128 slots
 with 1024 knobs each is about 700 KB)."""
@@ -188,6 +191,10 @@ class PresetStore:
     def save(self, name: str, kit: Kit) -> Path:
         """Save ``kit`` as ``name`` in the user folder, atomically; returns the file written."""
         path = self.user_path(name)
+        if not path.exists() and self.user_dir.is_dir() and sum(
+                1 for _ in self.user_dir.glob(f"*{PRESET_SUFFIX}")) >= MAX_PRESETS:
+            raise PresetError(f"preset limit reached ({MAX_PRESETS} in {self.user_dir}); "
+                              "delete some or save over an existing name")
         save_kit(kit, path)
         return path
 
