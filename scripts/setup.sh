@@ -8,7 +8,8 @@ purpose="${1:-serve}"
 
 packages=(libportaudio2 libsndfile1)
 if [ "$purpose" = test ]; then
-    packages+=(jackd2)
+    # chromium: the browser tests/e2e/test_web.py drives through Playwright (never a download)
+    packages+=(jackd2 chromium)
 fi
 
 missing=()
