@@ -288,6 +288,37 @@ def _cmd_listener_info(args: argparse.Namespace) -> int:
 
 
 
+# --- export-kit (export/) ------------------------------------------------------------------------
+
+def _add_export_kit(sub: argparse._SubParsersAction) -> None:
+    # "export" writes model files' inference form (issue 14); kits have their own command
+    p = sub.add_parser("export-kit", help="render a kit to WAV samples and an SFZ, Hydrogen or "
+                                          "DrumGizmo kit in a new folder")
+    p.add_argument("kit", metavar="KIT", help="preset name, kit .toml file, or 'state' (the "
+                                              "daemon's current state file)")
+    p.add_argument("--format", dest="fmt", default="sfz", metavar="FORMAT",
+                   help="sfz | hydrogen | drumgizmo | wav (default sfz)")
+    p.add_argument("--out", type=Path, help="folder to create (default: ./KITNAME-FORMAT)")
+    p.add_argument("--rate", type=int, default=48000, help="sample rate in Hz (default 48000)")
+    p.add_argument("--bits", type=int, default=24, help="16 | 24 (default 24)")
+    p.add_argument("--model", help="model file or bundled model name (default: bundled model)")
+    p.add_argument("--variants", type=int, default=1, metavar="N",
+                   help="round-robin samples per slot and velocity layer (default 1)")
+    p.add_argument("--variation", type=float, default=0.1, metavar="AMOUNT",
+                   help="how far variants move each knob, 0..1 (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the variants (default 0)")
+    p.add_argument("--force", action="store_true", help="replace an existing folder")
+    p.set_defaults(func=_cmd_export_kit)
+
+
+def _cmd_export_kit(args: argparse.Namespace) -> int:
+    from snaresynth.export.command import export_kit_command
+
+    return export_kit_command(kit=args.kit, fmt=args.fmt, out=args.out, rate=args.rate,
+                              bits=args.bits, model=args.model, variants=args.variants,
+                              variation=args.variation, seed=args.seed, force=args.force)
+
+
 # --- plumbing ------------------------------------------------------------------------------------
 
 def _floats(text: str) -> list[float]:
@@ -300,7 +331,7 @@ def _floats(text: str) -> list[float]:
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_serve, _add_render, _add_models,
     _add_dataset, _add_eval, _add_explore, _add_listener,
-    _add_train, _add_export,
+    _add_train, _add_export, _add_export_kit,
 ]
 
 
