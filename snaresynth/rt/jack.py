@@ -96,9 +96,9 @@ CYCLE_SCRATCH = 6  # jack_get_cycle_times' four results, then a struct timespec
 
 @njit(cache=True, nogil=True)
 def cycle_start_ns(client_address, scratch_address):
-    """When this cycle started, on CLOCK_MONOTONIC, from JACK's own estimate (its DLL, so free
-    of the callback's wake-up jitter: OSC bundles are placed by it); 0 if JACK cannot say.
-    JACK's clock is not CLOCK_MONOTONIC, so the two are read one right after the other here."""
+    """Thread: JACK's. When this cycle started, on CLOCK_MONOTONIC, from JACK's own estimate
+    (its DLL, so free of the callback's wake-up jitter: OSC bundles are placed by it); 0 if
+    JACK cannot say. JACK's clock is not CLOCK_MONOTONIC, so the two are read back to back."""
     times = carray(as_pointer(scratch_address), (CYCLE_SCRATCH,), np.int64)
     if get_cycle_times(as_pointer(client_address), as_pointer(scratch_address),
                        as_pointer(scratch_address + 8), as_pointer(scratch_address + 16),
@@ -170,8 +170,7 @@ def _midi_process(frames, arg):
     skipped = carray(as_pointer(tab[M_SKIPPED]), (1,), np.int64)
     event = carray(as_pointer(tab[M_EVENT]), (3,), np.int64)  # jack_midi_event_t
     port_buffer = port_get_buffer(as_pointer(tab[M_PORT]), frames)
-    # note-ons go on at once to the audio client's notes port (same cycle, same frame), when
-    # it is connected; the reader then only counts them
+    # note-ons on to the audio client at once (same cycle and frame); the reader only counts them
     forward = False
     forward_buffer = port_buffer  # (typed on every path; written only when forwarding)
     if tab[M_FORWARD] != 0:
