@@ -4,7 +4,8 @@ between, exactly what the engine's own ``note_on`` would have played."""
 import numpy as np
 import pytest
 
-from snaresynth.control.presets import Kit, Slot
+from snaresynth.control.kit import Kit, Slot
+from snaresynth.control.params import parse_param
 from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.rt.mixer import N_CHANNELS, N_HIT, N_NOTES, Mixer, SlotNotes, place_note
 from tests.unit.test_voices import _render
@@ -121,10 +122,10 @@ def test_the_note_table_follows_the_kit(sine_decoder):
         assert _place(mixer, 0x99, 41, 100)  # channel 10, the second note of slot b
         assert mixer.note_table.slot_choke[1] == 2
         before = mixer.note_table.vel_gain[1, 100].copy()
-        engine.set_param("level", 1.0, slot=1)  # +6 dB from -6
+        engine.set_param(parse_param("level"), 1.0, slot=1)  # +6 dB from -6
         assert mixer.note_table.vel_gain[1, 100, 0] > before[0] * 1.5
         old = mixer.note_table.vel_entry[0, 127]
-        engine.set_param("latent/1", 0.1, slot=0)
+        engine.set_param(parse_param("latent/1"), 0.1, slot=0)
         assert engine.worker.wait_idle(5)
         assert mixer.note_table.vel_entry[0, 127] != old  # the new sound, once decoded
         engine.load_kit(Kit(name="one", slots=[Slot(name="a", notes=[50], knobs=[0.5] * 4)], cc={}))
