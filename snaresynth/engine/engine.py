@@ -387,6 +387,7 @@ class Engine:
             "unmapped": self.unmapped,
             "cpu_load": mixer.busy_seconds / uptime,
             "longest_block_ms": 1000.0 * mixer.longest_block_seconds,
+            "record_dropped": mixer.record_dropped,
             "decode_ms_median": 1000.0 * decode_times[len(decode_times) // 2]
             if decode_times else 0.0,
         }
