@@ -44,6 +44,7 @@ class Sequencer:
         self._anchor_step = 0
         self._next_step = 0  # the next step (counted from the anchor) not yet scheduled
         self._stop = threading.Event()
+        self._playing = threading.Event()  # the thread sleeps on it while stopped
         self._thread: threading.Thread | None = None
 
     # --- the pattern (any thread) --------------------------------------------------------------
@@ -85,6 +86,10 @@ class Sequencer:
                 self._anchor_frame = self._frame_now() + round(LOOKAHEAD_S * self._rate())
                 self._anchor_step = self._next_step = 0
             self.playing = on
+        if on:
+            self._playing.set()
+        else:
+            self._playing.clear()
         self._tell("/seq/play", [1 if on else 0])
 
     # --- thread --------------------------------------------------------------------------------
@@ -96,11 +101,13 @@ class Sequencer:
 
     def stop(self) -> None:
         self._stop.set()
+        self._playing.set()
         if self._thread is not None:
             self._thread.join(1.0)
 
     def _run(self) -> None:
         while not self._stop.wait(TICK_S):
+            self._playing.wait()  # no wake-ups (and no GIL taken) while no pattern plays
             try:
                 self._schedule_due()
             except Exception:  # a bad step must not end the pattern thread
