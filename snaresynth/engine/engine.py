@@ -82,7 +82,8 @@ class Engine:
         lowest = self.settings.latency == "lowest"
         self.mixer = Mixer(self.rate, self.settings.max_voices,
                            max_block=max(8192, 4 * self.settings.blocksize),
-                           notes_at_block_start=lowest)
+                           notes_at_block_start=lowest,
+                           ahead_frames=max(self.rate // 20, 2 * self.settings.blocksize))
         self.clock = Clock(self.mixer, self.rate, self.settings.blocksize, lowest)
         if worker is None:
             worker = DecodeWorker(decoder, self._publish, BufferCache(self.settings.cache_bytes))

@@ -15,6 +15,7 @@ start at their exact frame on a voice and read their sound from the buffer table
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 
@@ -301,6 +302,10 @@ def _counter(index: int, doc: str) -> property:
     return property(lambda self: int(self.ctrl[index]), doc=doc)
 
 
+class AheadFull(ValueError):
+    """Too many hits are scheduled ahead; the text says so to whoever sent the hit."""
+
+
 class Mixer:
     """Mixes scheduled hits into stereo output blocks at their exact frame offsets.
 
@@ -313,7 +318,8 @@ class Mixer:
 
     def __init__(self, rate: int, max_voices: int = 16, max_block: int = 8192,
                  ring: int = 1024, pending: int = 256, table: int = 1024,
-                 max_late_s: float = MAX_LATE_S, notes_at_block_start: bool = False) -> None:
+                 max_late_s: float = MAX_LATE_S, notes_at_block_start: bool = False,
+                 ahead_frames: int | None = None) -> None:
         if max_voices < 1:
             raise ValueError(f"max_voices must be >= 1, got {max_voices}")
         self.rate = rate
@@ -335,6 +341,11 @@ class Mixer:
         self._right = np.zeros(max_block, dtype=np.float32)
         self._lock = threading.Lock()  # producers only
         self.refused = 0  # hits refused: ring or buffer table full, or no audio running
+        # hits due later than ``ahead_frames`` may hold half the pending list at most, so
+        # scheduled hits never take the room of live ones
+        self.ahead_frames = rate // 20 if ahead_frames is None else ahead_frames
+        self.max_ahead = pending // 2
+        self._ahead: list[int] = []  # heap of the frames of hits scheduled ahead
         self._timespec = np.zeros(2, dtype=np.int64)  # scratch of the kernel's clock
         self.table = self._address_table()  # where every compiled caller finds the arrays
         self.rt_keepalive: object = None  # a compiled callback's own table, alive with the mixer
@@ -375,9 +386,19 @@ class Mixer:
     # --- producers (any thread but audio) ------------------------------------------------------
     def schedule(self, hit: Hit) -> bool:
         """Queue a hit for the audio side's next block. Thread: any (never the audio thread).
-        False if it was refused (ring or buffer table full)."""
+        False if it was refused (ring or buffer table full); ``AheadFull`` if it is due later
+        than ``ahead_frames`` and ``max_ahead`` such hits are already waiting."""
         buffer = mono(hit.buffer)
         with self._lock:
+            now = self.frame
+            ahead = hit.frame > now + self.ahead_frames
+            if ahead:
+                while self._ahead and self._ahead[0] <= now:
+                    heapq.heappop(self._ahead)
+                if len(self._ahead) >= self.max_ahead:
+                    self.refused += 1
+                    raise AheadFull(f"{self.max_ahead} hits are already scheduled ahead; "
+                                    "this one was refused (live hits keep their room)")
             k = self.hits.claim()
             entry = -1 if k < 0 else self.buffers.entry(buffer)
             if entry < 0:
@@ -388,6 +409,8 @@ class Mixer:
             hit_g[k] = (hit.gain_left, hit.gain_right)
             self.buffers.scheduled[entry] += 1  # before the hit can end and count in ``done``
             self.hits.publish()
+            if ahead:
+                heapq.heappush(self._ahead, hit.frame)
         return True
 
     def set_notes(self, note_slot: np.ndarray, slots: list[SlotNotes]) -> int:
