@@ -157,9 +157,11 @@ class Engine:
 
     # --- playing (MIDI / OSC / web threads) ----------------------------------------------------
     def trigger(self, velocity: float = 1.0, slot: int | None = None,
-                at: float | None = None, jack_frame: int | None = None) -> bool:
-        """Play a slot's current sound (velocity 0..1) at monotonic time ``at`` (None: now), or
-        at JACK frame time ``jack_frame`` when the event came from JACK."""
+                at: float | None = None, jack_frame: int | None = None,
+                frame: int | None = None) -> bool:
+        """Play a slot's current sound (velocity 0..1) at monotonic time ``at`` (None: now),
+        at JACK frame time ``jack_frame`` when the event came from JACK, or at output frame
+        ``frame`` (a sequencer counting in frames)."""
         with self._lock:
             index = self.control.slot_index(slot)
             kit = self.control.kit
@@ -176,8 +178,9 @@ class Engine:
         if self._running and self.clock.stalled():
             self.mixer.refused += 1
             return False
-        frame = self.clock.frame_at(at) if jack_frame is None \
-            else self.clock.frame_at_jack(jack_frame)
+        if frame is None:
+            frame = self.clock.frame_at(at) if jack_frame is None \
+                else self.clock.frame_at_jack(jack_frame)
         return self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index))
 
     def note_on(self, note: int, velocity: int, channel: int = 1, at: float | None = None,
@@ -446,9 +449,11 @@ class Engine:
         if not isinstance(target, Layer):
             return  # a prefetch: decoded and cached, not played
         with self._lock:
-            if target.slot < len(self.buffers):
-                self.buffers[target.slot][target.layer] = buffer
+            if target.slot >= len(self.buffers):
+                return
+            self.buffers[target.slot][target.layer] = buffer
         self.publish_notes()
+        self._notify("/buffer", [target.slot, target.layer], None)
 
     def publish_notes(self) -> None:
         """Give the mixer what every note-on plays now. Thread: any, after every change of

@@ -2,10 +2,10 @@
 
 The grid lives in output frames, not in wall-clock time: step ``n`` after the start sounds at
 ``start + round(n * step + swing)`` frames, so onsets are exact to the sample whatever the
-thread's wake-ups. Each step is handed to ``engine.trigger(at=...)`` about ``LOOKAHEAD_S``
-before it is due, with ``at`` worked out from the mixer's clock so the engine's clock maps it
-back to the step's frame; only the steps of one look-ahead window are pending at a time (the
-mixer's pending list is shared with live hits). Nothing here runs in the audio callback.
+thread's wake-ups. Each step is handed to ``engine.trigger(frame=...)`` about ``LOOKAHEAD_S``
+before it is due, at its own frame (in either latency mode); only the steps of one look-ahead
+window are pending at a time (the mixer's pending list is shared with live hits). Nothing
+here runs in the audio callback.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class Sequencer:
             for slot, velocity in hits:
                 if slot >= len(self.engine.kit.slots):
                     continue
-                if self.engine.trigger(velocity, slot, at=self._time_of(frame)):
+                if self.engine.trigger(velocity, slot, frame=frame):
                     self.hits += 1
                 else:
                     self.refused += 1
@@ -162,12 +162,6 @@ class Sequencer:
     def _frame_now(self) -> int:
         frame0, t0, _, _ = self.engine.mixer.clock()
         return int(frame0 + (time.monotonic() - t0) * self._rate())
-
-    def _time_of(self, frame: int) -> float:
-        """The monotonic time the engine's clock (``Clock.frame_at``: the last block's frame and
-        time, plus one block) turns into ``frame``; read from the same mixer clock."""
-        frame0, t0, _, _ = self.engine.mixer.clock()
-        return t0 + (frame - self.engine.clock.blocksize - frame0) / self._rate()
 
     def _tell(self, address: str, args: list[Any]) -> None:
         for listener in list(self._listeners):

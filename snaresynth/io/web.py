@@ -55,7 +55,6 @@ UPDATES_PER_S = 60
 MAILBOX = 512  # distinct addresses waiting for one page; the oldest goes first beyond this
 REPLIES = 64
 SEND_TIMEOUT_S = 5.0
-BUFFER_POLL_S = 0.05  # how often the published buffers are looked at for a re-decode
 BUFFER_MIN_S = 0.1  # a page gets one slot's buffer at most this often
 MAX_CONNECTIONS = 32
 STATE_EVENTS = frozenset({"/preset/load", "/undo", "/redo", "/randomize", "/z", "/select",
@@ -152,7 +151,6 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._seen: dict[int, int] = {}  # slot -> id of the buffer pages last got
         self._generation = 0
         self._thread = threading.Thread(target=self._main, name="snaresynth-web", daemon=True)
         engine.add_listener(self._on_change)
@@ -206,7 +204,6 @@ class WebServer:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
-        self._loop.create_task(self._watch_buffers())
 
     async def _shutdown(self) -> None:
         for page in list(self.pages):
@@ -384,6 +381,11 @@ class WebServer:
     def _on_change(self, address: str, value: Any, source: object) -> None:
         """Engine listener (the changing thread): every page gets it, its sender included (a
         page ignores values for the control it is dragging)."""
+        if address == "/buffer":  # a re-decoded sound: its pages get the new buffer
+            self._generation += 1
+            for page in list(self.pages):
+                page.want_buffer(value[0])
+            return
         self._broadcast(address, value if isinstance(value, list) else [value])
 
     def _broadcast(self, address: str, args: list[Any]) -> None:
@@ -431,18 +433,6 @@ class WebServer:
         if slot >= len(buffers):
             return None
         return layer_buffer(buffers[slot], 1.0, self.engine.kit.velocity_latent is not None)
-
-    async def _watch_buffers(self) -> None:
-        """Look for re-decoded buffers (a new array in ``engine.buffers``) and send them."""
-        while True:
-            await asyncio.sleep(BUFFER_POLL_S)
-            for slot in range(len(self.engine.buffers)):
-                buffer = self._buffer(slot)
-                if buffer is not None and self._seen.get(slot) != id(buffer):
-                    self._seen[slot] = id(buffer)
-                    self._generation += 1
-                    for page in list(self.pages):
-                        page.want_buffer(slot)
 
     def _state(self) -> dict[str, Any]:
         state = self.engine.state()

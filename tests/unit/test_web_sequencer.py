@@ -22,25 +22,19 @@ class FakeMixer:
         return self.frame0 + blocks * BLOCK, self.t0 + blocks * BLOCK / RATE, -1, BLOCK
 
 
-class FakeClock:
-    blocksize = BLOCK
-
-
 class FakeEngine:
     rate = RATE
 
     def __init__(self) -> None:
         self.mixer = FakeMixer()
-        self.clock = FakeClock()
         self.kit = type("Kit", (), {"slots": [0, 1]})()
         self.frames: list[tuple[int, int, float]] = []
 
-    def trigger(self, velocity: float, slot: int, at: float) -> bool:
-        frame0, t0, _, _ = self.mixer.clock()  # what engine.Clock.frame_at does
-        frame = int(round(frame0 + (at - t0) * RATE)) + BLOCK
+    def trigger(self, velocity: float, slot: int, frame: int) -> bool:
+        frame0, t0, _, _ = self.mixer.clock()
+        now = frame0 + (time.monotonic() - t0) * RATE
         self.frames.append((frame, slot, velocity))
-        ahead = (at - time.monotonic())
-        assert -0.005 < ahead < LOOKAHEAD_S + 0.05
+        assert -0.005 * RATE < frame - now < (LOOKAHEAD_S + 0.05) * RATE  # one window ahead
         return True
 
 
