@@ -226,6 +226,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=64, help="steps along each line")
     p.add_argument("--timing", type=int, default=200, metavar="N", help="single decodes timed")
     p.add_argument("--listener", type=Path, help="listener file (default: bundled)")
+    p.add_argument("--heldout", type=Path, metavar="CORPUS",
+                   help="corpus with snares of kits the models were not trained on (coverage)")
     p.add_argument("--seed", type=int, default=0)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="machine-readable output")
@@ -238,7 +240,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     return eval_command(models=args.model, data=args.data, points=args.points, lines=args.lines,
                         steps=args.steps, timing=args.timing, listener=args.listener,
-                        seed=args.seed, as_json=args.json, markdown=args.markdown)
+                        seed=args.seed, as_json=args.json, markdown=args.markdown,
+                        heldout=args.heldout)
 
 
 def _add_explore(sub: argparse._SubParsersAction) -> None:

@@ -206,3 +206,135 @@ def test_row_names_are_the_shortest_unique_tails() -> None:
     assert row_names(["/r/a/m.keras", "/r/b/m.keras", "/r/x/vae.keras"]) == [
         "a/m.keras", "b/m.keras", "vae.keras"]
     assert row_names(["m.keras", "m.keras"]) == ["m.keras", "m.keras"]
+
+
+# --- the whole knob travel (travel.py) ------------------------------------------------------------
+
+def test_precision_recall_of_known_sets() -> None:
+    from snaresynth.analysis.travel import knn_radii, precision_recall
+
+    line = np.arange(6, dtype=np.float64)[:, None]  # 0..5 on a line
+    np.testing.assert_allclose(knn_radii(line, k=3), [3, 2, 2, 2, 2, 3])
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((200, 4))
+    assert precision_recall(real, real) == (1.0, 1.0)
+    far = real + 100.0
+    assert precision_recall(real, far) == (0.0, 0.0)
+    # fakes only from the half of the real cloud with x > 0: precise, but recall about half
+    half = rng.standard_normal((400, 4))
+    half = half[half[:, 0] > 0][:100]
+    precision, recall = precision_recall(real, half)
+    assert precision > 0.9 and 0.3 < recall < 0.8
+    with pytest.raises(ValueError, match="more than k"):
+        precision_recall(real[:3], real)
+
+
+def test_ratio_summary_keeps_cliffs_and_leaves_flat_lines_out() -> None:
+    from snaresynth.analysis.travel import ratio_summary
+
+    median, p90, flat = ratio_summary(np.array([1.0, 1.5, 2.0, np.nan, np.inf]))
+    assert median == 1.5 and p90 == math.inf and flat == pytest.approx(0.2)
+    assert all(math.isnan(v) for v in ratio_summary(np.array([np.nan, np.nan]))[:2])
+
+
+def test_uniform_knobs_reach_the_ends_of_every_knob() -> None:
+    from snaresynth.analysis.travel import uniform_knobs, uniform_lines
+
+    z = uniform_knobs(ToneDecoder(), 2000, np.random.default_rng(0))
+    assert z.min() >= -2.0 and z.max() <= 2.0
+    assert z.min() < -1.95 and z.max() > 1.95  # the prior's clipped normal rarely goes there
+    lines = uniform_lines(ToneDecoder(), 5, 8, np.random.default_rng(0))
+    assert lines.shape == (5, 9, 1)
+    np.testing.assert_allclose(np.diff(lines, 2, axis=1), 0.0, atol=1e-6)  # straight
+
+
+class FakeListener:
+    """Hears everything as a snare; embeds by a few log-mel band means (no TensorFlow)."""
+
+    classes = ["kick", "snare"]
+
+    def share(self, audio: np.ndarray, sample_rate: int, label: str = "snare") -> float:
+        return 1.0
+
+    def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        feats = log_mel(audio, MelSettings(sample_rate=sample_rate))
+        return feats.mean(axis=1)[:, ::8]
+
+
+def test_travel_figures_see_the_stairs(real: _References) -> None:
+    held = FakeListener().embed(real.audio, RATE)
+    kw = {"points": 40, "lines": 12, "steps": 32, "timing": 0, "heldout": held,
+          "coverage_items": 12}
+    smooth = evaluate_decoder(ToneDecoder("smooth"), real, FakeListener(), **kw)
+    stairs = evaluate_decoder(ToneDecoder("stairs"), real, FakeListener(), **kw)
+    assert smooth.travel_share == 1.0 and smooth.coverage_items == 12
+    assert 1.0 <= smooth.travel_smooth_median < 3.0
+    assert stairs.travel_smooth_p90 > 5 * smooth.travel_smooth_p90
+    assert 0.0 <= smooth.coverage_precision <= 1.0 and 0.0 <= smooth.coverage_recall <= 1.0
+    text = format_table([smooth], columns=__import__(
+        "snaresynth.analysis.evaluate", fromlist=["TRAVEL_COLUMNS"]).TRAVEL_COLUMNS)
+    assert "snare share (uniform knobs)" in text and "100%" in text
+
+
+def _corpus(path: Path, kinds: tuple[str, ...], group: str, seeds: range) -> Path:
+    audio = np.stack([drum(k, 32000, seconds=0.6, seed=s, lead_s=0.0)[:LENGTH]
+                      for s in seeds for k in kinds])
+    items = [{"source": f"{group}/{k}{s}.wav", "label": k, "sha256": f"{group}{k}{s}",
+              "augment": None, "group": group} for s in seeds for k in kinds]
+    save_corpus(path, Corpus(audio, 32000, items))
+    return path
+
+
+def test_evaluate_with_heldout_kits(model_and_corpus: tuple[Path, Path], tmp_path: Path,
+                                    capsys) -> None:
+    path, corpus = model_and_corpus
+    held = _corpus(tmp_path / "held", ("snare", "hat"), "otherkit", range(10, 16))
+    args = ["eval", "--model", str(path), "--data", str(corpus), "--points", "20",
+            "--lines", "3", "--steps", "4", "--timing", "0", "--heldout", str(held)]
+    assert main([*args, "--json"]) == 0
+    real, model = json.loads(capsys.readouterr().out)
+    assert real["coverage_items"] == 4 and model["coverage_items"] == 4
+    for row in (real, model):
+        assert 0.0 <= row["coverage_precision"] <= 1.0
+        assert 0.0 <= row["coverage_recall"] <= 1.0
+    assert model["travel_smooth_median"] is not None and model["travel_share"] is not None
+    assert main(args) == 0
+    assert "coverage recall" in capsys.readouterr().out
+    same = _corpus(tmp_path / "same", ("snare",), "gen", range(6))  # the training kit again
+    assert main([*args[:-1], str(same)]) == 2
+    assert "kits outside the training corpus" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, *needles: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_eval_bad_input_is_one_line_and_exit_2(model_and_corpus: tuple[Path, Path],
+                                               tmp_path: Path, capsys) -> None:
+    import keras
+
+    from snaresynth.analysis.listener import ListenerInfo, save_listener
+
+    path, corpus = model_and_corpus
+    base = ["eval", "--points", "4", "--lines", "1", "--steps", "2", "--timing", "0"]
+    junk = tmp_path / "junk.keras"
+    junk.write_text("not a model")
+    assert main([*base, "--model", str(junk), "--data", str(corpus)]) == 2
+    _one_line_error(capsys, "junk.keras")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*base, "--model", str(path), "--data", str(empty)]) == 2
+    _one_line_error(capsys, "empty", "not a corpus")
+    kicks = _corpus(tmp_path / "kicks", ("kick",), "k", range(3))
+    assert main([*base, "--model", str(path), "--data", str(kicks)]) == 2
+    _one_line_error(capsys, "kicks", "0 labelled 'snare'")
+    inputs = keras.Input(shape=(65, 64, 1))
+    net = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    other = save_listener(tmp_path / "hats.keras", net, ListenerInfo(
+        classes=["kick", "hat"], mel=MelSettings().to_dict(), mean=0.0, std=1.0))
+    assert main([*base, "--model", str(path), "--data", str(corpus),
+                 "--listener", str(other)]) == 2
+    _one_line_error(capsys, "hats.keras", "'snare' class")

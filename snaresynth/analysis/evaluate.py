@@ -11,10 +11,15 @@ Per model (any ``Decoder``; reconstruction only for model files saved with an en
 - span: log-mel distance between a line's two ends / median distance between two real snares;
 - diversity: mean pairwise log-mel distance of random points / the same for real snares;
 - snare share: share of random points the listener hears as snare;
-- decode time per single buffer (median, p99) after warm-up, and the model file size.
+- decode time per single buffer (median, p99) after warm-up, and the model file size;
+- over the whole knob travel (``travel.py``): snare share of points uniform over every knob's
+  full range, smoothness along lines between uniform ends (median and 90th percentile of the
+  per-line ratio), and coverage (improved precision / recall, k = 3) against real snares of
+  kits the model was not trained on (``heldout``), in the listener's embedding.
 
 A "real snares" row gives the corpus' own figures where they mean something (its diversity is 1
-by definition; the listener's snare share on real snares says how far to trust that column).
+by definition; the listener's snare share on real snares says how far to trust that column; its
+coverage, the training snares against the held-out ones, is the reference a model is read by).
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ from snaresynth.analysis.features import (
     multi_resolution_stft_error,
     pairwise_mel_distances,
 )
-from snaresynth.errors import CorpusError
+from snaresynth.analysis.travel import (
+    K_NEAREST,
+    precision_recall,
+    ratio_summary,
+    uniform_knobs,
+    uniform_lines,
+)
+from snaresynth.errors import CorpusError, ModelFileError
 
 FLAT_EPS = 1e-6  # log-mel distance below which two decodes count as the same sound
 MAX_REFERENCE = 200  # real snares used for pairwise reference distances
@@ -56,6 +68,12 @@ class ModelFigures:
     span: float | None = None
     diversity: float | None = None
     snare_share: float | None = None
+    travel_share: float | None = None  # snare share, knobs uniform over their full range
+    travel_smooth_median: float | None = None  # line ratio over the full range: median
+    travel_smooth_p90: float | None = None  # ... and 90th percentile over lines
+    coverage_precision: float | None = None  # vs held-out kits' snares, listener embedding
+    coverage_recall: float | None = None
+    coverage_items: int = 0  # sounds per set compared (model and training snares alike)
     decode_ms_median: float | None = None
     decode_ms_p99: float | None = None
     size_mb: float | None = None
@@ -117,6 +135,16 @@ def line_ratios(step_distances: np.ndarray) -> np.ndarray:
     return ratios
 
 
+def line_step_ratios(decoder: Any, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-line largest / median step, log-mel features) of (lines, steps + 1, dim) latents."""
+    lines, points = z.shape[:2]
+    audio = decode_batched(decoder, z.reshape(-1, z.shape[-1]))
+    feats = log_mel(audio, _mel(decoder))
+    feats = feats.reshape(lines, points, *feats.shape[1:])
+    steps_d = np.stack([mel_distance(f[:-1], f[1:]) for f in feats])  # (lines, steps)
+    return line_ratios(steps_d), feats
+
+
 def smoothness_and_span(
     decoder: Any, reference: Reference, lines: int = 50, steps: int = 64,
     rng: np.random.Generator | None = None,
@@ -126,11 +154,7 @@ def smoothness_and_span(
     ends = sample_prior(decoder, 2 * lines, rng).reshape(lines, 2, -1)
     t = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)[None, :, None]
     z = ends[:, :1, :] + t * (ends[:, 1:, :] - ends[:, :1, :])  # (lines, steps+1, dim)
-    audio = decode_batched(decoder, z.reshape(-1, z.shape[-1]))
-    feats = log_mel(audio, _mel(decoder))
-    feats = feats.reshape(lines, steps + 1, *feats.shape[1:])
-    steps_d = np.stack([mel_distance(f[:-1], f[1:]) for f in feats])  # (lines, steps)
-    ratios = line_ratios(steps_d)
+    ratios, feats = line_step_ratios(decoder, z)
     flat = float(np.mean(np.isnan(ratios)))
     smooth = float(np.nanmedian(ratios)) if flat < 1.0 else float("nan")
     spans = mel_distance(feats[:, 0], feats[:, -1]) / max(reference.median_distance, FLAT_EPS)
@@ -208,9 +232,14 @@ class _References:
 def evaluate_decoder(
     decoder: Any, snares: _References, listener: Any | None = None, name: str = "",
     points: int = 1000, lines: int = 50, steps: int = 64, timing: int = 200, seed: int = 0,
-    corpus_fingerprint: str | None = None,
+    corpus_fingerprint: str | None = None, heldout: np.ndarray | None = None,
+    coverage_items: int = 0,
 ) -> ModelFigures:
-    """All figures of one decoder against the real snares."""
+    """All figures of one decoder against the real snares.
+
+    ``heldout``: listener embeddings of real snares from kits the model was not trained on;
+    coverage compares the first ``coverage_items`` knob-travel sounds with them.
+    """
     rate = int(decoder.sample_rate)
     real, reference = snares.at(rate, int(decoder.length))
     metadata = getattr(decoder, "metadata", None)
@@ -232,6 +261,8 @@ def evaluate_decoder(
         trained_on = getattr(metadata, "corpus_fingerprint", None)
         if trained_on and corpus_fingerprint:
             figures.reconstruction_on_training_data = trained_on == corpus_fingerprint
+    travel_figures(decoder, figures, listener, points, lines, steps, seed, heldout,
+                   coverage_items)
     if timing > 0:
         figures.decode_ms_median, figures.decode_ms_p99 = decode_times_ms(decoder, timing, rng=rng)
     if path is not None and Path(path).is_file():
@@ -239,29 +270,97 @@ def evaluate_decoder(
     return figures
 
 
+def travel_figures(
+    decoder: Any, figures: ModelFigures, listener: Any | None, points: int, lines: int,
+    steps: int, seed: int, heldout: np.ndarray | None, coverage_items: int,
+) -> None:
+    """Fill the knob-travel columns of ``figures`` (their own seeded draws: the figures above
+    stay what they were before these columns existed)."""
+    rng = np.random.default_rng([seed, 1])
+    rate = int(decoder.sample_rate)
+    if points > 0 and listener is not None:
+        audio = decode_batched(decoder, uniform_knobs(decoder, points, rng))
+        figures.travel_share = listener.share(audio, rate, "snare")
+        n = min(coverage_items, len(audio))
+        if heldout is not None and n > K_NEAREST:
+            fake = listener.embed(audio[:n], rate)
+            figures.coverage_precision, figures.coverage_recall = precision_recall(heldout, fake)
+            figures.coverage_items = n
+    if lines > 0 and steps > 0:
+        ratios, _ = line_step_ratios(decoder, uniform_lines(decoder, lines, steps, rng))
+        figures.travel_smooth_median, figures.travel_smooth_p90, _ = ratio_summary(ratios)
+
+
+def _snare_corpus(path: str | Path, what: str) -> Any:
+    """The snares of a corpus folder, or a CorpusError naming it and what is wrong."""
+    from snaresynth.data.corpus import load_corpus
+
+    full = load_corpus(path)
+    if len(full.items) == 0 or full.audio.ndim != 2:
+        raise CorpusError(f"{path}: the {what} corpus is empty")
+    snares = full.select("snare")
+    if snares.audio.shape[0] < 2:
+        raise CorpusError(f"{path}: the {what} corpus has {len(full.items)} items but "
+                          f"{snares.audio.shape[0]} labelled 'snare'; eval needs at least 2")
+    return snares
+
+
+def heldout_snares(path: str | Path, trained: Any) -> tuple[np.ndarray, int, list[str]]:
+    """(audio, rate, kits) of the original snares in ``path`` from kits not in ``trained``.
+
+    A kit counts as trained on when its group name occurs in the training corpus; a file whose
+    contents (sha256) occur there is dropped too (kits share samples).
+    """
+    corpus = _snare_corpus(path, "held-out")
+    seen_groups = {str(item.get("group", "")) for item in trained.items}
+    seen_sha = {item.get("sha256") for item in trained.items} - {None, "", "0"}
+    keep = [i for i, item in enumerate(corpus.items)
+            if not item.get("augment") and str(item.get("group", "")) not in seen_groups
+            and item.get("sha256") not in seen_sha]
+    if len(keep) <= K_NEAREST:
+        raise CorpusError(f"{path}: only {len(keep)} original snares from kits outside the "
+                          f"training corpus; coverage needs more than {K_NEAREST}")
+    kits = sorted({str(corpus.items[i].get("group", "")) for i in keep})
+    return corpus.audio[keep], corpus.sample_rate, kits
+
+
+def snare_listener(path: str | Path | None) -> Any:
+    """The listener, refused (ModelFileError naming it) unless it has a 'snare' class."""
+    from snaresynth.analysis.listener import BUNDLED_LISTENER, load_listener
+
+    judge = load_listener(path)
+    if "snare" not in judge.classes:
+        raise ModelFileError(f"{path or BUNDLED_LISTENER}: listener was trained on classes "
+                             f"{', '.join(judge.classes)}; eval needs one with a 'snare' class")
+    return judge
+
+
 def evaluate(
     models: list[str | Path], data: str | Path, points: int = 1000, lines: int = 50,
     steps: int = 64, timing: int = 200, listener: str | Path | None = None, seed: int = 0,
-    max_snares: int = 256,
+    max_snares: int = 256, heldout: str | Path | None = None,
 ) -> list[ModelFigures]:
-    """Figures of every model file plus the "real snares" row, on the corpus' original snares."""
-    from snaresynth.analysis.listener import load_listener
-    from snaresynth.data.corpus import load_corpus
+    """Figures of every model file plus the "real snares" row, on the corpus' original snares.
+
+    Every input is read and checked before any figure is computed, so bad input fails at once.
+    """
     from snaresynth.models.registry import load
 
-    full = load_corpus(data)
-    corpus = full.select("snare")  # train records this (snare-only) fingerprint in the model
-    if corpus.audio.shape[0] < 2:
-        raise CorpusError(f"{data}: eval needs at least 2 items labelled 'snare'")
+    corpus = _snare_corpus(data, "training")  # train records this snare-only fingerprint
     originals = [i for i, item in enumerate(corpus.items) if not item.get("augment")]
     pick = np.sort(np.random.default_rng(seed).permutation(originals)[:max_snares])
     snares = _References(corpus.audio[pick], corpus.sample_rate, seed)
-    judge = load_listener(listener)
-    rows = [real_snares_row(snares, judge)]
-    for model, name in zip(models, row_names(models), strict=True):
-        decoder = load(model)
+    judge = snare_listener(listener)
+    held_emb = None
+    if heldout is not None:
+        held_audio, held_rate, _ = heldout_snares(heldout, corpus)
+        held_emb = judge.embed(held_audio, held_rate)
+    decoders = [load(model) for model in models]
+    rows = [real_snares_row(snares, judge, held_emb)]
+    for decoder, name in zip(decoders, row_names(models), strict=True):
         rows.append(evaluate_decoder(decoder, snares, judge, name, points, lines,
-                                     steps, timing, seed, corpus.fingerprint))
+                                     steps, timing, seed, corpus.fingerprint, held_emb,
+                                     len(snares.audio)))
     return rows
 
 
@@ -278,11 +377,17 @@ def row_names(paths: list[str | Path]) -> list[str]:
     return names
 
 
-def real_snares_row(snares: _References, listener: Any | None) -> ModelFigures:
-    """The reference row: the corpus' own diversity (1 by definition) and listener snare share."""
+def real_snares_row(snares: _References, listener: Any | None,
+                    heldout: np.ndarray | None = None) -> ModelFigures:
+    """The reference row: the corpus' own diversity (1 by definition), listener snare share,
+    and the coverage of the training snares against the held-out kits' snares."""
     row = ModelFigures(name="real snares", family="corpus", diversity=1.0)
     if listener is not None:
         row.snare_share = listener.share(snares.audio, snares.sample_rate, "snare")
+        if heldout is not None and len(snares.audio) > K_NEAREST:
+            own = listener.embed(snares.audio, snares.sample_rate)
+            row.coverage_precision, row.coverage_recall = precision_recall(heldout, own)
+            row.coverage_items = len(snares.audio)
     return row
 
 
@@ -294,6 +399,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("span", "span"), ("diversity", "diversity"), ("snare_share", "snare share"),
     ("decode_ms_median", "decode ms (median)"), ("decode_ms_p99", "decode ms (p99)"),
     ("size_mb", "MB"),
+)
+TRAVEL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("name", "model"), ("family", "family"), ("travel_share", "snare share (uniform knobs)"),
+    ("travel_smooth_median", "smoothness median"), ("travel_smooth_p90", "smoothness p90"),
+    ("coverage_precision", "coverage precision"), ("coverage_recall", "coverage recall"),
+    ("coverage_items", "n"),
 )
 
 
@@ -308,7 +419,7 @@ def _cell(figures: ModelFigures, key: str) -> str:
             return "nan"
         if math.isinf(value):
             return "inf"
-        if key in ("snare_share", "flat_lines"):
+        if key in ("snare_share", "flat_lines", "travel_share"):
             return f"{100 * value:.0f}%"
         text = f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
         if key == "reconstruction" and figures.reconstruction_on_training_data:
@@ -317,12 +428,14 @@ def _cell(figures: ModelFigures, key: str) -> str:
     return str(value)
 
 
-def format_table(rows: list[ModelFigures], markdown: bool = False) -> str:
+def format_table(rows: list[ModelFigures], markdown: bool = False,
+                 columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
     """A plain-text (aligned) or Markdown table, one row per model."""
-    header = [title for _, title in COLUMNS]
-    body = [[_cell(row, key) for key, _ in COLUMNS] for row in rows]
+    header = [title for _, title in columns]
+    body = [[_cell(row, key) if key != "coverage_items" or row.coverage_items else "-"
+             for key, _ in columns] for row in rows]
     notes = []
-    if any(row.reconstruction_on_training_data for row in rows):
+    if columns is COLUMNS and any(row.reconstruction_on_training_data for row in rows):
         notes.append("* reconstruction measured on the corpus the model was trained on")
     if markdown:
         lines = ["| " + " | ".join(header) + " |",
@@ -337,17 +450,24 @@ def format_table(rows: list[ModelFigures], markdown: bool = False) -> str:
 
 def eval_command(models: list[str], data: Path, points: int, lines: int, steps: int,
                  timing: int, listener: Path | None, seed: int, as_json: bool,
-                 markdown: bool) -> int:
+                 markdown: bool, heldout: Path | None = None) -> int:
     """CLI entry: evaluate and print a table (or JSON)."""
     import json
 
     from snaresynth.analysis.listener import BUNDLED_LISTENER, read_listener_info
 
-    rows = evaluate(models, data, points, lines, steps, timing, listener, seed)
+    rows = evaluate(models, data, points, lines, steps, timing, listener, seed,
+                    heldout=heldout)
     if as_json:
         print(json.dumps([row.to_dict() for row in rows], indent=1))
         return 0
     print(format_table(rows, markdown=markdown))
+    print(("\n" if markdown else "\n") + "Over the whole knob travel (every knob uniform over "
+          f"its full range; smoothness over {lines} lines of {steps} steps; coverage k = "
+          f"{K_NEAREST} against snares of kits not in {data}"
+          + (f", from {heldout}" if heldout else ": give --heldout CORPUS") + "):"
+          + ("\n" if markdown else ""))
+    print(format_table(rows, markdown=markdown, columns=TRAVEL_COLUMNS))
     judge = Path(listener or BUNDLED_LISTENER)
     info = read_listener_info(judge)
     held = info.accuracy.get("per_class", {}).get("snare", {}).get("accuracy")

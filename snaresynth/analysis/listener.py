@@ -61,6 +61,7 @@ class Listener:
         self.model = model
         self.info = info
         self.path = path
+        self._embedder: Any = None
 
     @property
     def classes(self) -> list[str]:
@@ -77,6 +78,18 @@ class Listener:
         logits = self.model.predict(feats, batch_size=batch, verbose=0)
         return _softmax(np.asarray(logits, dtype=np.float64)).astype(np.float32)
 
+    def embed(self, audio: np.ndarray, sample_rate: int, batch: int = 256) -> np.ndarray:
+        """(B, D) the listener's embedding: the layer before its class logits.
+
+        A layer named ``embedding`` if the network has one; for the CNN (ensemble) its
+        global-average-pooled features (every member's, side by side).
+        """
+        if self._embedder is None:
+            self._embedder = _embedding_model(self.model)
+        feats = self.features(audio, sample_rate)
+        out = self._embedder.predict(feats, batch_size=batch, verbose=0)
+        return np.asarray(out, dtype=np.float32).reshape(len(feats), -1)
+
     def classify(self, audio: np.ndarray, sample_rate: int) -> list[str]:
         probs = self.probabilities(audio, sample_rate)
         return [self.info.classes[i] for i in probs.argmax(axis=1)]
@@ -87,6 +100,24 @@ class Listener:
             raise ValueError(f"listener has no class {label!r}; it knows {self.info.classes}")
         answers = self.classify(audio, sample_rate)
         return float(np.mean([a == label for a in answers])) if answers else float("nan")
+
+
+def _embedding_model(model: Any) -> Any:
+    """A Keras model from the listener's input to its embedding layer(s)."""
+    import keras
+
+    names = {layer.name for layer in model.layers}
+    if "embedding" in names:
+        return keras.Model(model.inputs, model.get_layer("embedding").output)
+    if "gap" in names:
+        return keras.Model(model.inputs, model.get_layer("gap").output)
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if not members:
+        raise ModelFileError("listener network has no embedding layer (no 'embedding' or 'gap')")
+    inner = [keras.Model(m.inputs, m.get_layer("gap").output) for m in members]
+    outs = [sub(model.inputs[0]) for sub in inner]
+    joined = outs[0] if len(outs) == 1 else keras.layers.Concatenate()(outs)
+    return keras.Model(model.inputs, joined)
 
 
 def fit_length(audio: np.ndarray, sample_rate: int, info: ListenerInfo) -> np.ndarray:
