@@ -36,7 +36,7 @@ from snaresynth.control.presets import PresetStore, save_state
 from snaresynth.control.state import ControlState
 from snaresynth.decode.worker import BufferCache, DecodeWorker, Request, Worker
 from snaresynth.engine.clock import Clock
-from snaresynth.engine.notes import Buffers, NoteTable, layer_buffer
+from snaresynth.engine.notes import Buffers, NoteTableBuilder, layer_buffer
 from snaresynth.engine.planner import (
     VELOCITY_LAYERS,
     Layer,
@@ -95,7 +95,7 @@ class Engine:
         self._listeners: list[Listener] = []
         self.control = ControlState(kit, decoder.latent_dim, selected)
         self.buffers: Buffers = [[None] * VELOCITY_LAYERS for _ in self.control.kit.slots]
-        self._notes = NoteTable(self.mixer)
+        self._notes = NoteTableBuilder(self.mixer)
         self.started_at = time.monotonic()
         # counters: written under _lock or by one thread each; read by status()
         self.xruns = 0  # output underflows since mark_running()

@@ -75,7 +75,7 @@ def _note_slot(controls: ControlMap, n_slots: int) -> np.ndarray:
     return note_slot
 
 
-class NoteTable:
+class NoteTableBuilder:
     """Builds the mixer's note table; the channel x note map is rebuilt only when the
     controls change (a new ControlMap), since it runs at every published buffer."""
 
