@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from snaresynth.config import Settings
 from snaresynth.control.presets import Kit, PresetStore, default_state_path, load_kit, load_state
@@ -161,11 +162,10 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
             from snaresynth.io.web import WebServer
 
             sequencer = Sequencer(engine)
-            web = WebServer(engine, settings.http_host, settings.http_port, sequencer,
-                            device=f"{audio.name} at {rate} Hz / {settings.blocksize} frames",
-                            extra_status=lambda: supervisor.counters() | {
-                                "osc_subscribers": len(osc.controller.subscribers)})
-            web.start()
+            web = _start_web(WebServer, engine, settings, sequencer,
+                             device=f"{audio.name} at {rate} Hz / {settings.blocksize} frames",
+                             extra_status=lambda: supervisor.counters() | {
+                                 "osc_subscribers": len(osc.controller.subscribers)})
             sequencer.start()
         supervisor.watch("audio", audio)
         supervisor.watch("midi", midi)
@@ -209,6 +209,22 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
         _save(engine, state_file)
         log.info("stopped in %.2f s", time.monotonic() - t0)
     return 0
+
+
+def _start_web(server: Any, engine: Engine, settings: Settings, sequencer: Any,
+               **kwargs: Any) -> Any:
+    """The page on its port, or on any free one if that is taken (with one warning line): a
+    busy web port must not keep the instrument from playing; the ready line names the URL."""
+    web = server(engine, settings.http_host, settings.http_port, sequencer, **kwargs)
+    try:
+        web.start()
+    except DeviceError as exc:
+        if settings.http_port == 0:
+            raise
+        log.warning("%s; serving the page on a free port instead", exc)
+        web = server(engine, settings.http_host, 0, sequencer, **kwargs)
+        web.start()
+    return web
 
 
 def _run_until(stop: threading.Event, engine: Engine, state_file: Path, autosave_s: float) -> None:

@@ -47,8 +47,10 @@ def string(args: Sequence[Any], i: int, name: str) -> str:
 
 def unit(args: Sequence[Any], i: int, name: str = "value") -> float:
     """A knob value, under the one out-of-range policy (``control.params.knob``)."""
+    if i >= len(args):
+        raise OscError(f"missing argument {i + 1} ({name})")
     try:
-        return knob(number(args, i, name), name)
+        return knob(args[i], name)
     except ValueError as exc:
         raise OscError(str(exc)) from None
 

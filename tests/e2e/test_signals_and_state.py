@@ -97,3 +97,16 @@ def test_a_log_flood_into_an_unread_pipe_never_stops_the_daemon(tmp_path: Path) 
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_busy_web_port_does_not_keep_the_instrument_from_playing(start_daemon) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = start_daemon("--audio", "null", "--midi-in", "none", "--http-port", str(port))
+        assert "serving the page on a free port instead" in daemon.output()
+        url = daemon.ready_line.split("| web ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and f":{port}/" not in url

@@ -110,8 +110,9 @@ def test_subscribers_get_changes_but_not_their_own(osc):
     osc.handle_packet(build_message("/snaresynth/subscribe", []), other)
     osc.handle_packet(build_message("/snaresynth/latent/0", [0.3]), SENDER)
     assert osc.pushed == []  # noted, sent by the pusher's next flush
-    assert osc.flush() == 1
-    assert osc.pushed == [("/snaresynth/latent/0", [pytest.approx(0.3)], other)]
+    assert osc.flush() >= 1
+    values = [p for p in osc.pushed if p[0] != "/snaresynth/buffer"]  # a re-decode may land
+    assert values == [("/snaresynth/latent/0", [pytest.approx(0.3)], other)]
 
 
 def test_pushes_keep_the_latest_value_of_each_address(osc):
@@ -121,8 +122,9 @@ def test_pushes_keep_the_latest_value_of_each_address(osc):
         osc.handle_packet(build_message("/snaresynth/latent/0", [i / 200]), SENDER)
     osc.handle_packet(build_message("/snaresynth/level", [0.25]), SENDER)
     osc.flush()
-    assert osc.pushed == [("/snaresynth/latent/0", [pytest.approx(199 / 200)], other),
-                          ("/snaresynth/level", [0.25], other)]
+    values = [p for p in osc.pushed if p[0] != "/snaresynth/buffer"]  # re-decodes land too
+    assert values == [("/snaresynth/latent/0", [pytest.approx(199 / 200)], other),
+                      ("/snaresynth/level", [0.25], other)]
 
 
 def test_a_new_subscriber_gets_the_current_state(osc):
