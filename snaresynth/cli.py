@@ -189,6 +189,9 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--hydrogen", nargs="?", type=Path, metavar="DRUMKITS_DIR",
                    const=Path("/usr/share/hydrogen/data/drumkits"),
                    help="add Hydrogen drum kits (default folder: the Debian install)")
+    b.add_argument("--soundfont", dest="soundfonts", type=Path, nargs="+", action="extend",
+                   default=[], metavar="SF2", help="drum kits of SoundFont 2 files (rendered "
+                   "with fluidsynth, labelled by GM key)")
     b.add_argument("--label", help="label every --from file with this class (default: by name)")
     b.add_argument("--instruments", help="keep only these classes, e.g. snare,kick")
     b.add_argument("--rate", type=int, default=32000, help="model sample rate in Hz")
@@ -207,7 +210,7 @@ def _cmd_dataset_build(args: argparse.Namespace) -> int:
 
     return build_command(out=args.out, folders=args.folders, hydrogen=args.hydrogen,
                          label=args.label, instruments=args.instruments, rate=args.rate,
-                         augment=args.augment, seed=args.seed)
+                         augment=args.augment, seed=args.seed, soundfonts=args.soundfonts)
 
 
 def _cmd_dataset_info(args: argparse.Namespace) -> int:
@@ -265,9 +268,12 @@ def _add_listener(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("listener", help="train or inspect the instrument classifier")
     lsub = p.add_subparsers(dest="listener_command", required=True, metavar="ACTION")
     t = lsub.add_parser("train", help="train on a labelled corpus, report held-out accuracy")
-    t.add_argument("--data", type=Path, required=True, help="labelled corpus folder")
+    t.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="labelled corpus folder(s)")
     t.add_argument("--out", type=Path, required=True, help="listener file to write (.keras)")
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--kind", choices=["summary", "cnn"], default="summary",
+                   help="summary: judged leave-one-kit/source-out (default); cnn: the older one")
+    t.add_argument("--epochs", type=int, default=None, help="default 25 (summary), 30 (cnn)")
     t.add_argument("--holdout", type=float, default=0.25, help="share of items in held-out kits")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_cmd_listener_train)
@@ -281,7 +287,7 @@ def _cmd_listener_train(args: argparse.Namespace) -> int:
     from snaresynth.analysis.listener import listener_train_command
 
     return listener_train_command(data=args.data, out=args.out, epochs=args.epochs,
-                                  seed=args.seed, holdout=args.holdout)
+                                  seed=args.seed, holdout=args.holdout, kind=args.kind)
 
 
 def _cmd_listener_info(args: argparse.Namespace) -> int:

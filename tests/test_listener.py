@@ -61,7 +61,7 @@ def test_train_a_few_steps_on_a_tiny_corpus(tmp_path: Path, capsys) -> None:
     save_corpus(tmp_path / "c", Corpus(np.stack(audio), 32000, items))
     out = tmp_path / "listener.keras"
     assert main(["listener", "train", "--data", str(tmp_path / "c"), "--out", str(out),
-                 "--epochs", "2", "--holdout", "0.3"]) == 0
+                 "--kind", "cnn", "--epochs", "2", "--holdout", "0.3"]) == 0
     assert "held-out kits" in capsys.readouterr().out
     info = read_listener_info(out)
     assert info.classes == ["kick", "snare", "hat"]
@@ -139,3 +139,48 @@ def test_files_with_the_dropped_level_normalisation_are_refused(tmp_path: Path) 
         read_listener_info(_with_info(BUNDLED_LISTENER, tmp_path / "on.keras", level_norm=True))
     with pytest.raises(ModelFileError, match="corrupt"):
         read_listener_info(_with_info(BUNDLED_LISTENER, tmp_path / "x.keras", unknown_key=1))
+
+
+def _tiny_corpus(path: Path, collection: str, kits: int, offset: int) -> Path:
+    audio, items = [], []
+    for kit in range(kits):
+        for kind in ("snare", "kick", "hat"):
+            for take in range(3):
+                seed = offset + kit * 100 + take
+                audio.append(drum(kind, 32000, seconds=0.6, seed=seed, lead_s=0.0)[:LENGTH])
+                items.append({"source": f"{kit}/{kind}{take}", "label": kind, "sha256": "0",
+                              "augment": None if take < 2 else {"copy": take},
+                              "group": f"{collection}-kit{kit}", "collection": collection})
+    save_corpus(path, Corpus(np.stack(audio), 32000, items))
+    return path
+
+
+def test_summary_listener_is_judged_per_kit_and_per_source(tmp_path: Path, capsys) -> None:
+    a = _tiny_corpus(tmp_path / "a", "alpha", 2, 0)
+    b = _tiny_corpus(tmp_path / "b", "beta", 2, 1000)
+    out = tmp_path / "ear.keras"
+    assert main(["listener", "train", "--data", str(a), str(b), "--out", str(out),
+                 "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "leave-one-kit-out (4 folds, 24 files)" in printed and "| true \\ heard |" in printed
+    info = read_listener_info(out)
+    assert info.kind == "summary" and info.classes == ["kick", "snare", "hat"]
+    assert len(info.feature_mean) == len(info.feature_std) > 50
+    assert info.accuracy["items"] == 24  # every original once, each from a model without it
+    assert np.asarray(info.accuracy["confusion"]).sum() == 24
+    assert info.accuracy["leave_one_source_out"]["folds"] == 2
+    listener = load_listener(out)
+    audio = np.stack([drum(k, 32000, seconds=0.6, seed=9, lead_s=0.0)[:LENGTH]
+                      for k in ("snare", "kick")])
+    assert listener.probabilities(audio, 32000).shape == (2, 3)
+    assert listener.embed(audio, 16000).shape == (2, 64)
+    assert out.stat().st_size < 500_000
+
+
+def test_augment_mel_changes_the_chain_not_the_shape() -> None:
+    from snaresynth.analysis.ear import augment_mel
+
+    mel = np.log(np.random.default_rng(0).uniform(1e-4, 1.0, (6, 65, 64)))
+    out = augment_mel(mel, np.random.default_rng(1))
+    assert out.shape == mel.shape and np.isfinite(out).all()
+    assert not np.allclose(out, mel)

@@ -149,3 +149,46 @@ def multi_resolution_stft_error(
                          axis=(1, 2))
         total += convergence + log_l1
     return (total / len(resolutions)).astype(np.float32)
+
+
+# time segments (in frames of the 1024/256 log-mel at 32 kHz: 8 ms) the summary pools over
+SUMMARY_SEGMENTS: tuple[tuple[int, int], ...] = ((0, 3), (3, 8), (8, 20), (20, 40), (40, 65))
+SUMMARY_BANDS = 16
+
+
+def summary_features(feats: np.ndarray) -> np.ndarray:
+    """(B, frames, n_mels) log-mel -> (B, D) level-free summary of spectrum and envelope.
+
+    Every figure is relative to the item's own loudest bin or frame, so a different gain (a
+    constant offset in log power) moves none of them, down to the log-mel floor. Per time
+    segment: the band profile (``SUMMARY_BANDS`` bands) minus the segment's own mean (the
+    spectral shape), the segment level against the peak frame, the centroid and the spread
+    over bands; then the frame-level envelope every 4 frames and the times it takes to fall 20 and 40 dB.
+    """
+    feats = np.asarray(feats, dtype=np.float64)
+    b, frames, mels = feats.shape
+    bands = np.logaddexp.reduceat(feats, np.linspace(0, mels, SUMMARY_BANDS + 1).astype(int)[:-1],
+                                  axis=2) if mels >= SUMMARY_BANDS else feats
+    frame_level = np.log(np.exp(feats).sum(axis=2) + 1e-12)  # (B, frames)
+    frame_level = frame_level - frame_level.max(axis=1, keepdims=True)
+    idx = np.arange(bands.shape[2], dtype=np.float64)
+    out = []
+    for lo, hi in SUMMARY_SEGMENTS:
+        lo, hi = min(lo, frames - 1), max(min(hi, frames), min(lo, frames - 1) + 1)
+        seg = np.log(np.exp(bands[:, lo:hi]).mean(axis=1) + 1e-12)  # (B, bands)
+        shape = seg - seg.mean(axis=1, keepdims=True)
+        weights = np.exp(seg - seg.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        centroid = (weights * idx).sum(axis=1, keepdims=True)
+        spread = np.sqrt((weights * (idx - centroid) ** 2).sum(axis=1, keepdims=True))
+        level = np.log(np.exp(frame_level[:, lo:hi]).mean(axis=1, keepdims=True) + 1e-12)
+        out += [shape, level, centroid / len(idx), spread / len(idx)]
+    envelope = np.maximum(frame_level[:, ::4], -16.0) / 16.0  # ln power, floored ~70 dB down
+    peak = frame_level.argmax(axis=1)
+    decays = []
+    for drop in (np.log(100.0), np.log(10000.0)):  # 20 dB and 40 dB in power
+        below = (frame_level < -drop) & (np.arange(frames)[None, :] > peak[:, None])
+        first = np.where(below.any(axis=1), below.argmax(axis=1), frames)
+        decays.append(((first - peak) / frames)[:, None])
+    out += [envelope, *decays]
+    return np.concatenate(out, axis=1).astype(np.float32)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from snaresynth import dsp
-from snaresynth.analysis.features import MelSettings, log_mel
+from snaresynth.analysis.features import MelSettings, log_mel, summary_features
 from snaresynth.data.labels import CLASSES
 from snaresynth.errors import ModelFileError
 from snaresynth.models.base import LENGTH, save_keras_archive
@@ -48,6 +48,9 @@ class ListenerInfo:
     length: int = LENGTH
     accuracy: dict[str, Any] = field(default_factory=dict)  # held-out: overall, per class, groups
     training: dict[str, Any] = field(default_factory=dict)
+    kind: str = "cnn"  # "cnn": the log-mel image; "summary": features.summary_features (ear.py)
+    feature_mean: list[float] = field(default_factory=list)  # per summary feature
+    feature_std: list[float] = field(default_factory=list)
 
     @property
     def mel_settings(self) -> MelSettings:
@@ -68,8 +71,13 @@ class Listener:
         return list(self.info.classes)
 
     def features(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """(B, T) audio at ``sample_rate`` -> standardised (B, frames, n_mels, 1) input."""
+        """(B, T) audio at ``sample_rate`` -> the network's standardised input: (B, frames,
+        n_mels, 1) for the CNN, (B, D) for the summary listener."""
         feats = log_mel(fit_length(audio, sample_rate, self.info), self.info.mel_settings)
+        if self.info.kind == "summary":
+            mean = np.asarray(self.info.feature_mean, dtype=np.float32)
+            std = np.asarray(self.info.feature_std, dtype=np.float32)
+            return ((summary_features(feats) - mean) / std).astype(np.float32)
         return standardise(feats, self.info.mean, self.info.std)
 
     def probabilities(self, audio: np.ndarray, sample_rate: int, batch: int = 256) -> np.ndarray:
@@ -195,7 +203,10 @@ def read_listener_info(path: str | Path) -> ListenerInfo:
         if raw.pop("level_norm", False):
             raise ModelFileError(f"{path}: made with per-item level normalisation, which this "
                                  "version of snaresynth does not compute")
-        return ListenerInfo(**raw)
+        info = ListenerInfo(**raw)
+        if info.kind not in ("cnn", "summary"):
+            raise ModelFileError(f"{path}: unknown listener kind {info.kind!r}")
+        return info
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no such listener file") from exc
     except KeyError as exc:
@@ -380,9 +391,30 @@ def format_accuracy(accuracy: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def listener_train_command(data: Path, out: Path, epochs: int, seed: int,
-                           holdout: float) -> int:
-    """CLI entry: train, save, print held-out accuracy per class."""
+def listener_train_command(data: Path | list[Path], out: Path, epochs: int | None, seed: int,
+                           holdout: float, kind: str = "summary") -> int:
+    """CLI entry: train, save, print held-out accuracy per class.
+
+    ``summary`` (the default, ear.py): every kit and every source held out once; ``cnn``: the
+    older log-mel CNN with one held-out split of kits, on one corpus.
+    """
+    paths = data if isinstance(data, list) else [data]
+    if kind == "summary":
+        from snaresynth.analysis.ear import format_confusion, train_ear
+
+        ear = train_ear(paths, out, epochs=epochs or 25, seed=seed)
+        print(f"wrote {ear.path} ({ear.path.stat().st_size / 1e6:.2f} MB) from {ear.items} "
+              f"items, {ear.seconds:.0f} s")
+        for title, result in (("leave-one-kit-out", ear.kit), ("leave-one-source-out",
+                                                               ear.source)):
+            if result:
+                print(f"{title} ({result['folds']} folds, {result['items']} files):")
+                print(format_confusion(result, list(result["per_class"])))
+        return 0
+    if len(paths) != 1:
+        raise ModelFileError("the cnn listener trains on one corpus folder")
+    data = paths[0]
+    epochs = epochs or 30
     report = train_listener(data, out, epochs=epochs, seed=seed, holdout=holdout)
     print(f"wrote {report.path} ({report.path.stat().st_size / 1e6:.2f} MB): "
           f"{report.train_items} training items, {report.test_items} held-out files, "

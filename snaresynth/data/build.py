@@ -65,7 +65,7 @@ def folder_sources(root: str | Path, label: str | None = None) -> list[Source]:
         parents = [root.name, *rel.parts[:-1]]
         file_label = label or classify_path([rel.name, *reversed(parents)])
         group = "/".join(parents)
-        sources.append(Source(path, file_label, group, path.stem))
+        sources.append(Source(path, file_label, group, path.stem, collection=root.name))
     return sources
 
 
@@ -87,6 +87,8 @@ def collect_sources(
     hydrogen: str | Path | None = None,
     label: str | None = None,
     instruments: Iterable[str] | None = None,
+    soundfonts: Sequence[str | Path] = (),
+    render_cache: str | Path | None = None,
 ) -> list[Source]:
     """All sources the build options name, filtered to ``instruments`` if given."""
     if label is not None and label not in LABELS:
@@ -96,6 +98,11 @@ def collect_sources(
         sources.extend(hydrogen_sources(hydrogen))
     for folder in folders:
         sources.extend(folder_sources(folder, label))
+    if soundfonts:
+        from snaresynth.data.soundfont import soundfont_sources
+
+        for sf2 in soundfonts:
+            sources.extend(soundfont_sources(sf2, render_cache or Path("renders-cache")))
     if instruments is not None:
         keep = set(instruments)
         sources = [s for s in sources if s.label in keep]
@@ -121,15 +128,21 @@ def build_corpus(
     augment: int = 0,
     seed: int = 0,
     progress: bool = True,
+    soundfonts: Sequence[str | Path] = (),
 ) -> BuildReport:
-    """Build and save a corpus; see the module docstring for what is kept and skipped."""
-    if not folders and hydrogen is None:
-        raise CorpusError("nothing to build from: give --from FOLDER and/or --hydrogen")
+    """Build and save a corpus; see the module docstring for what is kept and skipped.
+
+    SoundFont kits are rendered into ``<out>/rendered`` (kept, so a rebuild reuses them).
+    """
+    if not folders and hydrogen is None and not soundfonts:
+        raise CorpusError("nothing to build from: give --from FOLDER, --hydrogen and/or "
+                          "--soundfont FILE.sf2")
     if rate < 1000:
         raise ValueError(f"rate must be in Hz (>= 1000), got {rate}")
     if augment < 0:
         raise ValueError(f"augment must be >= 0, got {augment}")
-    sources = collect_sources(folders, hydrogen, label, instruments)
+    sources = collect_sources(folders, hydrogen, label, instruments, soundfonts,
+                              Path(out) / "rendered")
     if not sources:
         raise CorpusError("no audio files found (check the folders and --instruments)")
     from tqdm import tqdm
@@ -165,7 +178,8 @@ def build_corpus(
             log.warning("skipping %s: silent", src.path)
             continue
         base = {"source": str(src.path), "label": src.label, "sha256": sha,
-                "group": src.group, "instrument": src.instrument}
+                "group": src.group, "instrument": src.instrument,
+                "collection": src.collection}
         windows.append(prepare(audio, file_rate, rate, length))
         items.append({**base, "augment": None})
         for copy in range(augment):
@@ -200,11 +214,12 @@ def describe(corpus: Corpus) -> dict[str, dict[str, int]]:
 def build_command(
     out: Path, folders: Sequence[Path], hydrogen: Path | None, label: str | None,
     instruments: str | None, rate: int, augment: int, seed: int,
+    soundfonts: Sequence[Path] = (),
 ) -> int:
     """CLI entry: build, then print items per label and what was skipped."""
     try:
         report = build_corpus(out, folders, hydrogen, label, parse_instruments(instruments),
-                              rate=rate, augment=augment, seed=seed)
+                              rate=rate, augment=augment, seed=seed, soundfonts=soundfonts)
     except ValueError as exc:
         raise CorpusError(str(exc)) from exc
     print(f"wrote {report.path}: {report.total} items from {report.sources} files "

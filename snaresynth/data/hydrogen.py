@@ -32,6 +32,7 @@ class Source:
     label: str
     group: str  # kit or folder: held-out splits keep a whole group on one side
     instrument: str = ""
+    collection: str = "hydrogen-drumkits"  # the package or file a kit came from
 
 
 def _local(tag: str) -> str:
