@@ -2,6 +2,8 @@
 # Set up everything snaresynth needs on a Debian/Ubuntu machine, idempotently:
 #   system packages (PortAudio; JACK for the end-to-end tests) and a virtualenv in .venv with
 #   the package installed editable. Usage: scripts/setup.sh [serve|test]
+#   serve: only what playing needs (no TensorFlow); test: everything (the train, plots and test
+#   extras too). A later "test" adds the extras to a "serve" environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose="${1:-serve}"
@@ -36,13 +38,20 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-# Reinstall only when the dependency list changed.
+# Reinstall only when the dependency list changed, or more is wanted than is installed.
+if [ "$purpose" = test ]; then
+    extras="[train,plots,test]"
+else
+    extras=""
+fi
 stamp=.venv/.snaresynth-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: installing Python dependencies into .venv (first run takes a few minutes)" >&2
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
+have="$(cat "$stamp" 2>/dev/null || true)"
+# a test environment has everything a serve one needs: "serve" after "test" installs nothing
+if [ "$have" != "$want" ] && ! { [ -z "$extras" ] && [ "${have%% *}" = "${want%% *}" ]; }; then
+    echo "setup: installing Python dependencies${extras:+ with $extras} into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    .venv/bin/python -m pip install --quiet -e ".$extras"
     echo "$want" > "$stamp"
 fi
 # Compile the real-time kernels now rather than at the daemon's first start (numba caches them

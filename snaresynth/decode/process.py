@@ -1,9 +1,13 @@
-"""Decoding in a child process: the daemon's interpreter never runs TensorFlow.
+"""Decoding in a child process: the model's Python never takes the daemon's GIL.
 
-Why: the audio callback is a Python function, so it needs the GIL at the start of every block.
-A decode thread in the same process holds the GIL between TensorFlow ops and for the Python
-around them (tracing, numpy, resampling); bench/gil.py measures how late that makes the
-callback. ``ProcessDecodeWorker`` has the interface of ``DecodeWorker`` (``submit`` with
+Why: a decode thread in the daemon holds the GIL between the hundred-odd numpy operations of a
+decode and for the Python around them (resampling, tuning); every Python thread of the daemon
+(OSC, MIDI, the web page) waits for it meanwhile. The compiled audio callbacks never take the
+GIL, so this costs no audio; the child costs memory and start-up time instead (both measured
+by bench/footprint.py, the GIL side by bench/gil.py: docs/performance.md). Neither process
+imports TensorFlow: the child loads the model file's numpy inference form.
+
+``ProcessDecodeWorker`` has the interface of ``DecodeWorker`` (``submit`` with
 latest-wins per request slot, ``cache``, ``on_ready``, ``stop``, ``wait_idle``, the counters)
 but runs the model in a ``spawn``-ed child that loads it from its spec (a model path,
 "untrained:FAMILY" or None for the bundled model) — never a pickled model. The child decodes,
@@ -41,7 +45,11 @@ from snaresynth.decode.worker import BufferCache, LatestWinsWorker, Request, kno
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 180.0
-"""Child start-up: importing TensorFlow and warming the model up on 2 busy cores."""
+"""Child start-up: loading the model's inference form takes well under a second; the margin is
+for an untrained:FAMILY spec, which Keras builds, on 2 busy cores."""
+RAW_CACHE_BYTES = 8 * 2**20
+"""The child's cache of raw model outputs (128 sounds): a retune or decay change does not run
+the model again. The daemon's cache of finished buffers holds the rest; a decode is ~1 ms."""
 
 
 @dataclass
@@ -214,7 +222,7 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
-    raw_cache = BufferCache(cache_bytes)
+    raw_cache = BufferCache(min(cache_bytes, RAW_CACHE_BYTES))
     while True:
         try:
             message = conn.recv()

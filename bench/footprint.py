@@ -1,0 +1,382 @@
+"""What the instrument costs to carry, beside FluidSynth in the same run (issue 14).
+
+For each ``--decode`` mode (default: process, then thread):
+- **start to ready**: from starting ``snaresynth serve --audio null`` to its ready line, with
+  warm caches (one start first that is not counted), median of ``--runs`` starts;
+- **resident memory** of all the daemon's processes (VmRSS of the daemon and its children),
+  one second after ready and again after a knob sweep (``--sweep`` latent changes over OSC,
+  every one a new decode) has settled;
+- the daemon's decode median from /snaresynth/status.
+Then, in this process:
+- **decode** of the bundled model's inference form (the one serve runs): median / p99 / max of
+  ``--decodes`` single decodes, idle and with every core busy with a spinning process;
+- **install**: the size of the distributions ``pip install snaresynth`` brings (the package's
+  own dependencies, their dependencies, snaresynth itself), and of each extra beside it; or, with
+  ``--venv PATH``, that environment's whole folder as well.
+FluidSynth (``fluidsynth`` and the FluidR3 GM bank, Debian fluidsynth + fluid-soundfont-gm), if
+installed: start to ready (its shell port answers, so the 141 MB bank is loaded), resident
+memory, the Debian packages' installed size. Figures only, never pass/fail.
+
+    .venv/bin/python bench/footprint.py [--runs 5] [--decode process thread] [--venv /tmp/lean]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata as md
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from snaresynth.models.base import read_metadata
+from snaresynth.models.registry import DEFAULT_MODEL
+from snaresynth.testing.daemon import Daemon
+from snaresynth.testing.osc import OscClient
+from snaresynth.testing.procs import load_average, memory_kib, proc_tree, stop_process
+from snaresynth.testing.synths import SOUNDFONT
+
+TARGETS = {"ready_s": 1.0, "rss_mib": 250.0, "install_mb": 400.0, "decode_p99_ms": 2.0}
+FLUID_PACKAGES = ("fluidsynth", "libfluidsynth3", "fluid-soundfont-gm")
+
+
+# --- the daemon ----------------------------------------------------------------------------------
+
+def tree_rss_mib(pid: int) -> tuple[float, list[float]]:
+    """Total and per-process VmRSS (MiB) of ``pid`` and its descendants."""
+    each = [memory_kib(p).get("VmRSS", 0) / 1024 for p in proc_tree(pid)]
+    return sum(each), each
+
+
+def start(home: Path, decode: str) -> tuple[float, Daemon]:
+    t0 = time.monotonic()
+    daemon = Daemon.in_home(home, "--audio", "null", "--http-port", "0", "--decode", decode,
+                            timeout=120)
+    return time.monotonic() - t0, daemon
+
+
+def measure_daemon(decode: str, runs: int, sweep: int, workdir: Path) -> dict:
+    _, warm = start(workdir / f"{decode}-warm", decode)  # caches (numba, page cache) warm now
+    warm.stop()
+    times = []
+    for i in range(runs):
+        seconds, daemon = start(workdir / f"{decode}-{i}", decode)
+        times.append(seconds)
+        if i < runs - 1:
+            daemon.stop()
+    time.sleep(1.0)
+    at_ready, each_ready = tree_rss_mib(daemon.pid)
+    rng = np.random.default_rng(0)
+    with OscClient(daemon.osc_port) as osc:
+        dims = read_metadata(DEFAULT_MODEL).latent_dim
+        for _ in range(sweep):
+            osc.send(f"/snaresynth/latent/{int(rng.integers(dims))}", float(rng.uniform()))
+            time.sleep(0.01)
+        status = osc.wait_settled(timeout=60)
+    after_sweep, each_sweep = tree_rss_mib(daemon.pid)
+    stop_s = daemon.stop(sig=2)  # SIGINT, as Ctrl-C
+    tracebacks = daemon.output().count("Traceback")
+    return {"decode": decode, "ready_s": times, "ready_median_s": float(np.median(times)),
+            "rss_ready_mib": at_ready, "rss_ready_each_mib": each_ready,
+            "rss_sweep_mib": after_sweep, "rss_sweep_each_mib": each_sweep,
+            "decodes": status.get("decodes"), "daemon_decode_ms_median":
+            status.get("decode_ms_median"), "stop_s": stop_s, "tracebacks_on_ctrl_c": tracebacks,
+            "noise_lines": noise_lines(daemon.output())}
+
+
+def noise_lines(output: str) -> int:
+    """Lines on the terminal that are neither the daemon's log format nor its ready line."""
+    own = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) |^snaresynth ")
+    return sum(1 for line in output.splitlines() if line.strip() and not own.match(line))
+
+
+# --- decode timing -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def busy_cores(count: int) -> Iterator[None]:
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(count)]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for proc in spinners:
+            stop_process(proc, timeout=2)
+
+
+def decode_times(decoder, count: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    lo, hi = decoder.latent_range()
+    z = (lo + rng.uniform(size=(count + 10, decoder.latent_dim)) * (hi - lo)).astype(np.float32)
+    for row in z[:10]:
+        decoder.decode(row[None, :])
+    ms = []
+    for row in z[10:]:
+        t0 = time.perf_counter()
+        decoder.decode(row[None, :])
+        ms.append(1000 * (time.perf_counter() - t0))
+    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(np.max(ms))}
+
+
+def measure_decode(count: int) -> dict:
+    from snaresynth.models import registry
+
+    decoder = registry.resolve(None, runtime="inference")
+    idle = decode_times(decoder, count)
+    cores = os.cpu_count() or 2
+    with busy_cores(cores):
+        busy = decode_times(decoder, count, seed=1)
+    return {"idle": idle, "busy": busy, "busy_processes": cores}
+
+
+# --- install size --------------------------------------------------------------------------------
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_names(dist: md.Distribution, extras: set[str]) -> list[str]:
+    names = []
+    for req in dist.requires or []:
+        name, _, marker = req.partition(";")
+        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+        if extra and extra.group(1) not in extras:
+            continue
+        if not extra and marker.strip() and not _marker_holds(marker):
+            continue
+        names.append(_norm(re.split(r"[\s<>=!~\[(]", name.strip(), maxsplit=1)[0]))
+    return names
+
+
+def _marker_holds(marker: str) -> bool:
+    machine = platform.machine()
+    if "platform_machine" in marker:
+        wanted = re.search(r"platform_machine\s*(==|!=)\s*['\"]([^'\"]+)", marker)
+        if wanted:
+            return (machine == wanted.group(2)) == (wanted.group(1) == "==")
+    if "sys_platform" in marker:
+        return sys.platform in marker and "!=" not in marker
+    # python_version and the like: the installed set decides (uninstalled names are skipped)
+    return "python_version" in marker or "platform_python_implementation" in marker
+
+
+def closure(root: str, extras: set[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = [(_norm(root), extras)]
+    while todo:
+        name, want = todo.pop()
+        if name in seen:
+            continue
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        seen.add(name)
+        todo.extend((child, set()) for child in _requirement_names(dist, want))
+    return seen
+
+
+def dist_bytes(name: str) -> int:
+    dist = md.distribution(name)
+    total = 0
+    for file in dist.files or []:
+        path = Path(dist.locate_file(file))
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+    if name == "snaresynth":  # an editable install: its files are the source folder
+        package = Path(__file__).resolve().parents[1] / "snaresynth"
+        total += sum(p.stat().st_size for p in package.rglob("*") if p.is_file()
+                     and "__pycache__" not in p.parts)
+    return total
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def measure_install(venv: Path | None) -> dict:
+    core = closure("snaresynth", set())
+    out: dict = {"core_mb": sum(dist_bytes(n) for n in core) / 1e6,
+                 "core_distributions": sorted(core)}
+    for extra in ("train", "plots", "test"):
+        extra_set = closure("snaresynth", {extra}) - core
+        out[f"{extra}_extra_mb"] = sum(dist_bytes(n) for n in extra_set) / 1e6
+    biggest = sorted(((dist_bytes(n) / 1e6, n) for n in core), reverse=True)[:6]
+    out["core_biggest_mb"] = [(n, round(mb, 1)) for mb, n in biggest]
+    if venv is not None:
+        out["venv"] = str(venv)
+        out["venv_mb"] = folder_bytes(venv) / 1e6
+        site = next(venv.glob("lib/python*/site-packages"), None)
+        out["venv_site_packages_mb"] = folder_bytes(site) / 1e6 if site else None
+        probe = subprocess.run([str(venv / "bin" / "python"), "-c",
+                                "import importlib.util as u; print(bool(u.find_spec('tensorflow'"
+                                ")), bool(u.find_spec('keras')))"],
+                               capture_output=True, text=True)
+        out["venv_has_tensorflow_keras"] = probe.stdout.strip()
+    return out
+
+
+# --- FluidSynth ----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fluidsynth_start(workdir: Path) -> tuple[float, subprocess.Popen]:
+    port = free_port()
+    cmd = [shutil.which("fluidsynth") or "fluidsynth", "-a", "file", "-o",
+           "audio.file.name=/dev/null", "-n", "-i", "-s", "-o", f"shell.port={port}", "-g", "1",
+           "-R", "0", "-C", "0", str(SOUNDFONT)]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:  # the shell server starts once the bank is loaded and audio runs
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+            return time.monotonic() - t0, proc
+        if proc.poll() is not None or time.monotonic() - t0 > 60:
+            raise RuntimeError(f"fluidsynth did not start ({proc.poll()})")
+        time.sleep(0.002)
+
+
+def measure_fluidsynth(runs: int, workdir: Path) -> dict | None:
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
+        return None
+    _, warm = fluidsynth_start(workdir)
+    stop_process(warm)
+    times = []
+    for i in range(runs):
+        seconds, proc = fluidsynth_start(workdir)
+        times.append(seconds)
+        if i < runs - 1:
+            stop_process(proc)
+    time.sleep(1.0)
+    rss, _ = tree_rss_mib(proc.pid)
+    stop_process(proc)
+    sizes = {}
+    for package in FLUID_PACKAGES:
+        query = subprocess.run(["dpkg-query", "-W", "-f=${Installed-Size}", package],
+                               capture_output=True, text=True)
+        if query.returncode == 0 and query.stdout.strip().isdigit():
+            sizes[package] = int(query.stdout) * 1024 / 1e6
+    version = subprocess.run(["fluidsynth", "--version"], capture_output=True, text=True)
+    return {"ready_s": times, "ready_median_s": float(np.median(times)), "rss_mib": rss,
+            "install_mb": sum(sizes.values()), "packages_mb": sizes,
+            "version": version.stdout.splitlines()[0] if version.stdout else "?",
+            "bank_mb": SOUNDFONT.stat().st_size / 1e6}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def mark(value: float, target: float) -> str:
+    return "yes" if value <= target else "no"
+
+
+def report(result: dict) -> str:
+    lines = [f"bench/footprint.py, {result['when']} on {result['machine']} "
+             f"(load average {result['load_before']} before, {result['load_after']} after)", "",
+             "| | " + " | ".join(f"snaresynth --decode {d['decode']}" for d in result["daemon"])
+             + " | FluidSynth | target |",
+             "|---|" + "---|" * (len(result["daemon"]) + 2)]
+    fluid = result["fluidsynth"]
+    dec, inst = result["decode_in_bench"], result["install"]
+
+    def row(name: str, cells: list[str], fluid_cell: str, target: str) -> None:
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {fluid_cell} | {target} |")
+
+    row("start to ready, median (warm caches)",
+        [f"{d['ready_median_s']:.2f} s ({min(d['ready_s']):.2f}..{max(d['ready_s']):.2f}) "
+         f"{mark(d['ready_median_s'], TARGETS['ready_s'])}" for d in result["daemon"]],
+        f"{fluid['ready_median_s']:.2f} s" if fluid else "not installed", "<= 1.0 s")
+    row("resident memory, all processes, at ready",
+        [f"{d['rss_ready_mib']:.0f} MiB ({' + '.join(f'{v:.0f}' for v in d['rss_ready_each_mib'])})"
+         f" {mark(d['rss_ready_mib'], TARGETS['rss_mib'])}" for d in result["daemon"]],
+        f"{fluid['rss_mib']:.0f} MiB" if fluid else "-", "<= 250 MiB")
+    row(f"resident memory after {result['sweep']} knob changes",
+        [f"{d['rss_sweep_mib']:.0f} MiB ({' + '.join(f'{v:.0f}' for v in d['rss_sweep_each_mib'])})"
+         f" {mark(d['rss_sweep_mib'], TARGETS['rss_mib'])}" for d in result["daemon"]],
+        "-", "<= 250 MiB")
+    row("runtime install", [f"{inst['core_mb']:.0f} MB {mark(inst['core_mb'], 400)}"]
+        * len(result["daemon"]),
+        f"{fluid['install_mb']:.0f} MB (Debian packages, bank included)" if fluid else "-",
+        "<= 400 MB")
+    row("decode median / p99, idle", [f"{dec['idle']['median_ms']:.2f} / "
+                                      f"{dec['idle']['p99_ms']:.2f} ms"] * len(result["daemon"]),
+        "-", "")
+    row(f"decode median / p99, {dec['busy_processes']} cores busy",
+        [f"{dec['busy']['median_ms']:.2f} / {dec['busy']['p99_ms']:.2f} ms "
+         f"{mark(dec['busy']['p99_ms'], TARGETS['decode_p99_ms'])}"] * len(result["daemon"]),
+        "-", "p99 <= 2 ms")
+    row("Ctrl-C: stop, tracebacks",
+        [f"{d['stop_s']:.2f} s, {d['tracebacks_on_ctrl_c']}" for d in result["daemon"]], "-", "")
+    row("terminal lines not the daemon's own",
+        [str(d["noise_lines"]) for d in result["daemon"]], "-", "0")
+    lines += ["", f"install: {inst['core_mb']:.0f} MB over {len(inst['core_distributions'])} "
+              f"distributions, biggest {inst['core_biggest_mb']}; extras beside it: train "
+              f"{inst['train_extra_mb']:.0f} MB, plots {inst['plots_extra_mb']:.0f} MB, test "
+              f"{inst['test_extra_mb']:.0f} MB"]
+    if "venv" in inst:
+        lines.append(f"--venv {inst['venv']}: {inst['venv_mb']:.0f} MB in all, site-packages "
+                     f"{inst['venv_site_packages_mb']:.0f} MB; tensorflow, keras importable: "
+                     f"{inst['venv_has_tensorflow_keras']}")
+    if fluid:
+        lines.append(f"FluidSynth: {fluid['version']}, bank {fluid['bank_mb']:.0f} MB, "
+                     f"packages {fluid['packages_mb']}")
+    else:
+        lines.append("FluidSynth: not installed (Debian fluidsynth + fluid-soundfont-gm), "
+                     "no reference column")
+    return "\n".join(lines)
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="counted starts per synth")
+    parser.add_argument("--decode", nargs="+", default=["process", "thread"],
+                        choices=["process", "thread"])
+    parser.add_argument("--sweep", type=int, default=200, help="knob changes sent over OSC")
+    parser.add_argument("--decodes", type=int, default=500, help="timed decodes per condition")
+    parser.add_argument("--venv", type=Path, help="also measure this environment's folder")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    result: dict = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "machine": f"{cpu_name()}, "
+                               f"{os.cpu_count()} cores, Linux {platform.release()}",
+                    "load_before": load_average(), "sweep": args.sweep,
+                    "command": " ".join(["bench/footprint.py", *sys.argv[1:]])}
+    with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
+        workdir = Path(tmp)
+        result["daemon"] = [measure_daemon(d, args.runs, args.sweep, workdir)
+                            for d in args.decode]
+        result["fluidsynth"] = measure_fluidsynth(args.runs, workdir)
+    result["decode_in_bench"] = measure_decode(args.decodes)
+    result["install"] = measure_install(args.venv)
+    result["load_after"] = load_average()
+    print(report(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
