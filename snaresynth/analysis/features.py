@@ -163,7 +163,8 @@ def summary_features(feats: np.ndarray) -> np.ndarray:
     constant offset in log power) moves none of them, down to the log-mel floor. Per time
     segment: the band profile (``SUMMARY_BANDS`` bands) minus the segment's own mean (the
     spectral shape), the segment level against the peak frame, the centroid and the spread
-    over bands; then the frame-level envelope every 4 frames and the times it takes to fall 20 and 40 dB.
+    over bands; then the frame-level envelope every 4 frames and the times it takes to fall 20
+    and 40 dB.
     """
     feats = np.asarray(feats, dtype=np.float64)
     b, frames, mels = feats.shape
