@@ -60,14 +60,19 @@ def ensure_registered(name: str, source: str = "model") -> None:
         raise ModelFileError(f"{source}: family {name!r} is not available: {exc}") from exc
 
 
-RUNTIMES = ("keras", "inference")
+RUNTIMES = ("keras", "inference", "auto")
 """keras: the Keras model (training, analysis; imports TensorFlow); inference: the numpy form
-written beside it (serving; never imports TensorFlow)."""
+written beside it (serving; never imports TensorFlow); auto: the inference form where the file
+has one (render), else Keras."""
 TRAIN_HINT = "install with pip install snaresynth[train]"
 
 
 def load(path: str | Path, runtime: str = "keras") -> Any:  # -> KerasDecoder | InferenceDecoder
     """Load a model file (any registered family) as a Decoder."""
+    if runtime == "auto":
+        from snaresynth.models.inference import has_inference
+
+        runtime = "inference" if has_inference(path) else "keras"
     if runtime == "inference":
         from snaresynth.models.inference import load_inference
 
@@ -106,7 +111,7 @@ def untrained(family: str, sample_rate: int = 32000, seed: int = 0,
         training={"config": config, "steps": 0, "untrained_seed": seed},
         description=f"untrained {family} (fixed random weights, seed {seed})",
     )
-    if runtime == "inference":
+    if runtime == "inference":  # "auto" builds a Keras decoder: Keras is needed anyway
         from snaresynth.models.export import inference_entries
         from snaresynth.models.inference import (
             ARRAYS_ENTRY,
@@ -121,10 +126,11 @@ def untrained(family: str, sample_rate: int = 32000, seed: int = 0,
     return KerasDecoder(trainer.decoder, metadata)
 
 
-def resolve(spec: str | None, runtime: str = "keras"):  # -> KerasDecoder | InferenceDecoder
+def resolve(spec: str | None, runtime: str = "auto"):  # -> KerasDecoder | InferenceDecoder
     """``--model`` value -> Decoder: None = the bundled model (or, if none is bundled, an
     untrained one, said in the log); "untrained:FAMILY"; a bundled name; or a file path.
-    ``runtime``: "keras" (analysis) or "inference" (serving: the numpy form, no TensorFlow)."""
+    ``runtime``: "inference" (serving: the numpy form, no TensorFlow), "keras" (analysis) or
+    "auto" (the inference form where the file has one)."""
     import logging
 
     log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from snaresynth.testing.daemon import Daemon
@@ -89,3 +90,36 @@ def test_the_serve_path_leaves_no_tensorflow_in_sys_modules() -> None:
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "snaresynth/bundled/default.keras"],
+    ["train", "--family", "autoencoder", "--data", "{tmp}", "--out", "{tmp}/m.keras",
+     "--steps", "1"],
+    ["render", "--model", "untrained:autoencoder", "--out", "{tmp}/x.wav"],
+])
+def test_commands_that_need_the_train_extra_say_how_to_install_it(
+        no_tf_env: tuple[dict[str, str], Path], tmp_path: Path, command: list[str]) -> None:
+    from snaresynth.data.corpus import Corpus, save_corpus
+
+    env, _ = no_tf_env
+    audio = np.zeros((2, 16384), np.float32)
+    save_corpus(tmp_path, Corpus(audio, 16000, [{"source": f"{i}.wav", "label": "snare"}
+                                                 for i in range(2)]))
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    result = subprocess.run([sys.executable, "-m", "snaresynth.cli", *args], env=env,
+                            capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 2, result.stderr
+    assert "pip install snaresynth[train]" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_render_plays_the_bundled_model_without_tensorflow(
+        no_tf_env: tuple[dict[str, str], Path], tmp_path: Path) -> None:
+    env, log = no_tf_env
+    out = tmp_path / "snare.wav"
+    result = subprocess.run([sys.executable, "-m", "snaresynth.cli", "render", "--out", str(out)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 10_000 and log.read_text() == ""
