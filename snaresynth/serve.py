@@ -200,13 +200,13 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
             osc.stop()
         if midi:
             midi.close()
+        _save(engine, state_file)  # every input is closed: the state is final
         if feedback:
             feedback.close()
         audio.stop()
         if recorder:
             recorder.close()
         engine.stop()
-        _save(engine, state_file)
         log.info("stopped in %.2f s", time.monotonic() - t0)
     return 0
 

@@ -68,6 +68,7 @@ def test_a_corrupt_state_file_is_set_aside_and_the_daemon_starts(
     assert len(aside) == 1 and aside[0].read_text(errors="replace")[:4] == garbage[:4]
     assert "kept as" in daemon.output()
     daemon.stop()
+    assert daemon.returncode == 0, daemon.tail()
     load_state(tmp_path / "state.toml")  # the new state is a good one; the evidence stays
     assert list(tmp_path.glob("state.toml.bad-*")) == aside
 
