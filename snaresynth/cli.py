@@ -49,12 +49,6 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="HTTP/WebSocket port of the page, 0 = any free (default 8000)")
     p.add_argument("--no-http", dest="http", action="store_const", const=False, default=None,
                    help="serve no page")
-    p.add_argument("--http-host", default=None,
-                   help="address the page binds (default 127.0.0.1; wider needs the token)")
-    p.add_argument("--http-port", type=int, default=None,
-                   help="HTTP/WebSocket port of the page, 0 = any free (default 8000)")
-    p.add_argument("--no-http", dest="http", action="store_const", const=False, default=None,
-                   help="serve no page")
     p.add_argument("--voices", type=int, default=None, help="polyphony limit")
     p.add_argument("--latency", choices=["constant", "lowest"], default=None,
                    help="constant: sample-accurate, no jitter (JACK MIDI: at the note's own frame; "
