@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from snaresynth.atomic import fsync_dir
 from snaresynth.export.render import ExportError
 
 
@@ -50,7 +51,7 @@ def staged_folder(target: str | os.PathLike[str], force: bool = False) -> Iterat
                                         dir=target.parent))
             os.replace(target, old / "kit")
         os.replace(tmp, target)
-        _fsync(target.parent)
+        fsync_dir(target.parent)
     except OSError as exc:
         if old is not None and not target.exists():
             os.replace(old / "kit", target)  # put the old one back: never lose a kit
@@ -67,17 +68,4 @@ def _fsync_tree(root: Path) -> None:
         for name in files:
             with open(Path(folder) / name, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync(Path(folder))
-
-
-def _fsync(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        fsync_dir(Path(folder))
