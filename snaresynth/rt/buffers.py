@@ -63,13 +63,15 @@ class BufferTable:
         entry = self._entry_of.get(id(buffer))
         return entry if entry is not None and self.arrays[entry] is buffer else None
 
-    def entry(self, buffer: np.ndarray) -> int:
+    def entry(self, buffer: np.ndarray, collect: bool = True) -> int:
         """The entry of ``buffer`` (1-D contiguous float32, see ``mono``), a new one if it has
-        none yet; -1 if the table is full of sounds still in use."""
+        none yet; -1 if the table is full of sounds still in use. ``collect=False``: free
+        nothing first (the note table's publish, whose new entries are not pinned yet)."""
         entry = self.entry_of(buffer)
         if entry is not None:
             return entry
-        self.collect()
+        if collect:
+            self.collect()
         if not self._free:
             return -1
         entry = self._free.pop()

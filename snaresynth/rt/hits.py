@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-H_FRAME, H_ENTRY, H_CHOKE, H_SLOT = range(4)
-N_HIT = 4
+H_FRAME, H_ENTRY, H_CHOKE, H_SLOT, H_LAYER = range(5)
+N_HIT = 5
 
 
 @dataclass(slots=True)
@@ -26,6 +26,7 @@ class Hit:
     gain_right: float
     choke_group: int = 0
     slot: int = 0
+    layer: int = -1  # >= 0: the audio side plays a round-robin variant of (slot, layer) instead
 
 
 @njit(cache=True, nogil=True)

@@ -23,6 +23,7 @@ C_NOTE_MODE = 11  # where ``place_note`` puts a note: 0 its own frame, 1 the blo
 C_RT_NOTES = 12  # notes placed by the audio callback itself (audio)
 C_REC_ON = 13  # 1: every block is also copied into the record ring (Mixer.enable_recording)
 C_MAX_BLOCK_NS = 14  # the longest block so far, wall time from its start to its end (audio)
+C_RNG = 15  # xorshift32 state of the round-robin choice, never 0 (seeded by Mixer; audio)
 N_CTRL = 16
 
 # the address table: an int64 array of addresses (and sizes) of the mixer's arrays
@@ -33,7 +34,8 @@ N_CTRL = 16
  T_BUF_ADDR, T_BUF_LEN, T_DONE, T_RT_STARTED, T_N_TABLE,  # the buffer table (rt/buffers.py)
  T_FADE, T_N_FADE,  # the steal/choke fade
  T_CLOCK, T_TIMESPEC,  # the block clock (rt/clock.py) and the kernel's clock_gettime scratch
- T_NOTE_SLOT, T_VEL_ENTRY, T_VEL_GAIN, T_SLOT_CHOKE,  # the note table (rt/notes.py)
+ T_NOTE_SLOT, T_VEL_LAYER, T_VEL_GAIN, T_SLOT_CHOKE,  # the note table (rt/notes.py)
+ T_LAYER_ENTRY, T_LAYER_COUNT, T_SLOT_LAST,  # its round-robin variants (rt/variants.py)
  T_REC, T_REC_DATA,  # the record ring: its counters (0 until enabled), its frames
- ) = range(26)
-T_SIZE = 26
+ ) = range(29)
+T_SIZE = 29

@@ -28,11 +28,11 @@ from snaresynth.rt.hits import (
     H_CHOKE,
     H_ENTRY,
     H_FRAME,
+    H_LAYER,
     H_SLOT,
     N_HIT,
     Hit,
     copy_hit,
-    insert_pending,
 )
 from snaresynth.rt.layout import (
     C_BLOCKS,
@@ -46,6 +46,7 @@ from snaresynth.rt.layout import (
     C_OVERFLOW,
     C_PENDING,
     C_REC_ON,
+    C_RNG,
     C_RT_NOTES,
     C_STALE,
     C_STOLEN,
@@ -60,6 +61,8 @@ from snaresynth.rt.layout import (
     T_HIT_G,
     T_HIT_I,
     T_HITS,
+    T_LAYER_COUNT,
+    T_LAYER_ENTRY,
     T_MAX_VOICES,
     T_N_FADE,
     T_N_PEND,
@@ -73,24 +76,17 @@ from snaresynth.rt.layout import (
     T_RT_STARTED,
     T_SIZE,
     T_SLOT_CHOKE,
+    T_SLOT_LAST,
     T_TIMESPEC,
-    T_VEL_ENTRY,
     T_VEL_GAIN,
+    T_VEL_LAYER,
     T_VOICE_G,
     T_VOICE_I,
 )
-from snaresynth.rt.notes import N_CHANNELS, N_NOTES, NoteTable, SlotNotes, place_note
+from snaresynth.rt.notes import MAX_SLOTS, N_CHANNELS, N_NOTES, NoteTable, SlotNotes, place_note
 from snaresynth.rt.primitives import as_pointer, now_ns
-from snaresynth.rt.ring import (
-    R_CAPACITY,
-    R_SIZE,
-    Ring,
-    ring_publish,
-    ring_readable,
-    ring_release,
-    ring_reserve,
-    ring_row,
-)
+from snaresynth.rt.ring import R_CAPACITY, R_SIZE, Ring, ring_publish, ring_reserve, ring_row
+from snaresynth.rt.variants import MAX_LAYERS, MAX_VARIANTS, seed_state, take_hits
 
 __all__ = ["AUDIO_STALLED_S", "MAX_LATE_S", "N_CHANNELS", "N_HIT", "N_NOTES", "STEAL_FADE_S",
            "Hit", "Mixer", "SlotNotes", "pan_gains", "place_note", "render_block",
@@ -109,27 +105,20 @@ N_VOICE = 8
 
 @njit(cache=True, nogil=True)
 def render_block(ctrl, hits, hit_i, hit_g, pend_i, pend_g, voice_i, voice_g, buf_addr, buf_len,
-                 done, fade, left, right, frames, max_voices):
+                 done, fade, left, right, frames, max_voices, layer_entry, layer_count, slot_last,
+                 rt_started):
     """Thread: audio. Mix one block into ``left``/``right`` (float32, ``frames`` long): take
-    new hits from the hit ring (counters ``hits``), start the ones due in this block at their
-    exact frame, mix every sounding voice, and count every entry use that ends (``done``)."""
+    new hits from the hit ring (counters ``hits``; ``rt/variants.py`` picks their variant),
+    start the ones due in this block at their exact frame, mix every sounding voice, and count
+    every entry use that ends (``done``)."""
     for i in range(frames):
         left[i] = 0.0
         right[i] = 0.0
     block_start = ctrl[C_FRAME]
     block_end = block_start + frames
-    # 1. hit ring -> pending list, kept in time order
-    read, write = ring_readable(hits)
-    n_pend = ctrl[C_PENDING]
-    for position in range(read, write):
-        k = ring_row(hits, position)
-        if n_pend >= pend_i.shape[0]:
-            use_ended(done, hit_i[k, H_ENTRY])
-            ctrl[C_OVERFLOW] += 1
-        else:
-            insert_pending(pend_i, pend_g, n_pend, hit_i, hit_g, k)
-            n_pend += 1
-    ring_release(hits, write)
+    # 1. hit ring -> pending list, kept in time order, round-robin variants chosen
+    n_pend = take_hits(ctrl, hits, hit_i, hit_g, pend_i, pend_g, layer_entry, layer_count,
+                       slot_last, rt_started, done)
     # 2. start the hits due in this block
     taken = 0
     while taken < n_pend and pend_i[taken, H_FRAME] < block_end:
@@ -260,7 +249,12 @@ def render_from_table(table_address, left, right, frames, jack_frame, underflow,
                  carray(as_pointer(tab[T_BUF_LEN]), (n_table,), np.int64),
                  carray(as_pointer(tab[T_DONE]), (n_table,), np.int64),
                  carray(as_pointer(tab[T_FADE]), (tab[T_N_FADE],), np.float32),
-                 left, right, frames, tab[T_MAX_VOICES])
+                 left, right, frames, tab[T_MAX_VOICES],
+                 carray(as_pointer(tab[T_LAYER_ENTRY]), (MAX_SLOTS, MAX_LAYERS, MAX_VARIANTS),
+                        np.int64),
+                 carray(as_pointer(tab[T_LAYER_COUNT]), (MAX_SLOTS, MAX_LAYERS), np.int64),
+                 carray(as_pointer(tab[T_SLOT_LAST]), (MAX_SLOTS,), np.int64),
+                 carray(as_pointer(tab[T_RT_STARTED]), (n_table,), np.int64))
     if ctrl[C_REC_ON]:
         rec = carray(as_pointer(tab[T_REC]), (R_SIZE,), np.int64)
         _record(rec, carray(as_pointer(tab[T_REC_DATA]), (rec[R_CAPACITY], 2), np.float32),
@@ -319,7 +313,7 @@ class Mixer:
     def __init__(self, rate: int, max_voices: int = 16, max_block: int = 8192,
                  ring: int = 1024, pending: int = 256, table: int = 1024,
                  max_late_s: float = MAX_LATE_S, notes_at_block_start: bool = False,
-                 ahead_frames: int | None = None) -> None:
+                 ahead_frames: int | None = None, rr_seed: int = 0x2545F491) -> None:
         if max_voices < 1:
             raise ValueError(f"max_voices must be >= 1, got {max_voices}")
         self.rate = rate
@@ -327,6 +321,7 @@ class Mixer:
         self.ctrl = np.zeros(N_CTRL, dtype=np.int64)
         self.ctrl[C_MAX_LATE] = int(max_late_s * rate)
         self.ctrl[C_NOTE_MODE] = 1 if notes_at_block_start else 0
+        self.ctrl[C_RNG] = seed_state(rr_seed)
         self.hits = Ring(ring, ((N_HIT,), np.int64), ((2,), np.float32))
         self.pend_i = np.zeros((pending, N_HIT), dtype=np.int64)
         self.pend_g = np.zeros((pending, 2), dtype=np.float32)
@@ -362,8 +357,9 @@ class Mixer:
                             (T_DONE, buffers.done), (T_RT_STARTED, buffers.rt_started),
                             (T_FADE, self.fade), (T_CLOCK, self._clock.array),
                             (T_TIMESPEC, self._timespec), (T_NOTE_SLOT, notes.note_slot),
-                            (T_VEL_ENTRY, notes.vel_entry), (T_VEL_GAIN, notes.vel_gain),
-                            (T_SLOT_CHOKE, notes.slot_choke)):
+                            (T_VEL_LAYER, notes.vel_layer), (T_VEL_GAIN, notes.vel_gain),
+                            (T_SLOT_CHOKE, notes.slot_choke), (T_LAYER_ENTRY, notes.layer_entry),
+                            (T_LAYER_COUNT, notes.layer_count), (T_SLOT_LAST, notes.slot_last)):
             table[slot] = array.ctypes.data
         table[T_N_PEND] = self.pend_i.shape[0]
         table[T_N_VOICES] = self.voice_i.shape[0]
@@ -405,7 +401,7 @@ class Mixer:
                 self.refused += 1
                 return False
             hit_i, hit_g = self.hits.arrays
-            hit_i[k] = (hit.frame, entry, hit.choke_group, hit.slot)
+            hit_i[k] = (hit.frame, entry, hit.choke_group, hit.slot, hit.layer)
             hit_g[k] = (hit.gain_left, hit.gain_right)
             self.buffers.scheduled[entry] += 1  # before the hit can end and count in ``done``
             self.hits.publish()
@@ -448,7 +444,7 @@ class Mixer:
             hit_i, hit_g = self.hits.arrays
             return [Hit(int(hit_i[k, H_FRAME]), self.buffers.arrays[int(hit_i[k, H_ENTRY])],
                         float(hit_g[k, 0]), float(hit_g[k, 1]), int(hit_i[k, H_CHOKE]),
-                        int(hit_i[k, H_SLOT])) for k in self.hits.rows()]
+                        int(hit_i[k, H_SLOT]), int(hit_i[k, H_LAYER])) for k in self.hits.rows()]
 
     def clock(self) -> tuple[int, float, int, int]:
         """(first frame, its CLOCK_MONOTONIC time in s, its JACK frame time or -1, its length in

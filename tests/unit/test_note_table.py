@@ -124,10 +124,10 @@ def test_the_note_table_follows_the_kit(sine_decoder):
         before = mixer.note_table.vel_gain[1, 100].copy()
         engine.set_param(parse_param("level"), 1.0, slot=1)  # +6 dB from -6
         assert mixer.note_table.vel_gain[1, 100, 0] > before[0] * 1.5
-        old = mixer.note_table.vel_entry[0, 127]
+        old = mixer.note_table.entry(0, 127)
         engine.set_param(parse_param("latent/1"), 0.1, slot=0)
         assert engine.worker.wait_idle(5)
-        assert mixer.note_table.vel_entry[0, 127] != old  # the new sound, once decoded
+        assert mixer.note_table.entry(0, 127) != old  # the new sound, once decoded
         engine.load_kit(Kit(name="one", slots=[Slot(name="a", notes=[50], knobs=[0.5] * 4)], cc={}))
         assert not _place(mixer, 0x99, 41, 100)  # the slot is gone
         assert _place(mixer, 0x90, 50, 100)
