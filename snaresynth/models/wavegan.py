@@ -4,17 +4,12 @@ Generator: z (100 dims, uniform in [-1, 1]) -> dense -> (16, 16d) -> five x4 ups
 convolutions (kernel 25; channels 8d, 4d, 2d, d, 1) with ReLU -> tanh -> 16384 samples.
 Discriminator: the mirror image, strided conv1d + LeakyReLU(0.2) + phase shuffle.
 
-The study's WaveGAN snares sounded "bitcrushed". Its known causes are options here:
-``upsample = "transpose"`` (the paper) puts tones at multiples of every layer's input rate
-(checkerboard artefacts); ``"nearest"`` (nearest-neighbour upsampling then a convolution,
-Pons et al., ICASSP 2021 "Upsampling artifacts in neural audio synthesis") removes those tones,
-leaving only attenuated spectral images; ``post_filter`` adds the paper's learned 512-tap filter
-(initialised to the identity) and ``phase_shuffle`` sets the critic's shuffle (paper: 2 samples).
-``bench/wavegan_artifacts.py`` measures both on generator outputs. Measured on the Hydrogen
-snares (85 at 32 kHz), d=4, median of 3 seeds, mean peak at k*fs/4^L over the 5 layers (the
-corpus itself: -0.4 dB): transpose +17.8 dB at init, +24.5 dB after 150 steps; nearest -5.1 and
--5.7 dB (no tones). Spectral replicas remain with both (mirror correlation 0.66 after 150 steps,
-corpus 0.00); the post filter did not lower either within 40 steps. Hence ``nearest`` by default.
+The study's WaveGAN snares sounded "bitcrushed"; its known causes are options here.
+``upsample = "transpose"`` is the paper's; ``"nearest"`` (nearest-neighbour upsampling then a
+convolution, Pons et al., ICASSP 2021) is the default because it has no checkerboard tones
+(``bench/wavegan_artifacts.py`` measures them; the figures are in docs/models.md).
+``post_filter`` adds the paper's learned 512-tap filter (starting as the identity) and
+``phase_shuffle`` sets the critic's shuffle (paper: 2 samples).
 """
 
 from __future__ import annotations
@@ -213,8 +208,7 @@ class WaveGANTrainer(keras.Model):
         return d_loss, gp
 
     def train_step(self, real: Any) -> dict[str, Any]:
-        # A graph while-loop, not a Python loop: unrolling n_critic double-backprop passes made
-        # the first step's graph optimisation take over a minute on CPU.
+        # a graph while-loop: unrolled, n_critic double-backprop passes are slow to optimise
         def body(i: Any, d_loss: Any, gp: Any) -> tuple[Any, Any, Any]:
             d_loss, gp = self.critic_step(real)
             return i + 1, d_loss, gp
