@@ -465,9 +465,9 @@ class Engine:
 
     def _notify(self, address: str, value: Any, source: object) -> None:
         self._tell(address, value, source)
-        if address in BULK_EVENTS:
+        if address in BULK_EVENTS:  # new values for every surface, the one that asked too
             for param, x in self.param_values().items():
-                self._tell("/" + param.address, x, source)
+                self._tell("/" + param.address, x, None)
 
     def _tell(self, address: str, value: Any, source: object) -> None:
         for listener in list(self._listeners):

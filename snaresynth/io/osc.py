@@ -29,6 +29,7 @@ from pythonosc import osc_packet
 
 from snaresynth.control.params import Param, parse_param
 from snaresynth.errors import SnareSynthError
+from snaresynth.io import osc_layout
 from snaresynth.io.osc_args import (
     OscError,
     bundle_time,
@@ -47,6 +48,8 @@ PREFIX = "/snaresynth"
 KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph"})
 """Knob addresses besides /latent/<i>: one value (and a slot), coalesced within a batch."""
 KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
+LAYOUT_EVENTS = frozenset({"/preset/load", "/preset/save", "/undo", "/redo"})
+"""Changes after which a subscribed Open Stage Control session is edited to the kit."""
 MAX_SUBSCRIBERS = 32
 """Subscribers at most: each change is one datagram to each of them."""
 MAX_AHEAD_S = 60.0
@@ -88,7 +91,8 @@ class OscController:
         self.allow = [ipaddress.ip_network(net, strict=False) for net in (allow or [])]
         self.send = send  # used for pushes to subscribers; replies are returned instead
         self.subscribers: set[Address] = set()
-        self._pending: dict[Address, dict[str, list[Any]]] = {}  # the changes flush sends
+        # the changes flush sends: per target, per address (or edited widget), the latest
+        self._pending: dict[Address, dict[str, tuple[str, list[Any]]]] = {}
         self._pending_lock = threading.Lock()
         self.received = 0
         self.failed = 0
@@ -313,9 +317,10 @@ class OscController:
         if not released(args) and not self.engine.redo(source=sender):
             raise OscError("nothing to redo")
 
-    def _preset_load(self, args: Sequence[Any], sender: Address) -> None:
+    def _preset_load(self, args: Sequence[Any], sender: Address) -> list[Reply]:
         no_more(args, 1)
-        self.engine.load_preset(string(args, 0, "name"), source=sender)
+        kit = self.engine.load_preset(string(args, 0, "name"), source=sender)
+        return [(PREFIX + "/preset/load.reply", [kit.name], sender)]
 
     def _preset_save(self, args: Sequence[Any], sender: Address) -> list[Reply]:
         no_more(args, 1)
@@ -324,7 +329,7 @@ class OscController:
         return [(PREFIX + "/preset/save.reply", [name], sender)]
 
     def _preset_list(self, args: Sequence[Any], sender: Address) -> list[Reply]:
-        return [(PREFIX + "/preset/list.reply", list(self.engine.store.list()), sender)]
+        return [(PREFIX + "/preset/list.reply", self._preset_names(), sender)]
 
     def _morph_targets(self, args: Sequence[Any], sender: Address) -> None:
         no_more(args, 2)
@@ -410,11 +415,21 @@ class OscController:
         of each address per subscriber; ``flush`` sends them."""
         if not self.subscribers:
             return
-        args = value if isinstance(value, list) else [value]
+        change = (PREFIX + address, value if isinstance(value, list) else [value])
+        # an open Open Stage Control session follows the kit, its sender's too
+        edits = osc_layout.edits(self.engine.kit, self._preset_names()) \
+            if address in LAYOUT_EVENTS else []
         with self._pending_lock:
             for target in list(self.subscribers):
+                pending = self._pending.setdefault(target, {})
                 if target != source:
-                    self._pending.setdefault(target, {})[PREFIX + address] = args
+                    pending[change[0]] = change
+                for edit in edits:
+                    pending["/EDIT " + edit[1][0]] = edit
+
+    def _preset_names(self) -> list[str]:
+        store = self.engine.store
+        return store.list() if store is not None else []
 
     def flush(self) -> int:
         """Send what changed since the last flush (thread: the pusher, ``osc_server.PUSH_HZ``
@@ -424,7 +439,7 @@ class OscController:
         sent = 0
         if self.send is not None:
             for target, changes in pending.items():
-                for address, args in changes.items():
+                for address, args in changes.values():
                     self.send(address, args, target)
                     sent += 1
         return sent

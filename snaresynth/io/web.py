@@ -37,6 +37,7 @@ from aiohttp import WSMsgType, web
 from snaresynth.control.params import slot_params
 from snaresynth.engine.notes import layer_buffer
 from snaresynth.errors import DeviceError, SnareSynthError
+from snaresynth.io import osc_layout
 from snaresynth.io.web_protocol import (
     Command,
     WebError,
@@ -199,6 +200,7 @@ class WebServer:
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/open-stage-control.json", self._osc_session)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -230,6 +232,15 @@ class WebServer:
             return web.Response(status=403, text="token required: open the URL printed in "
                                 "snaresynth's ready line\n")
         return self._file("index.html")
+
+    async def _osc_session(self, request: web.Request) -> web.StreamResponse:
+        """The Open Stage Control session of the kit loaded now (io/osc_layout.py)."""
+        if not self._token_ok(request):
+            self.refused += 1
+            return web.Response(status=403, text="token required\n")
+        layout = osc_layout.session(self.engine.kit, self.latent_dim, self._presets())
+        return web.json_response(layout, headers={
+            "Content-Disposition": 'attachment; filename="snaresynth.json"'})
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

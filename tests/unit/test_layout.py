@@ -48,8 +48,8 @@ MAY_IMPORT: dict[str, tuple[set[str], str]] = {
     "serve": ({"config", "engine", "control", "decode", "io", "rt", "models", "dsp", "errors",
                "atomic"}, "assembles the daemon: never analysis/ (offline) or testing/"),
     "cli": ({"serve", "config", "analysis", "data", "models", "engine", "control", "decode", "io",
-             "rt", "dsp", "errors", "atomic", "export", "logs"}, "the command line dispatches to every"
-            " tool; nothing imports it"),
+             "rt", "dsp", "errors", "atomic", "export", "logs"},
+            "the command line dispatches to every tool; nothing imports it"),
     "testing": ({"serve", "config", "engine", "control", "decode", "io", "rt", "models", "data",
                  "analysis", "dsp", "errors", "atomic"}, "the harness of tests/e2e and bench:"
                 " drives the daemon from outside; nothing in snaresynth imports it"),

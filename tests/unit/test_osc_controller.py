@@ -247,7 +247,14 @@ def test_shipped_open_stage_control_layout_speaks_our_address_space(preset_store
     widgets = json.loads(layout.read_text())["content"]["widgets"]
     assert len(widgets) > 10
     for widget in widgets:
-        values = [widget["on"], widget["off"]] if widget["type"] == "button" else [0.0, 0.7]
+        if not widget.get("visible", True):
+            continue  # a pad past the kit's slots, hidden
+        if widget["type"] == "button":
+            values = [widget["on"], widget["off"]]
+        elif widget["type"] == "dropdown":
+            values = list(widget["values"].values())
+        else:
+            values = [0.0, 0.7]
         for value in values:
             data = build_message(widget["address"], [*widget["preArgs"], value])
             replies = osc.handle_packet(data, SENDER)
@@ -322,3 +329,28 @@ def test_osc_late_counts_only_hits_that_play_late(osc):
     assert osc.late == 2  # two hits, one bundle
     osc.handle_packet(build_message("/snaresynth/trigger", [1.0]), SENDER)  # no timetag: on time
     assert osc.late == 2
+
+
+def test_the_session_is_made_from_the_kit_and_follows_it(osc, preset_store):
+    """Pads are the kit's slots (the rest hidden); loading a kit edits an open session."""
+    from snaresynth.io.osc_layout import MAX_PADS, session
+
+    kit = osc.engine.kit
+    widgets = {w["id"]: w for w in session(kit, 4, [])["content"]["widgets"]}
+    assert widgets["hit_0"]["label"] == "a (38)" and widgets["hit_1"]["visible"]
+    assert not widgets["hit_2"]["visible"] and f"hit_{MAX_PADS - 1}" in widgets
+    assert {f"latent_{i}" for i in range(4)} <= widgets.keys() and "latent_4" not in widgets
+    osc.handle_packet(build_message("/snaresynth/subscribe", []), SENDER)
+    replies = osc.handle_packet(build_message("/snaresynth/preset/load", ["default"]), SENDER)
+    assert replies == [("/snaresynth/preset/load.reply", ["default"], SENDER)]
+    osc.flush()
+    edits = {args[0]: json.loads(args[1]) for address, args, _ in osc.pushed
+             if address == "/EDIT"}
+    default = osc.engine.kit
+    assert len(default.slots) == 5
+    for k in range(MAX_PADS):
+        assert edits[f"hit_{k}"]["visible"] == (k < 5)
+    assert edits["hit_1"]["label"].startswith(default.slots[1].name)
+    assert "default" in edits["preset"]["values"]
+    values = {address for address, _, target in osc.pushed if target == SENDER}
+    assert "/snaresynth/latent/0" in values  # the sender of a kit load gets its values too
