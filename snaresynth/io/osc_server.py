@@ -25,6 +25,8 @@ RECV_BUFFER = 4 * 2**20
 """Bytes of datagrams the kernel may hold for the OSC socket while a batch is handled."""
 MAX_DATAGRAM = 65507
 """The largest UDP payload over IPv4."""
+REPLY_BYTES = 64 * 2**10
+"""Reply bytes to one sender per batch of datagrams at most."""
 PUSH_HZ = 60
 """Updates a second to each subscriber at most (the latest value of each address wins)."""
 
@@ -53,8 +55,7 @@ class OscServer:
                                                           socket.MSG_DONTWAIT))
                     except OSError:  # BlockingIOError: nothing more waiting
                         break
-                for address, args, target in server_self.controller.handle_batch(batch):
-                    server_self.send(address, args, target)
+                server_self.reply(server_self.controller.handle_batch(batch))
 
         try:
             # the dispatcher is never consulted (finish_request routes every datagram itself);
@@ -77,7 +78,22 @@ class OscServer:
     def address(self) -> str:
         return f"osc.udp://{self.host}:{self.port}"
 
-    def send(self, address: str, args: list[Any], target: Address) -> None:
+    def reply(self, replies: list[tuple[str, list[Any], Address]]) -> None:
+        """Send a batch's replies; past ``REPLY_BYTES`` to one sender the rest are left out,
+        with one /fail saying how many (a datagram of 2,000 /status requests would otherwise
+        get 26 times its size back)."""
+        sent: dict[Address, int] = {}
+        left_out: dict[Address, int] = {}
+        for address, args, target in replies:
+            if sent.get(target, 0) >= REPLY_BYTES:
+                left_out[target] = left_out.get(target, 0) + 1
+                continue
+            sent[target] = sent.get(target, 0) + self.send(address, args, target)
+        for target, count in left_out.items():
+            self.send(PREFIX + "/fail", ["?", f"reply volume limit ({REPLY_BYTES} bytes a "
+                                         f"batch): {count} replies left out"], target)
+
+    def send(self, address: str, args: list[Any], target: Address) -> int:
         """Send one message; one that cannot be encoded or does not fit a datagram becomes a
         /fail to its target instead, and never costs the rest of the batch their replies."""
         try:
@@ -92,6 +108,7 @@ class OscServer:
             self.server.socket.sendto(data, target)
         except OSError as exc:
             log.debug("OSC reply to %s failed: %s", target, exc)
+        return len(data)
 
     def start(self) -> None:
         self.warm_up()

@@ -2,6 +2,7 @@
 make the packets, so these are the bytes a real controller sends."""
 
 import json
+import socket
 import time
 
 import numpy as np
@@ -354,3 +355,35 @@ def test_the_session_is_made_from_the_kit_and_follows_it(osc, preset_store):
     assert "default" in edits["preset"]["values"]
     values = {address for address, _, target in osc.pushed if target == SENDER}
     assert "/snaresynth/latent/0" in values  # the sender of a kit load gets its values too
+
+
+def test_replies_to_one_sender_are_bounded_per_batch(sine_decoder, preset_store):
+    """One 64 KB datagram of /status requests (a bundle of 2,000) gets at most REPLY_BYTES
+    back and one /fail saying how many replies were left out."""
+    from pythonosc.osc_bundle_builder import IMMEDIATELY
+
+    from snaresynth.io.osc_server import REPLY_BYTES, OscServer
+    from snaresynth.testing.osc import OscClient
+
+    kit = Kit(name="t", slots=[Slot(name="a", notes=[38], knobs=[0.5] * 4)], cc={})
+    engine = Engine(sine_decoder, kit, EngineSettings(rate=48000, blocksize=128),
+                    store=preset_store)
+    server = OscServer(engine, port=0)
+    server.start()
+    try:
+        with OscClient(server.port) as client:
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)
+            data = _bundle([("/snaresynth/status", [])] * 2000, IMMEDIATELY)
+            assert len(data) < 65_000
+            client.send_raw(data)
+            received, fail = 0, None
+            client.sock.settimeout(2.0)
+            while fail is None:
+                packet, _ = client.sock.recvfrom(65536)
+                received += len(packet)
+                if b"/snaresynth/fail" in packet[:20]:
+                    fail = packet
+            assert received <= REPLY_BYTES + 2 * len(packet) + 2000
+            assert b"reply volume limit" in fail
+    finally:
+        server.stop()
