@@ -140,4 +140,4 @@ def test_set_and_read_slot_values() -> None:
 
 def test_slot_params_lists_every_control_of_a_slot() -> None:
     assert [p.address for p in slot_params(2)] == ["latent/0", "latent/1", "level", "tune",
-                                                   "decay", "pan"]
+                                                   "decay", "pan", "variation"]

@@ -25,6 +25,7 @@ from snaresynth.control.params import (
     parse_param,
     to_units,
 )
+from snaresynth.control.variation import DEFAULT_VARIANTS, MAX_PLAYED_VARIANTS
 from snaresynth.dsp import VELOCITY_CURVES
 from snaresynth.errors import PresetError
 
@@ -36,7 +37,8 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
 
 _SLOT_REQUIRED = ("name", "notes", "knobs")
 _SLOT_FIELDS = (
-    *_SLOT_REQUIRED, "level_db", "tune_semitones", "decay", "pan", "choke_group"
+    *_SLOT_REQUIRED, "level_db", "tune_semitones", "decay", "pan", "choke_group", "variation",
+    "variants",
 )
 _KIT_REQUIRED = ("name", "slot")
 _KIT_FIELDS = (
@@ -46,13 +48,14 @@ _KIT_FIELDS = (
 
 
 def default_cc(latent_dims: int = 8) -> dict[int, str]:
-    """The default CC map: CC 20.. -> latent/0.., CC 7 level, 10 pan, 74 tune, 75 decay, 1 morph.
+    """The default CC map: CC 20.. -> latent/0.., CC 7 level, 10 pan, 74 tune, 75 decay, 1 morph,
+    76 variation.
 
     CC 20..31 are undefined in the MIDI spec, so no controller sends them by accident; at most
     12 latent dimensions get a default CC (20..31), the rest can be bound by MIDI learn.
     """
     cc = {20 + i: f"latent/{i}" for i in range(min(latent_dims, 12))}
-    cc.update({7: "level", 10: "pan", 74: "tune", 75: "decay", 1: "morph"})
+    cc.update({7: "level", 10: "pan", 74: "tune", 75: "decay", 1: "morph", 76: "variation"})
     return dict(sorted(cc.items()))
 
 
@@ -88,6 +91,8 @@ class Slot:
     decay: float = 1.0
     pan: float = 0.0
     choke_group: int = 0
+    variation: float = 0.0  # 0..1: how far each hit's round-robin variant moves the knobs
+    variants: int = DEFAULT_VARIANTS  # 1..MAX_PLAYED_VARIANTS points decoded when variation > 0
 
     def __post_init__(self) -> None:
         checked = _slot_values(
@@ -196,6 +201,10 @@ def _slot_values(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
         out["pan"] = fields.number(raw["pan"], p + "pan", -1.0, 1.0)
     if "choke_group" in raw:
         out["choke_group"] = fields.integer(raw["choke_group"], p + "choke_group", 0, 127)
+    if "variation" in raw:
+        out["variation"] = fields.number(raw["variation"], p + "variation", 0.0, 1.0)
+    if "variants" in raw:
+        out["variants"] = fields.integer(raw["variants"], p + "variants", 1, MAX_PLAYED_VARIANTS)
     return out
 
 
@@ -281,6 +290,8 @@ def kit_to_dict(kit: Kit) -> dict[str, Any]:
             "decay": float(s.decay),
             "pan": float(s.pan),
             "choke_group": s.choke_group,
+            "variation": float(s.variation),
+            "variants": s.variants,
         }
         for s in kit.slots
     ]

@@ -12,6 +12,7 @@ address         knob 0..1                      value in its own unit (``to_units
 ``decay``       0..1                           0..1 (1 = the sound's natural decay)
 ``pan``         0..1                           -1..+1 (left..right); 0.5 = centre
 ``morph``       0..1                           0..1 between the two morph targets
+``variation``   0..1                           0..1: how far round-robin variants move each knob
 ==============  =============================  ====================================
 
 The out-of-range policy (docs/controls.md): a knob value outside 0..1, NaN, an infinity or a
@@ -40,13 +41,14 @@ class Kind(enum.StrEnum):
     DECAY = "decay"
     PAN = "pan"
     MORPH = "morph"
+    VARIATION = "variation"
 
 
-SLOT_KINDS = (Kind.LEVEL, Kind.TUNE, Kind.DECAY, Kind.PAN)
+SLOT_KINDS = (Kind.LEVEL, Kind.TUNE, Kind.DECAY, Kind.PAN, Kind.VARIATION)
 """The parameters of a slot besides its latent knobs (``morph`` belongs to the kit)."""
 
 SLOT_ATTR = {Kind.LEVEL: "level_db", Kind.TUNE: "tune_semitones", Kind.DECAY: "decay",
-             Kind.PAN: "pan"}
+             Kind.PAN: "pan", Kind.VARIATION: "variation"}
 """The ``Slot`` field each slot parameter is stored in, in its own unit."""
 _LATENT_RE = re.compile(r"latent/(0|[1-9][0-9]{0,3})")
 

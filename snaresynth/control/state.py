@@ -19,6 +19,7 @@ from snaresynth.control.history import History
 from snaresynth.control.kit import Kit
 from snaresynth.control.mapping import Binding, ControlMap, MidiLearn, morph_knobs, randomize_knobs
 from snaresynth.control.params import Kind, Param, slot_params
+from snaresynth.control.variation import MAX_PLAYED_VARIANTS
 
 
 class ControlState:
@@ -98,6 +99,15 @@ class ControlState:
                 raise ValueError(f"velocity amount must be in -1..1, got {amount:g}")
             self.kit.velocity_latent_amount = amount
         self.history.push(self.kit)
+
+    def set_variants(self, count: int, slot: int | None) -> int:
+        """How many round-robin variants slot ``slot`` plays (1..MAX_PLAYED_VARIANTS)."""
+        if not 1 <= count <= MAX_PLAYED_VARIANTS:
+            raise ValueError(f"variants must be 1..{MAX_PLAYED_VARIANTS}, got {count}")
+        index = self.slot_index(slot)
+        self.kit.slots[index].variants = int(count)
+        self.history.push(self.kit, coalesce=f"{index}:variants")
+        return index
 
     def randomize(self, amount: float, seed: int, slot: int | None) -> int:
         index = self.slot_index(slot)

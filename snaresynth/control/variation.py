@@ -15,6 +15,14 @@ import numpy as np
 
 MAX_VARIANTS = 16
 """Variants per slot and velocity layer (Hydrogen holds 16 layers per instrument)."""
+MAX_PLAYED_VARIANTS = 8
+"""Variants per slot the daemon plays (a kit's ``variants``): 128 slots x 4 layers x 8 fit the
+engine's buffer table twice over (docs/presets.md)."""
+DEFAULT_VARIANTS = 4
+"""A slot's ``variants`` when its kit does not say: turning ``variation`` up is then heard."""
+SEED = 0
+"""The daemon's base seed (``slot_seed(SEED, slot)``): ``export-kit``'s default ``--seed``, so an
+exported kit's round robins are the daemon's."""
 
 
 def variant_knobs(knobs: Sequence[float], amount: float, count: int,
@@ -44,6 +52,11 @@ def variant_knobs(knobs: Sequence[float], amount: float, count: int,
         step = rng.uniform(-1.0, 1.0, size=centre.shape)  # drawn row by row: prefix-stable
         out.append([float(v) for v in np.clip(centre + amount * step, 0.0, 1.0)])
     return out
+
+
+def played_count(amount: float, variants: int) -> int:
+    """The variants a slot decodes and plays: one (today's sound) when ``amount`` is 0."""
+    return 1 if amount <= 0.0 else int(variants)
 
 
 def slot_seed(base: int, slot: int) -> int:

@@ -34,24 +34,29 @@ from snaresynth.control.mapping import ControlMap, MidiLearn
 from snaresynth.control.params import Kind, Param, cc_to_knob
 from snaresynth.control.presets import PresetStore, save_state
 from snaresynth.control.state import ControlState
+from snaresynth.control.variation import MAX_PLAYED_VARIANTS
 from snaresynth.decode.worker import BufferCache, DecodeWorker, Request, Worker
 from snaresynth.engine.clock import Clock
-from snaresynth.engine.notes import Buffers, NoteTableBuilder, layer_buffer
+from snaresynth.engine.notes import Buffers, NoteTableBuilder, Sounds
 from snaresynth.engine.planner import (
     VELOCITY_LAYERS,
     Layer,
     Rates,
     prefetch_requests,
     slot_requests,
+    variant_count,
 )
 from snaresynth.errors import SnareSynthError
 from snaresynth.models.base import Decoder
 from snaresynth.rt.mixer import Hit, Mixer, pan_gains
+from snaresynth.rt.notes import MAX_SLOTS
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, Any, object], None]
 """Called as listener(address, value, source) after every change, on the changing thread."""
+
+TABLE_ENTRIES = 2 * MAX_SLOTS * VELOCITY_LAYERS * MAX_PLAYED_VARIANTS  # a full kit, twice over
 
 BULK_EVENTS = ("/randomize", "/undo", "/redo", "/preset/load", "/select", "/z", "/learn")
 """Events after which every value of the selected slot is told again."""
@@ -82,7 +87,7 @@ class Engine:
         lowest = self.settings.latency == "lowest"
         self.mixer = Mixer(self.rate, self.settings.max_voices,
                            max_block=max(8192, 4 * self.settings.blocksize),
-                           notes_at_block_start=lowest,
+                           notes_at_block_start=lowest, table=TABLE_ENTRIES,
                            ahead_frames=max(self.rate // 20, 2 * self.settings.blocksize))
         self.clock = Clock(self.mixer, self.rate, self.settings.blocksize, lowest)
         if worker is None:
@@ -94,7 +99,7 @@ class Engine:
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self.control = ControlState(kit, decoder.latent_dim, selected)
-        self.buffers: Buffers = [[None] * VELOCITY_LAYERS for _ in self.control.kit.slots]
+        self.sounds = Sounds(len(self.control.kit.slots))
         self._notes = NoteTableBuilder(self.mixer)
         self.started_at = time.monotonic()
         # counters: written under _lock or by one thread each; read by status()
@@ -124,6 +129,10 @@ class Engine:
     @property
     def selected(self) -> int:
         return self.control.selected
+
+    @property
+    def buffers(self) -> Buffers:  # buffers[slot][layer]: variant 0 of each velocity layer
+        return self.sounds.buffers
 
     # --- lifecycle (main thread) ---------------------------------------------------------------
     def start(self, wait: float = 30.0) -> None:
@@ -166,7 +175,7 @@ class Engine:
             index = self.control.slot_index(slot)
             kit = self.control.kit
             spec = kit.slots[index]
-            buffer = layer_buffer(self.buffers[index], velocity, kit.velocity_latent is not None)
+            buffer, layer = self.sounds.for_hit(index, velocity, kit.velocity_latent is not None)
             gain = dsp.velocity_gain(velocity, kit.velocity_curve) * dsp.db_to_gain(
                 spec.level_db)
             left, right = pan_gains(spec.pan)
@@ -181,7 +190,8 @@ class Engine:
         if frame is None:
             frame = self.clock.frame_at(at) if jack_frame is None \
                 else self.clock.frame_at_jack(jack_frame)
-        return self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index))
+        return self.mixer.schedule(Hit(frame, buffer, gain * left, gain * right, choke, index,
+                                       layer))
 
     def note_on(self, note: int, velocity: int, channel: int = 1, at: float | None = None,
                 jack_frame: int | None = None, placed: bool = False) -> bool:
@@ -255,6 +265,13 @@ class Engine:
         if latent is not None or amount is not None:
             self._request_all()
         self._notify("/velocity", told, source)
+
+    def set_variants(self, count: int, slot: int | None = None, source: object = None) -> None:
+        """How many round-robin variants a slot plays when its ``variation`` is above 0."""
+        with self._lock:
+            index = self.control.set_variants(count, slot)
+        self._request(index)
+        self._notify("/variants", [count, index], source)
 
     def arm_learn(self, param: Param) -> None:
         """The next CC that moves is bound to ``param`` (saved with the kit)."""
@@ -419,11 +436,7 @@ class Engine:
 
     def _fit_buffers(self) -> None:
         """One buffer list per slot of the kit (under the lock), keeping those still there."""
-        n = len(self.control.kit.slots)
-        if len(self.buffers) != n:
-            old = self.buffers
-            self.buffers = [old[i] if i < len(old) else [None] * VELOCITY_LAYERS
-                            for i in range(n)]
+        self.sounds.fit(len(self.control.kit.slots))
 
     def _request_all(self) -> None:
         for index in range(len(self.control.kit.slots)):
@@ -433,6 +446,9 @@ class Engine:
         with self._lock:
             requests = slot_requests(self.control.kit, index, self.control.knobs(index),
                                      self._rates)
+            dropped = self.sounds.keep(index, variant_count(self.control.kit, index))
+        if dropped:
+            self.publish_notes()
         for request in requests:
             self.worker.submit(request)
 
@@ -449,17 +465,20 @@ class Engine:
         if not isinstance(target, Layer):
             return  # a prefetch: decoded and cached, not played
         with self._lock:
-            if target.slot >= len(self.buffers):
+            kit = self.control.kit
+            if target.slot >= len(kit.slots) or not self.sounds.store(
+                    target, buffer, variant_count(kit, target.slot)):
                 return
-            self.buffers[target.slot][target.layer] = buffer
         self.publish_notes()
-        self._notify("/buffer", [target.slot, target.layer], None)
+        if target.variant == 0:
+            self._notify("/buffer", [target.slot, target.layer], None)
 
     def publish_notes(self) -> None:
         """Give the mixer what every note-on plays now. Thread: any, after every change of
         the kit or of a buffer."""
         with self._lock:
-            missing = self._notes.publish(self.control.kit, self.control.controls, self.buffers)
+            missing = self._notes.publish(self.control.kit, self.control.controls,
+                                          self.sounds.buffers, self.sounds.variants)
         if missing:
             log.warning("note table: %d sounds found no room in the buffer table", missing)
 

@@ -1,9 +1,11 @@
 """Decode planning: which sounds a change of the kit asks the decode worker for.
 
 Every slot has ``VELOCITY_LAYERS`` sounds when velocity also moves a latent dimension (as a
-sampler's velocity layers), else one (the top layer). A moving knob also asks for the next
-``PREFETCH_STEPS`` positions in its direction of travel, so a full-speed sweep finds them in
-the cache. Requests carry typed targets (``Layer``, ``Prefetch``); pure functions.
+sampler's velocity layers), else one (the top layer), each in ``variants`` round-robin variants
+when the slot's ``variation`` is above 0 (``control.variation.variant_knobs``, seeded as the
+export is, so the daemon and an exported kit play the same points). A moving knob also asks
+for the next ``PREFETCH_STEPS`` positions in its direction of travel, so a full-speed sweep
+finds them in the cache. Requests carry typed targets (``Layer``, ``Prefetch``); pure functions.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from snaresynth.control.kit import Kit
 from snaresynth.control.mapping import morph_knobs
 from snaresynth.control.params import Kind, Param
+from snaresynth.control.variation import SEED, played_count, slot_seed, variant_knobs
 from snaresynth.decode.worker import Request, quantize_knobs
 
 VELOCITY_LAYERS = 4
@@ -26,10 +29,12 @@ PREFETCH_STEPS = 3
 
 @dataclass(frozen=True, slots=True)
 class Layer:
-    """The sound of velocity layer ``layer`` of kit slot ``slot``: published when decoded."""
+    """The sound of velocity layer ``layer`` of kit slot ``slot``, round-robin ``variant``
+    (0: the knobs as set): published when decoded."""
 
     slot: int
     layer: int
+    variant: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +65,32 @@ def layer_of_velocity(velocity: float) -> int:
     return min(VELOCITY_LAYERS - 1, max(0, math.ceil(velocity * VELOCITY_LAYERS) - 1))
 
 
+def variant_count(kit: Kit, index: int) -> int:
+    """The round-robin variants slot ``index`` plays (1: variation off)."""
+    spec = kit.slots[index]
+    return played_count(spec.variation, spec.variants)
+
+
 def slot_requests(kit: Kit, index: int, knobs: Sequence[float], rates: Rates) -> list[Request]:
-    """Every velocity layer of slot ``index`` (one layer without ``velocity_latent``), the
-    top layer first: it is the one a hit without layering plays."""
+    """Every velocity layer x variant of slot ``index`` (one layer without
+    ``velocity_latent``): variant 0 of every layer first, the top layer first, since a hit
+    without layering or variation plays it; then the other variants, layer by layer."""
     spec = kit.slots[index]
     dim = kit.velocity_latent
     top = VELOCITY_LAYERS - 1
-    if dim is None or dim >= len(knobs):
-        layers = [(top, list(knobs))]
-    else:
-        layers = [(layer, velocity_knobs(knobs, layer, dim, kit.velocity_latent_amount))
-                  for layer in range(top, -1, -1)]
-    return [Request(Layer(index, layer), quantize_knobs(k), float(spec.tune_semitones),
-                    float(spec.decay), rates.model, rates.out) for layer, k in layers]
+    points = variant_knobs(knobs, spec.variation, variant_count(kit, index),
+                           slot_seed(SEED, index))
+    out = []
+    for variant, point in enumerate(points):
+        if dim is None or dim >= len(point):
+            layers = [(top, list(point))]
+        else:
+            layers = [(layer, velocity_knobs(point, layer, dim, kit.velocity_latent_amount))
+                      for layer in range(top, -1, -1)]
+        out.extend(Request(Layer(index, layer, variant), quantize_knobs(k),
+                           float(spec.tune_semitones), float(spec.decay), rates.model, rates.out)
+                   for layer, k in layers)
+    return out
 
 
 def prefetch_requests(kit: Kit, index: int, knobs: Sequence[float], param: Param, value: float,
