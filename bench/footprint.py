@@ -59,10 +59,13 @@ def tree_rss_mib(pid: int) -> tuple[float, list[float]]:
     return sum(each), each
 
 
+SERVE_EXTRA: list[str] = []
+
+
 def start(home: Path, decode: str) -> tuple[float, Daemon]:
     t0 = time.monotonic()
     daemon = Daemon.in_home(home, "--audio", "null", "--http-port", "0", "--decode", decode,
-                            timeout=120)
+                            *SERVE_EXTRA, timeout=120)
     return time.monotonic() - t0, daemon
 
 
@@ -286,7 +289,7 @@ def mark(value: float, target: float) -> str:
 
 
 def report(result: dict) -> str:
-    lines = [f"bench/footprint.py, {result['when']} on {result['machine']} "
+    lines = [f"{result['command']}, {result['when']} on {result['machine']} "
              f"(load average {result['load_before']} before, {result['load_after']} after)", "",
              "| | " + " | ".join(f"snaresynth --decode {d['decode']}" for d in result["daemon"])
              + " | FluidSynth | target |",
@@ -358,7 +361,10 @@ def main() -> int:
     parser.add_argument("--decodes", type=int, default=500, help="timed decodes per condition")
     parser.add_argument("--venv", type=Path, help="also measure this environment's folder")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--serve-args", default="", metavar="ARGS",
+                        help="more serve options, e.g. '--no-http --midi-in none'")
     args = parser.parse_args()
+    SERVE_EXTRA.extend(args.serve_args.split())
     result: dict = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                     "machine": f"{cpu_name()}, "
                                f"{os.cpu_count()} cores, Linux {platform.release()}",
