@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from snaresynth.decode.worker import BufferCache, LatestWinsWorker, Request, knobs_to_z
+from snaresynth.errors import ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ class ProcessDecodeWorker(LatestWinsWorker):
                                f"model {self.model_spec!r}") from exc
         if status != "ready":
             proc.join(1.0)
-            raise RuntimeError(f"decode process could not load {self.model_spec!r}: {payload}")
+            # the child's own words name the file and what is wrong with it (one line, exit 2)
+            raise ModelFileError(str(payload).split(": ", 1)[-1])
         self._proc, self._conn = proc, parent
         return RemoteDecoder(**payload)
 

@@ -111,3 +111,14 @@ def test_a_busy_web_port_does_not_keep_the_instrument_from_playing(start_daemon)
         assert "serving the page on a free port instead" in daemon.output()
         url = daemon.ready_line.split("| web ")[1].split()[0]
         assert url.startswith("http://127.0.0.1:") and f":{port}/" not in url
+
+
+def test_a_bad_model_file_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip archive")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snaresynth.cli", "serve", *serve_args(
+            tmp_path, "--audio", "null", "--midi-in", "none", "--model", str(bad))],
+        capture_output=True, text=True, env=daemon_env(tmp_path), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and f"{bad}: corrupt" in proc.stderr
