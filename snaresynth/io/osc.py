@@ -45,7 +45,7 @@ from snaresynth.io.osc_args import (
 log = logging.getLogger(__name__)
 
 PREFIX = "/snaresynth"
-KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph"})
+KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph", "/variation"})
 """Knob addresses besides /latent/<i>: one value (and a slot), coalesced within a batch."""
 KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
 LAYOUT_EVENTS = frozenset({"/preset/load", "/preset/save", "/undo", "/redo"})
@@ -111,7 +111,7 @@ class OscController:
             "/learn/cancel": self._learn_cancel, "/ping": self._ping, "/state": self._state,
             "/status": self._status, "/subscribe": self._subscribe,
             "/unsubscribe": self._unsubscribe, "/velocity/curve": self._velocity_curve,
-            "/velocity/latent": self._velocity_latent,
+            "/velocity/latent": self._velocity_latent, "/variants": self._variants,
         }
         for route in KNOB_ROUTES:
             self._routes[route] = self._param_route(route)
@@ -347,6 +347,14 @@ class OscController:
             raise OscError("missing argument 1 (latent dimension, -1 = off)")
         amount = number(args, 1, "amount") if len(args) > 1 else None
         self.engine.set_velocity(latent=dim, amount=amount, source=sender)
+
+    def _variants(self, args: Sequence[Any], sender: Address) -> None:
+        """``/variants n [slot]``: round-robin variants the slot plays (1..8) when varied."""
+        no_more(args, 2)
+        count = integer(args, 0, "variants")
+        if count is None:
+            raise OscError("missing argument 1 (variants, 1..8)")
+        self.engine.set_variants(count, integer(args, 1, "slot"), source=sender)
 
     def _learn(self, args: Sequence[Any], sender: Address) -> None:
         no_more(args, 1)

@@ -23,7 +23,7 @@ from snaresynth.io.osc_args import OscError, integer, no_more, number, released,
 MAX_MESSAGE_BYTES = 64 * 1024
 """A text frame longer than this is refused unread (a batch of a few hundred knob moves fits)."""
 MAX_BATCH = 256
-KNOB_ADDRESSES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph"})
+KNOB_ADDRESSES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph", "/variation"})
 STEPS = 16
 BUFFER_MAGIC = 0x534E5242  # "SNRB": first word of a binary buffer frame
 
@@ -108,6 +108,10 @@ def _simple(address: str, args: list[Any], latent_dim: int) -> Command:
         dim = _int_in(args, 0, "latent dimension", -1, latent_dim - 1)
         amount = number(args, 1, "amount") if len(args) > 1 else None
         return Command(address, "velocity_latent", (dim, amount))
+    if address == "/variants":  # round-robin variants 1..8, [slot]
+        no_more(args, 2)
+        return Command(address, "variants", (_int_in(args, 0, "variants", 1, 8),
+                                             integer(args, 1, "slot")))
     if address == "/learn":
         no_more(args, 1)
         return Command(address, "learn", (parse_param(string(args, 0, "parameter"), latent_dim),))

@@ -148,3 +148,32 @@ def test_controls_change_the_count_and_turn_variation_off(make) -> None:
         engine.set_variants(9, slot=0)
     assert engine.param_values(1)[VARIATION] == 0.5
     assert _place(engine.mixer, 0x90, 40, 100)
+
+
+def test_osc_and_page_messages_reach_variation(make) -> None:
+    from snaresynth.io import web_protocol
+    from snaresynth.io.osc import OscController
+    from snaresynth.io.osc_args import build_message
+
+    engine = make(_kit(0.0, 4))
+    osc = OscController(engine)
+    sender = ("127.0.0.1", 50000)
+    assert osc.handle_packet(build_message("/snaresynth/variation", [0.4, 1]), sender) == []
+    assert osc.handle_packet(build_message("/snaresynth/variants", [3, 1]), sender) == []
+    assert osc.handle_batch([(build_message("/snaresynth/variation", [0.2]), sender)]) == []
+    engine.worker.wait_idle(10)
+    assert (engine.kit.slots[1].variation, engine.kit.slots[1].variants) == (
+        pytest.approx(0.4), 3)
+    assert engine.kit.slots[0].variation == pytest.approx(0.2)
+    assert engine.mixer.note_table.layer_count[1, TOP] == 3
+    for bad in ([9], [0], [2.5], []):
+        (reply,) = osc.handle_packet(build_message("/snaresynth/variants", bad), sender)
+        assert reply[0] == "/snaresynth/fail"
+    (reply,) = osc.handle_packet(build_message("/snaresynth/variation", [1.5]), sender)
+    assert reply[0] == "/snaresynth/fail"
+    command = web_protocol.parse_one({"address": "/variants", "args": [5, 0]}, 4)
+    assert (command.kind, command.args) == ("variants", (5, 0))
+    knob = web_protocol.parse_one({"address": "/variation", "args": [0.3]}, 4)
+    assert knob.kind == "param" and knob.param == VARIATION
+    with pytest.raises(web_protocol.WebError, match="1..8"):
+        web_protocol.parse_one({"address": "/variants", "args": [9]}, 4)
