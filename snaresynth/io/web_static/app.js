@@ -54,6 +54,7 @@ function onMessage(address, args) {
   if (address === "/select") return selectShown(args[0]);
   if (address === "/morph/targets") { $("morph-a").value = args[0]; $("morph-b").value = args[1]; return; }
   if (address === "/velocity") { $("curve").value = args[0]; return; }
+  if (address === "/variants") { return showVariants(args[1], args[0]); }
   if (address.startsWith("/seq/")) return onSeq(address, args);
   const param = address.slice(1);
   if (param === "morph" || param in S.values) setValue(param, args[0]);
@@ -127,8 +128,15 @@ function buildSlots(slots) {
   }));
 }
 
+function showVariants(slot, n) {  // the slot's round-robin count, shown for the selected slot
+  const slots = S.state ? S.state.kit.slot : [];
+  if (slots[slot]) slots[slot].variants = n;
+  if (S.state && S.state.selected === slot) $("variants").value = n;
+}
+
 function selectShown(i) {
   if (S.state) S.state.selected = i;
+  if (S.state && S.state.kit.slot[i]) $("variants").value = S.state.kit.slot[i].variants ?? 4;
   document.querySelectorAll("#slots button, .pad").forEach((b) =>
     b.classList.toggle("selected", Number(b.dataset.slot ?? b.dataset.pad) === i));
   drawBuffer();
@@ -212,6 +220,7 @@ $("morph-a").onchange = $("morph-b").onchange = () => {
   if ($("morph-a").value && $("morph-b").value) send("/morph/targets", [$("morph-a").value, $("morph-b").value]);
 };
 $("curve").onchange = () => send("/velocity/curve", [$("curve").value]);
+$("variants").onchange = () => send("/variants", [Number($("variants").value), S.state ? S.state.selected : 0]);
 $("audition").onchange = () => { $("audition").dataset.touched = "1"; };
 
 // --- the pattern (played by the daemon's clock, not by this page's timers) -------------------
