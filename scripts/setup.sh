@@ -12,6 +12,7 @@ packages=(libportaudio2 libsndfile1)
 if [ "$purpose" = test ]; then
     # chromium: the browser tests/e2e/test_web.py drives through Playwright (never a download)
     packages+=(jackd2 chromium)
+    packages+=(hydrogen drumgizmo)  # tests/e2e/test_export.py plays exported kits in them
 fi
 
 missing=()
