@@ -352,6 +352,8 @@ class WebServer:
             e.set_velocity(curve=a[0], source=page)
         elif c.kind == "velocity_latent":
             e.set_velocity(latent=a[0], amount=a[1], source=page)
+        elif c.kind == "variants":
+            e.set_variants(a[0], a[1], source=page)
         elif c.kind == "learn":
             e.arm_learn(a[0])
             page.reply("/learn/armed", [a[0].address])

@@ -149,6 +149,18 @@ def test_osc_change_shows_on_page(browser: object, daemons: dict, osc: OscClient
     page.close()
 
 
+def test_page_sets_the_variants_of_a_slot(browser: object, daemons: dict,
+                                           osc: OscClient) -> None:
+    page = open_page(browser, web_url(daemons["main"]))
+    page.evaluate("send('/variants', [3, 1])")
+    deadline = time.monotonic() + 10
+    while osc.state()["kit"]["slot"][1].get("variants") != 3:
+        assert time.monotonic() < deadline, osc.state()["kit"]["slot"][1]
+        time.sleep(0.1)
+    page.evaluate("send('/variants', [4, 1])")
+    page.close()
+
+
 def test_bad_message_gets_fail(browser: object, daemons: dict) -> None:
     page = open_page(browser, web_url(daemons["main"]))
     page.evaluate("window.snaresynth.fails = []; "
