@@ -117,6 +117,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="batch size (default: the family's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the family's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
+                   help="tf.distribute: default (one device), mirrored (the GPUs here), "
+                        "multiworker (machines in TF_CONFIG); default: the recipe's or default")
     p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N",
                    help="checkpoint every N batches; 0 = only at the end")
     p.add_argument("--checkpoint-dir", type=Path, help="default: OUT with .ckpt instead of .keras")
@@ -143,6 +146,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
         checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
         resume=args.resume, log_dir=args.log_dir, recipe=args.recipe, overrides=overrides,
+        strategy=args.strategy,
     ))
     print(path)
     return 0

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from snaresynth.models.distribute import scale_loss
 from snaresynth.models.train import encoder_latent_spec, reconstruction_loss
 
 FAMILY = "autoencoder"
@@ -77,8 +78,10 @@ class AutoencoderTrainer(keras.Model):
         with tf.GradientTape() as tape:
             y = self(x, training=True)
             loss = reconstruction_loss(x, y, self.spectral_weight)
+            scaled = scale_loss(loss)  # inside the tape; replicas' gradients are summed
         weights = self.trainable_weights
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
+        grads = tape.gradient(scaled, weights)
+        self.optimizer.apply_gradients(zip(grads, weights, strict=True))
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from snaresynth.models import losses, synth
+from snaresynth.models.distribute import apply_clipped, replica_slice, scale_loss
 
 FAMILY = "ddsp_snare"
 PACKAGE = "snaresynth"
@@ -182,6 +183,8 @@ class DDSPSnareTrainer(keras.Model):
         self.decoder = build_decoder(self.config, sample_rate, length)
         self.beta = float(self.config["beta"])
         self.fft_sizes = tuple(int(s) for s in self.config["fft_sizes"])
+        # stateless noise keyed by (this, step): the same draws on any strategy and on resume
+        self.noise_key = int(np.random.randint(2**31 - 1))
         self._trackers = {name: keras.metrics.Mean(name=name)
                           for name in ("loss", "stft", "kl")}
 
@@ -206,7 +209,7 @@ class DDSPSnareTrainer(keras.Model):
         audio = tf.cast(audio, tf.float32)
         mean, log_var = self.encoder(audio, training=training)
         log_var = tf.clip_by_value(log_var, -10.0, 4.0)
-        eps = tf.random.normal(tf.shape(mean)) if training else tf.zeros_like(mean)
+        eps = self._noise(tf.shape(mean)) if training else tf.zeros_like(mean)
         recon = self.decoder(mean + tf.exp(0.5 * log_var) * eps, training=training)
         stft = tf.reduce_mean(losses.multi_resolution_stft_loss(audio, recon, self.fft_sizes))
         kl = tf.reduce_mean(tf.reduce_sum(
@@ -217,11 +220,17 @@ class DDSPSnareTrainer(keras.Model):
         audio = data[0] if isinstance(data, tuple | list) else data
         with tf.GradientTape() as tape:
             result = self._compute_losses(audio, training=True)
+            scaled = scale_loss(result["loss"])  # inside the tape; replicas' sum is the mean
         weights = self.trainable_weights
-        grads = tape.gradient(result["loss"], weights)
-        grads, _ = tf.clip_by_global_norm(grads, 5.0)
-        self.optimizer.apply_gradients(zip(grads, weights, strict=True))
+        grads = tape.gradient(scaled, weights)
+        apply_clipped(self.optimizer, grads, weights, 5.0)
         return self._track(result)
+
+    def _noise(self, shape: tf.Tensor) -> tf.Tensor:
+        seed = tf.stack([tf.constant(self.noise_key, tf.int64),
+                         tf.cast(self.optimizer.iterations, tf.int64)])
+        return replica_slice(
+            lambda n: tf.random.stateless_normal(tf.stack([n, shape[1]]), seed=seed), shape[0])
 
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:
         audio = data[0] if isinstance(data, tuple | list) else data

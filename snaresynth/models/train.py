@@ -21,6 +21,8 @@ Family module contract (every module listed in ``registry.FAMILIES`` implements 
 optimizer state + step via ``tf.train.CheckpointManager``; any optimizer the trainer holds as an
 attribute is tracked), resume, TensorBoard scalars (``tf.summary``), the tqdm bar and the model
 file. Steps are counted in batches (one ``train_step`` call), whatever the family does inside it.
+Under ``--strategy mirrored|multiworker`` (``distribute.py``) the batch is the global batch, the
+trainer is built inside ``strategy.scope()`` and only the chief writes checkpoints and files.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import json
 import logging
 import math
 import shlex
+import shutil
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -67,6 +71,7 @@ class TrainSettings:
     resume: bool = False
     log_dir: Path | None = None  # default: <checkpoint_dir>/logs
     recipe: str | None = None  # name in presets/training/ or a path to a .toml
+    strategy: str | None = None  # default | mirrored | multiworker; None: the recipe's or default
     overrides: dict[str, Any] = field(default_factory=dict)  # config key -> value
 
     def command_line(self) -> str:
@@ -75,7 +80,8 @@ class TrainSettings:
         for flag, value in (("--family", self.family), ("--recipe", self.recipe),
                             ("--data", self.data), ("--out", self.out), ("--steps", self.steps),
                             ("--epochs", self.epochs), ("--batch-size", self.batch_size),
-                            ("--lr", self.learning_rate), ("--seed", self.seed)):
+                            ("--lr", self.learning_rate), ("--seed", self.seed),
+                            ("--strategy", self.strategy)):
             if value is not None:
                 parts += [flag, str(value)]
         for key, value in sorted(self.overrides.items()):
@@ -89,6 +95,21 @@ class TrainSettings:
 
 def load_recipe(name: str) -> tuple[str | None, dict[str, Any]]:
     """A recipe is TOML: ``family = "vae"`` plus a ``[config]`` table. Returns (family, config)."""
+    raw = _read_recipe(name)
+    return raw.get("family"), dict(raw.get("config", {}))
+
+
+def recipe_strategy(name: str) -> str | None:
+    """The recipe's optional ``strategy = "mirrored"`` (the --strategy flag wins over it)."""
+    from snaresynth.models.distribute import STRATEGIES
+
+    value = _read_recipe(name).get("strategy")
+    if value is not None and value not in STRATEGIES:
+        raise TrainingError(f"recipe {name!r}: strategy must be one of {STRATEGIES}, got {value!r}")
+    return value
+
+
+def _read_recipe(name: str) -> dict[str, Any]:
     path = Path(name) if name.endswith(".toml") else RECIPES_DIR / f"{name}.toml"
     if not path.is_file():
         known = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
@@ -97,13 +118,13 @@ def load_recipe(name: str) -> tuple[str | None, dict[str, Any]]:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise TrainingError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(raw) - {"family", "description", "config"})
+    unknown = sorted(set(raw) - {"family", "description", "config", "strategy"})
     if unknown:
         raise TrainingError(f"{path}: unknown recipe field(s) {unknown}")
     config = raw.get("config", {})
     if not isinstance(config, dict):
         raise TrainingError(f"{path}: [config] must be a table")
-    return raw.get("family"), dict(config)
+    return raw
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -195,9 +216,19 @@ def make_dataset(audio: np.ndarray, batch_size: int, seed: int) -> Any:
     """Shuffled, endlessly repeated, fixed-size batches (WGAN-GP and BatchNorm like full ones)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(audio.astype(np.float32))
-    ds = ds.shuffle(len(audio), seed=seed, reshuffle_each_iteration=True).repeat()
-    return ds.batch(batch_size, drop_remainder=True).prefetch(2)
+    from snaresynth.models.distribute import distribute_options
+
+    data = tf.constant(audio.astype(np.float32))
+    n = len(audio)
+
+    def epoch(e: Any) -> Any:  # a stateless shuffle: the same order under any strategy rewrite
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), e]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    ds = tf.data.Dataset.range(2**62).flat_map(epoch).map(lambda i: tf.gather(data, i))
+    # global batches; fit splits each over the replicas, workers take their shard of elements
+    return distribute_options(ds.batch(batch_size, drop_remainder=True).prefetch(2))
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -249,39 +280,56 @@ def train(settings: TrainSettings) -> Path:
     import keras
     import tensorflow as tf
 
+    from snaresynth.models import distribute
+
+    strategy_name = settings.strategy or (
+        recipe_strategy(settings.recipe) if settings.recipe else None) or "default"
+    strategy = distribute.make_strategy(strategy_name)
+    replicas = int(strategy.num_replicas_in_sync)
+    if batch_size % replicas:
+        raise TrainingError(f"batch_size {batch_size} must be a multiple of the {replicas} "
+                            f"replicas of --strategy {strategy_name} (it is the global batch)")
+    chief = distribute.is_chief(strategy)
     keras.utils.set_random_seed(settings.seed)
-    try:
-        trainer = family.build_trainer(config, corpus.sample_rate, audio.shape[1])
-    except ValueError as exc:  # a config value the family cannot build (e.g. upsample="cubic")
-        raise TrainingError(f"{family_name}: {exc}") from exc
-    trainer.compile()
+    with strategy.scope():  # variables mirrored on every replica, optimizers built for them
+        try:
+            trainer = family.build_trainer(config, corpus.sample_rate, audio.shape[1])
+        except ValueError as exc:  # a config value the family cannot build (upsample="cubic")
+            raise TrainingError(f"{family_name}: {exc}") from exc
+        trainer.compile()
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
     # Keras 3 models expose no checkpoint children of their own, so every variable (weights,
     # BatchNorm statistics, RNG states) is listed explicitly; optimizers bring their slots.
     checkpoint = tf.train.Checkpoint(variables=list(trainer.variables), step=step,
                                      seconds=seconds, **_optimizers(trainer))
-    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=3,
+    # non-chief workers take part in saving (it can be collective) but into a scratch folder
+    write_dir = ckpt_dir if chief else Path(tempfile.mkdtemp(
+        prefix=f"snaresynth-{distribute.worker_id(strategy)}-"))
+    manager = tf.train.CheckpointManager(checkpoint, str(write_dir), max_to_keep=3,
                                          checkpoint_name="ckpt")
+    latest_here = tf.train.latest_checkpoint(str(ckpt_dir))
     if saved and saved.get("corpus_fingerprint") != corpus.fingerprint:
         log.warning("resuming on a different corpus than the checkpointed run was trained on")
     if settings.resume:
-        if manager.latest_checkpoint is None:
+        if latest_here is None:
             raise TrainingError(f"--resume: no checkpoint in {ckpt_dir}")
-        try:
-            checkpoint.restore(manager.latest_checkpoint)
+        try:  # checkpoints hold plain values: any strategy restores any other's
+            checkpoint.restore(latest_here)
         except (ValueError, AssertionError, tf.errors.OpError) as exc:
-            raise TrainingError(f"cannot resume from {manager.latest_checkpoint}: {exc}") from exc
+            raise TrainingError(f"cannot resume from {latest_here}: {exc}") from exc
         log.info("resuming %s from step %d", family_name, int(step))
-    elif manager.latest_checkpoint is not None:
+    elif latest_here is not None:
         raise TrainingError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue "
                             "that run, or give another --checkpoint-dir")
     resumed_from = int(step.numpy())
-    _write_run(ckpt_dir, {"family": family_name, "config": config,
-                          "corpus_fingerprint": corpus.fingerprint})
+    if chief:
+        _write_run(ckpt_dir, {"family": family_name, "config": config,
+                              "corpus_fingerprint": corpus.fingerprint})
 
-    log_dir = settings.log_dir or ckpt_dir / "logs"
-    progress = _progress(step, seconds, total, manager, settings.checkpoint_every, log_dir)
+    log_dir = (settings.log_dir or ckpt_dir / "logs") if chief else write_dir / "logs"
+    progress = _progress(step, seconds, total, manager, settings.checkpoint_every, log_dir,
+                         chief)
     if resumed_from < total:
         dataset = make_dataset(audio, batch_size, settings.seed + resumed_from)
         initial_epoch = resumed_from // steps_per_epoch
@@ -290,6 +338,12 @@ def train(settings: TrainSettings) -> Path:
             trainer.fit(dataset, epochs=epochs, initial_epoch=initial_epoch,
                         steps_per_epoch=steps_per_epoch, callbacks=[progress], verbose=0,
                         shuffle=False)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.CancelledError, tf.errors.AbortedError) as exc:
+            raise TrainingError(
+                f"--strategy {strategy_name}: a worker stopped or stopped answering at step "
+                f"{int(step)} ({type(exc).__name__}); the last checkpoint in {ckpt_dir} is "
+                "intact: restart every worker with --resume") from exc
         finally:
             progress.close()
     else:
@@ -299,6 +353,9 @@ def train(settings: TrainSettings) -> Path:
     if latest is None or not latest.endswith(f"-{int(step)}"):
         manager.save(checkpoint_number=int(step))
 
+    if not chief:  # the chief writes the one model file; a worker's scratch goes
+        shutil.rmtree(write_dir, ignore_errors=True)
+        return settings.out
     lo, hi, prior = family.latent_spec(trainer, audio, config)
     from snaresynth import __version__
     from snaresynth.models.base import ModelMetadata, save_model_file
@@ -311,7 +368,7 @@ def train(settings: TrainSettings) -> Path:
         training={"config": config, "command": settings.command_line(), "steps": int(step),
                   "resumed_from": resumed_from, "seconds": round(float(seconds.numpy()), 2),
                   "losses": progress.last_losses, "seed": settings.seed,
-                  "corpus_items": len(audio)},
+                  "corpus_items": len(audio), "strategy": strategy_name, "replicas": replicas},
     )
     return save_model_file(settings.out, trainer.decoder, metadata,
                            encoder=getattr(trainer, "encoder", None))
@@ -357,7 +414,7 @@ def _scalar_metadata() -> Any:
 
 
 def _progress(step: Any, seconds: Any, total: int, manager: Any, every: int,
-              log_dir: Path) -> Any:
+              log_dir: Path, chief: bool = True) -> Any:
     """The fit callback; a factory so that importing this module does not import Keras."""
     import keras
     import tensorflow as tf
@@ -370,8 +427,8 @@ def _progress(step: Any, seconds: Any, total: int, manager: Any, every: int,
             super().__init__()
             self.log_every = max(1, min(100, every or 100))
             self.writer = tf.summary.create_file_writer(str(log_dir))
-            self.bar = tqdm(total=total, initial=int(step.numpy()), unit="step", disable=None,
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=int(step.numpy()), unit="step",
+                            disable=None if chief else True, dynamic_ncols=True)
             self.last_losses: dict[str, float] = {}
             self._seconds_before = float(seconds.numpy())  # earlier runs of a resumed training
             self._start = time.monotonic()

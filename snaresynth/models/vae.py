@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from snaresynth.models.conv_autoencoder import conv_encoder_body
+from snaresynth.models.distribute import replica_slice, scale_loss
 from snaresynth.models.train import reconstruction_loss
 from snaresynth.models.wavegan import UPSAMPLE_MODES, build_generator
 
@@ -69,7 +70,10 @@ class Sampling(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         z_mean, z_log_var = inputs
-        eps = keras.random.normal(keras.ops.shape(z_mean), seed=self.seed_generator)
+        dim = keras.ops.shape(z_mean)[1]
+        # drawn for the global batch, this replica's rows kept: independent across replicas
+        eps = replica_slice(lambda n: keras.random.normal((n, dim), seed=self.seed_generator),
+                            keras.ops.shape(z_mean)[0])
         return z_mean + keras.ops.exp(0.5 * z_log_var) * eps
 
     def compute_output_shape(self, input_shape: Any) -> Any:
@@ -125,8 +129,10 @@ class VAETrainer(keras.Model):
             reconstruction = reconstruction_loss(x, y, self.spectral_weight)
             kl = kl_divergence(z_mean, z_log_var)
             loss = reconstruction + weight * kl
+            scaled = scale_loss(loss)  # inside the tape; replicas' gradients are summed
         weights = self.trainable_weights
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
+        grads = tape.gradient(scaled, weights)
+        self.optimizer.apply_gradients(zip(grads, weights, strict=True))
         for key, value in (("loss", loss), ("reconstruction", reconstruction), ("kl", kl),
                            ("kl_weight", weight)):
             self.trackers[key].update_state(value)

@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from snaresynth.models.distribute import num_replicas, replica_slice, scale_loss
+
 FAMILY = "wavegan"
 UPSAMPLE_STRIDE = 4
 N_UPSAMPLE = 5
@@ -62,7 +64,9 @@ class PhaseShuffle(keras.layers.Layer):
         if not training or self.rad == 0:
             return x
         batch, steps = tf.shape(x)[0], tf.shape(x)[1]
-        shifts = keras.random.randint((batch,), 0, 2 * self.rad + 1, seed=self.seed_generator)
+        shifts = replica_slice(  # independent shifts per replica, as on one device
+            lambda n: keras.random.randint((n,), 0, 2 * self.rad + 1, seed=self.seed_generator),
+            batch)
         padded = tf.pad(x, [[0, 0], [self.rad, self.rad], [0, 0]], mode="REFLECT")
         index = tf.cast(shifts, tf.int32)[:, None] + tf.range(steps)[None, :]
         return tf.gather(padded, index, batch_dims=1)
@@ -163,6 +167,8 @@ class WaveGANTrainer(keras.Model):
                      float(config["beta_2"]))
         self.z_seed = keras.random.SeedGenerator(None)
         self.trackers = {k: keras.metrics.Mean(name=k) for k in ("d_loss", "g_loss", "gp")}
+        # its parts are built; unbuilt, fit under a strategy would trace call() on audio
+        self.built = True
 
     def compile(self, **kwargs: Any) -> None:  # the contract: no arguments needed
         lr, b1, b2 = self.adam
@@ -181,11 +187,14 @@ class WaveGANTrainer(keras.Model):
         return self.decoder(z, training=training)
 
     def sample_z(self, batch: Any) -> Any:
-        return keras.random.uniform((batch, self.latent_dim), -1.0, 1.0, seed=self.z_seed)
+        return replica_slice(  # independent z per replica, as on one device
+            lambda n: keras.random.uniform((n, self.latent_dim), -1.0, 1.0, seed=self.z_seed),
+            batch)
 
     def gradient_penalty(self, real: Any, fake: Any) -> Any:
         """Mean (|grad D(x_hat)| - 1)^2 on random points between real and fake examples."""
-        alpha = keras.random.uniform((tf.shape(real)[0], 1), seed=self.z_seed)
+        alpha = replica_slice(lambda n: keras.random.uniform((n, 1), seed=self.z_seed),
+                              tf.shape(real)[0])
         mixed = real + alpha * (fake - real)
         with tf.GradientTape() as tape:
             tape.watch(mixed)
@@ -204,7 +213,9 @@ class WaveGANTrainer(keras.Model):
                            - tf.reduce_mean(self.discriminator(real, training=True)))
             gp = self.gradient_penalty(real, fake)
             d_loss = wasserstein + self.gp_weight * gp
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars, strict=True))
+            scaled = scale_loss(d_loss)  # inside the tape; replicas' gradients are summed
+        grads = tape.gradient(scaled, d_vars)
+        self.d_optimizer.apply_gradients(zip(grads, d_vars, strict=True))
         return d_loss, gp
 
     def train_step(self, real: Any) -> dict[str, Any]:
@@ -214,14 +225,21 @@ class WaveGANTrainer(keras.Model):
             return i + 1, d_loss, gp
 
         zero = tf.constant(0.0)
-        _, d_loss, gp = tf.while_loop(lambda i, *_: i < self.n_critic, body,
-                                      (tf.constant(0), zero, zero))
+        if num_replicas() == 1:
+            _, d_loss, gp = tf.while_loop(lambda i, *_: i < self.n_critic, body,
+                                          (tf.constant(0), zero, zero))
+        else:  # a while-loop cannot hold the gradients' cross-replica sum (a merge_call)
+            d_loss, gp = zero, zero
+            for _ in range(self.n_critic):
+                d_loss, gp = self.critic_step(real)
         g_vars = self.decoder.trainable_weights
         z = self.sample_z(tf.shape(real)[0])
         with tf.GradientTape() as tape:
             g_loss = -tf.reduce_mean(self.discriminator(self.decoder(z, training=True),
                                                         training=True))
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars, strict=True))
+            scaled = scale_loss(g_loss)
+        grads = tape.gradient(scaled, g_vars)
+        self.g_optimizer.apply_gradients(zip(grads, g_vars, strict=True))
         for key, value in (("d_loss", d_loss), ("g_loss", g_loss), ("gp", gp)):
             self.trackers[key].update_state(value)
         return {k: t.result() for k, t in self.trackers.items()}

@@ -1,0 +1,123 @@
+"""tf.distribute for the training loop: strategies, per-replica loss scaling, replica noise.
+
+Keras 3's ``fit`` runs a family's ``train_step`` once per replica, each on its slice of the
+global batch, and the optimizers all-reduce gradients by SUM (``keras/src/backend/tensorflow/
+optimizer.py``). The tf.distribute guide's rule for custom steps follows: a loss that is a mean
+over the per-replica batch is divided by the number of replicas before its gradient is taken
+(``scale_loss``), so the summed gradient is the gradient of the mean over the global batch; the
+unscaled value is what gets reported (``fit`` averages the replicas' metrics).
+
+Random draws (VAE noise, WaveGAN z, gradient-penalty mixes, phase shuffles) use seed generators
+whose state is mirrored, so every replica would draw the *same* numbers. ``replica_slice`` draws
+for the global batch and keeps this replica's rows: replicas get independent noise, and a run
+draws the very numbers it would draw on one device (which the strategy tests rely on).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+# A collective that waits longer than this on a peer fails instead of hanging the run.
+WORKER_TIMEOUT_S = 300.0
+
+
+def make_strategy(name: str, devices: list[str] | None = None,
+                  timeout_s: float = WORKER_TIMEOUT_S) -> Any:
+    """The tf.distribute strategy for ``--strategy``; multiworker reads ``TF_CONFIG``."""
+    import tensorflow as tf
+
+    from snaresynth.models.train import TrainingError
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        raw = os.environ.get("TF_CONFIG")
+        if not raw:
+            raise TrainingError("--strategy multiworker needs TF_CONFIG (cluster and task) set "
+                                "by your launcher; see docs/models.md, Training at scale")
+        try:
+            json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise TrainingError(f"TF_CONFIG is not JSON: {exc}") from exc
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    raise TrainingError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
+def is_chief(strategy: Any) -> bool:
+    """True where this process writes checkpoints, run.json, logs and the model file."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_id(strategy: Any) -> str:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return "0"
+    return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def num_replicas() -> int:
+    """Replicas in sync of the strategy in scope (1 outside any)."""
+    import tensorflow as tf
+
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def scale_loss(loss: Any) -> Any:
+    """A per-replica mean loss, divided so that the all-reduced (summed) gradient is the mean."""
+    replicas = num_replicas()
+    return loss if replicas == 1 else loss * (1.0 / replicas)
+
+
+def replica_slice(draw: Callable[[Any], Any], local_batch: Any) -> Any:
+    """``draw(global_batch)`` (leading dimension the batch), cut down to this replica's rows."""
+    import tensorflow as tf
+
+    replicas = num_replicas()
+    if replicas == 1:
+        return draw(local_batch)
+    ctx = tf.distribute.get_replica_context()
+    full = draw(local_batch * replicas)
+    start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * tf.cast(local_batch, tf.int32)
+    return full[start:start + local_batch]
+
+
+def apply_clipped(optimizer: Any, grads: list[Any], weights: list[Any], clipnorm: float) -> None:
+    """Clip by the norm of the *global* gradient, then apply (one replica alone: plain clip).
+
+    Clipping each replica's partial gradient would clip a different vector; the sum is taken
+    here, clipped, and handed on divided by the replica count since the optimizer sums again.
+    """
+    import tensorflow as tf
+
+    replicas = num_replicas()
+    if replicas > 1:
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+    if replicas > 1:
+        grads = [g * (1.0 / replicas) for g in grads]
+    optimizer.apply_gradients(zip(grads, weights, strict=True))
+
+
+def distribute_options(ds: Any) -> Any:
+    """Shard by element across workers: a small in-memory corpus has no files to shard by."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
