@@ -27,6 +27,7 @@ from snaresynth.data.corpus import Corpus, save_corpus  # noqa: E402
 from snaresynth.errors import SnareSynthError  # noqa: E402
 from snaresynth.models import registry  # noqa: E402
 from snaresynth.models.base import read_metadata  # noqa: E402
+from snaresynth.models.inference import load_inference  # noqa: E402
 from snaresynth.models.registry import load_model_file  # noqa: E402
 from snaresynth.models.train import (  # noqa: E402
     RECIPES_DIR,
@@ -118,6 +119,9 @@ def test_family_trains_saves_reloads_and_decodes(family: str, corpus_dir: Path,
     assert np.max(np.abs(raw)) <= 1.0 + 1e-6
     if model.encoder is not None:
         assert model.encode(synthetic_snares(2, seed=5)).shape == (2, dim)
+    served = load_inference(out)  # train wrote the inference form that serve plays
+    assert served.info["check"]["max_abs"] <= 1e-4
+    np.testing.assert_allclose(served.decode(z), audio, atol=1e-4)
 
 
 def _settings(corpus_dir: Path, out: Path, **kw) -> TrainSettings:
