@@ -40,6 +40,7 @@ from snaresynth.io.osc_args import (
     released,
     string,
     unit,
+    unknown_tag,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ KNOB_ROUTES = frozenset({"/level", "/tune", "/decay", "/pan", "/morph", "/variat
 KNOB_TAGS = frozenset({b",f", b",i", b",ff", b",fi", b",if", b",ii"})
 LAYOUT_EVENTS = frozenset({"/preset/load", "/preset/save", "/undo", "/redo"})
 """Changes after which a subscribed Open Stage Control session is edited to the kit."""
+MAX_FAIL_ADDRESS = 200
+"""Characters of the offending address a /fail echoes at most."""
 MAX_SUBSCRIBERS = 32
 """Subscribers at most: each change is one datagram to each of them."""
 MAX_AHEAD_S = 60.0
@@ -127,6 +130,9 @@ class OscController:
         if len(data) % 4:  # OSC packets are whole 32-bit words; anything else was cut short
             return self._fail("?", f"truncated packet ({len(data)} bytes, not a multiple of 4)",
                               sender)
+        tag = unknown_tag(data)
+        if tag is not None:
+            return self._fail("?", f"unknown type tag {tag!r}", sender)
         try:
             packet = osc_packet.OscPacket(data)
             messages = packet.messages
@@ -246,6 +252,8 @@ class OscController:
         self.failed += 1
         self.engine.count_bad()
         log.warning("OSC %s from %s:%s failed: %s", address, sender[0], sender[1], reason)
+        if len(address) > MAX_FAIL_ADDRESS:  # a 30,000-character address is not sent back
+            address = address[:MAX_FAIL_ADDRESS - 3] + "..."
         return [(PREFIX + "/fail", [address, reason], sender)]
 
     def _allowed(self, host: str) -> bool:

@@ -78,6 +78,39 @@ def bundle_time(data: bytes) -> float:
     return (raw >> 32) - NTP_UNIX_OFFSET_S + (raw & 0xFFFFFFFF) / 2**32
 
 
+KNOWN_TAGS = frozenset(",ihfdsbrmtTFN[]")
+"""The type tags python-osc reads; it logs a warning for each other one (16,000 in one
+datagram made 16,000 log calls), so such messages are refused before it sees them."""
+
+
+def unknown_tag(data: bytes) -> str | None:
+    """The first type tag python-osc cannot read in a message or any message of a bundle, or
+    None (malformed datagrams are left for python-osc to refuse)."""
+    spans = [(0, len(data))]
+    while spans:
+        start, end = spans.pop()
+        if data.startswith(b"#bundle\x00", start):
+            at = start + 16
+            while at + 4 <= end:
+                size = int.from_bytes(data[at:at + 4], "big")
+                if size <= 0 or at + 4 + size > end:
+                    return None
+                spans.append((at + 4, at + 4 + size))
+                at += 4 + size
+            continue
+        address_end = data.find(b"\x00", start, end)
+        if address_end < 0:
+            return None
+        tags_at = start + ((address_end - start + 4) & ~3)
+        tags_end = data.find(b"\x00", tags_at, end)
+        if tags_at >= end or data[tags_at:tags_at + 1] != b"," or tags_end < 0:
+            continue
+        for tag in data[tags_at + 1:tags_end].decode("latin-1"):
+            if tag not in KNOWN_TAGS:
+                return tag
+    return None
+
+
 def missing_bytes(message: Any) -> int:
     """How many bytes shorter a parsed message is than its arguments need (0 = whole).
 

@@ -88,7 +88,7 @@ def test_a_log_flood_into_an_unread_pipe_never_stops_the_daemon(tmp_path: Path) 
             ready = proc.stdout.readline()
         port = int(ready.split("osc.udp://127.0.0.1:")[1].split()[0])
         with OscClient(port) as client:
-            bad_tags = b"/snaresynth/ping\x00\x00\x00\x00," + b"Q" * 16_000 + b"\x00" * 4
+            bad_tags = b"/snaresynth/ping\x00\x00\x00\x00," + b"Q" * 15_999 + b"\x00" * 4
             for _ in range(20):
                 client.send_raw(bad_tags)
                 client.send_raw(message("/" + "x" * 30_000, 1.0))

@@ -387,3 +387,22 @@ def test_replies_to_one_sender_are_bounded_per_batch(sine_decoder, preset_store)
             assert b"reply volume limit" in fail
     finally:
         server.stop()
+
+
+def test_unknown_type_tags_are_refused_before_python_osc_logs_each(osc, caplog):
+    """python-osc logs one warning per tag it cannot read: 16,000 in one datagram were 16,000
+    log calls (seconds of the OSC thread)."""
+    flood = b"/snaresynth/ping\x00\x00\x00\x00," + b"Q" * 15_999 + b"\x00" * 4
+    inner = b"/snaresynth/level\x00\x00\x00,fQ\x00" + b"\x00" * 8
+    nested = _bundle([("/snaresynth/level", [0.5])], time.time())
+    nested += len(inner).to_bytes(4, "big") + inner  # a second element, with a bad tag
+    for data in (flood, nested):
+        caplog.clear()
+        (address, args, _), = osc.handle_packet(data, SENDER)
+        assert address == "/snaresynth/fail" and args[1] == "unknown type tag 'Q'"
+        assert not [r for r in caplog.records if "Unhandled parameter type" in r.getMessage()]
+
+
+def test_a_fail_never_echoes_a_huge_address(osc):
+    (address, args, _), = osc.handle_packet(build_message("/" + "x" * 30_000, [1.0]), SENDER)
+    assert address == "/snaresynth/fail" and len(args[0]) <= 200 and args[0].endswith("...")
