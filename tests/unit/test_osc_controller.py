@@ -1,6 +1,7 @@
 """The OSC address space, driven with raw datagrams (no sockets): python-osc's own builders
 make the packets, so these are the bytes a real controller sends."""
 
+import contextlib
 import json
 import socket
 import time
@@ -291,33 +292,39 @@ def test_wall_and_monotonic_are_read_as_one_instant():
     assert abs((wall - mono) - min(offsets, key=lambda o: abs(o - (wall - mono)))) < 0.001
 
 
-def test_a_reply_too_large_for_a_datagram_becomes_a_fail_and_spares_the_others(
-        sine_decoder, preset_store):
-    """2,000 presets with 60-character names: /preset/list would be 130 KB."""
+@contextlib.contextmanager
+def _served(decoder, store):
+    """A real OscServer on any free port and a client talking to it."""
     from snaresynth.io.osc_server import OscServer
     from snaresynth.testing.osc import OscClient
 
     kit = Kit(name="t", slots=[Slot(name="a", notes=[38], knobs=[0.5] * 4)], cc={})
-    preset_store.user_dir.mkdir(parents=True)
-    text = (preset_store.shipped_dir / "default.toml").read_text()
-    for i in range(2000):
-        (preset_store.user_dir / f"{'p' * 55}{i:05d}.toml").write_text(text)
-    engine = Engine(sine_decoder, kit, EngineSettings(rate=48000, blocksize=128),
-                    store=preset_store)
+    engine = Engine(decoder, kit, EngineSettings(rate=48000, blocksize=128), store=store)
     server = OscServer(engine, port=0)
     server.start()
     try:
         with OscClient(server.port) as client:
-            batch = [build_message("/snaresynth/preset/list", []),
-                     build_message("/snaresynth/ping", ["after"])]
-            for data in batch:
-                client.send_raw(data)
-            fail = client.receive("/snaresynth/fail")
-            assert fail[0] == "/snaresynth/preset/list.reply"
-            assert "too large" in fail[1]
-            assert client.receive("/snaresynth/pong") == ["after"]
+            yield client
     finally:
         server.stop()
+
+
+def test_a_reply_too_large_for_a_datagram_becomes_a_fail_and_spares_the_others(
+        sine_decoder, preset_store):
+    """2,000 presets with 60-character names: /preset/list would be 130 KB."""
+    preset_store.user_dir.mkdir(parents=True)
+    text = (preset_store.shipped_dir / "default.toml").read_text()
+    for i in range(2000):
+        (preset_store.user_dir / f"{'p' * 55}{i:05d}.toml").write_text(text)
+    with _served(sine_decoder, preset_store) as client:
+        batch = [build_message("/snaresynth/preset/list", []),
+                 build_message("/snaresynth/ping", ["after"])]
+        for data in batch:
+            client.send_raw(data)
+        fail = client.receive("/snaresynth/fail")
+        assert fail[0] == "/snaresynth/preset/list.reply"
+        assert "too large" in fail[1]
+        assert client.receive("/snaresynth/pong") == ["after"]
 
 
 def test_osc_late_counts_only_hits_that_play_late(osc):
@@ -362,31 +369,22 @@ def test_replies_to_one_sender_are_bounded_per_batch(sine_decoder, preset_store)
     back and one /fail saying how many replies were left out."""
     from pythonosc.osc_bundle_builder import IMMEDIATELY
 
-    from snaresynth.io.osc_server import REPLY_BYTES, OscServer
-    from snaresynth.testing.osc import OscClient
+    from snaresynth.io.osc_server import REPLY_BYTES
 
-    kit = Kit(name="t", slots=[Slot(name="a", notes=[38], knobs=[0.5] * 4)], cc={})
-    engine = Engine(sine_decoder, kit, EngineSettings(rate=48000, blocksize=128),
-                    store=preset_store)
-    server = OscServer(engine, port=0)
-    server.start()
-    try:
-        with OscClient(server.port) as client:
-            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)
-            data = _bundle([("/snaresynth/status", [])] * 2000, IMMEDIATELY)
-            assert len(data) < 65_000
-            client.send_raw(data)
-            received, fail = 0, None
-            client.sock.settimeout(2.0)
-            while fail is None:
-                packet, _ = client.sock.recvfrom(65536)
-                received += len(packet)
-                if b"/snaresynth/fail" in packet[:20]:
-                    fail = packet
-            assert received <= REPLY_BYTES + 2 * len(packet) + 2000
-            assert b"reply volume limit" in fail
-    finally:
-        server.stop()
+    with _served(sine_decoder, preset_store) as client:
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)
+        data = _bundle([("/snaresynth/status", [])] * 2000, IMMEDIATELY)
+        assert len(data) < 65_000
+        client.send_raw(data)
+        received, fail = 0, None
+        client.sock.settimeout(2.0)
+        while fail is None:
+            packet, _ = client.sock.recvfrom(65536)
+            received += len(packet)
+            if b"/snaresynth/fail" in packet[:20]:
+                fail = packet
+        assert received <= REPLY_BYTES + 2 * len(packet) + 2000
+        assert b"reply volume limit" in fail
 
 
 def test_unknown_type_tags_are_refused_before_python_osc_logs_each(osc, caplog):
