@@ -50,8 +50,7 @@ print("RESULT " + json.dumps(out))
 
 
 def run_training(family: str, tmp_path: Path, runs: list[dict]) -> list[dict]:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_families import tiny_config
+    from test_families import tiny_config  # pytest puts this folder on the path (no __init__)
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(
