@@ -20,6 +20,15 @@ from snaresynth.testing.osc import OscClient, message
 pytestmark = pytest.mark.e2e
 
 
+def _bare_daemon(home: Path, stderr: int) -> subprocess.Popen:
+    """``snaresynth serve`` with no harness around it: these tests signal or flood it before or
+    past what ``Daemon`` waits for."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "snaresynth.cli", "serve",
+         *serve_args(home, "--audio", "null", "--midi-in", "none")],
+        stdout=subprocess.PIPE, stderr=stderr, env=daemon_env(home), text=True)
+
+
 def test_sighup_saves_the_state_and_stops(start_daemon, osc_client, tmp_path: Path) -> None:
     daemon = start_daemon("--audio", "null", "--midi-in", "none")
     client = osc_client(daemon.osc_port)
@@ -32,10 +41,7 @@ def test_sighup_saves_the_state_and_stops(start_daemon, osc_client, tmp_path: Pa
 
 
 def test_sigterm_during_start_up_stops_it_at_once(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snaresynth.cli", "serve", *serve_args(tmp_path, "--audio", "null",
-                                                                      "--midi-in", "none")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=daemon_env(tmp_path), text=True)
+    proc = _bare_daemon(tmp_path, stderr=subprocess.STDOUT)
     try:
         assert proc.stdout is not None
         seen = []
@@ -76,10 +82,7 @@ def test_a_corrupt_state_file_is_set_aside_and_the_daemon_starts(
 def test_a_log_flood_into_an_unread_pipe_never_stops_the_daemon(tmp_path: Path) -> None:
     """Unknown type tags and 30,000-character addresses make log lines; with stderr a pipe
     nobody reads, /ping must still be answered and SIGTERM must still stop the daemon."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snaresynth.cli", "serve", *serve_args(tmp_path, "--audio", "null",
-                                                                      "--midi-in", "none")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=daemon_env(tmp_path), text=True)
+    proc = _bare_daemon(tmp_path, stderr=subprocess.PIPE)
     try:
         assert proc.stdout is not None
         ready = ""
