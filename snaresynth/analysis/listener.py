@@ -29,6 +29,7 @@ from snaresynth import dsp
 from snaresynth.analysis.features import MelSettings, log_mel, summary_features
 from snaresynth.data.labels import CLASSES
 from snaresynth.errors import ModelFileError
+from snaresynth.models.archive import open_archive, read_member
 from snaresynth.models.base import LENGTH, save_keras_archive
 
 log = logging.getLogger(__name__)
@@ -197,8 +198,8 @@ def read_listener_info(path: str | Path) -> ListenerInfo:
     """The metadata of a listener file, without TensorFlow."""
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            raw = json.loads(archive.read(INFO_ENTRY).decode("utf-8"))
+        with open_archive(path) as archive:  # sizes checked before anything is inflated
+            raw = json.loads(read_member(archive, INFO_ENTRY).decode("utf-8"))
         # files keep the flag of an input normalisation this version no longer computes
         if raw.pop("level_norm", False):
             raise ModelFileError(f"{path}: made with per-item level normalisation, which this "

@@ -25,6 +25,7 @@ import numpy as np
 from snaresynth.atomic import atomic_path
 from snaresynth.dsp import LENGTH  # noqa: F401  (re-exported: the models' output length)
 from snaresynth.errors import ModelFileError
+from snaresynth.models.archive import open_archive, read_member
 
 METADATA_ENTRY = "snaresynth.json"
 ENCODER_ENTRY = "encoder.keras"
@@ -103,8 +104,8 @@ def read_metadata(path: str | Path) -> ModelMetadata:
     """Read a model file's metadata without importing TensorFlow."""
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            text = archive.read(METADATA_ENTRY).decode("utf-8")
+        with open_archive(path) as archive:  # sizes checked before anything is inflated
+            text = read_member(archive, METADATA_ENTRY).decode("utf-8")
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no such model file") from exc
     except KeyError as exc:

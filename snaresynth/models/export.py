@@ -21,6 +21,7 @@ import numpy as np
 
 from snaresynth.atomic import atomic_path
 from snaresynth.errors import ModelFileError
+from snaresynth.models.archive import open_archive
 from snaresynth.models.base import ModelMetadata, read_metadata
 from snaresynth.models.inference import (
     ACTIVATIONS,
@@ -201,12 +202,12 @@ def export_file(path: str | Path, check: int = CHECK_LATENTS,
 
     path = Path(path)
     keras_decoder = load_model_file(path)
-    with zipfile.ZipFile(path) as archive:
+    with open_archive(path) as archive:
         digest = source_digest(archive)
     entries = inference_entries(keras_decoder.model, read_metadata(path), digest, check,
                                 tolerance)
     with atomic_path(path) as tmp:
-        with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w") as zout:
+        with open_archive(path) as zin, zipfile.ZipFile(tmp, "w") as zout:
             for item in zin.infolist():
                 if item.filename not in entries:
                     with zin.open(item) as src, zout.open(item, "w") as dst:

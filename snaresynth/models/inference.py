@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from snaresynth.errors import ModelFileError
+from snaresynth.models.archive import open_archive, open_bytes, read_member
 from snaresynth.models.base import ModelMetadata, read_metadata
 from snaresynth.models.synth_numpy import NumpySynth
 from snaresynth.models.synth_spec import SynthSpec
@@ -291,7 +292,7 @@ def source_digest(archive: zipfile.ZipFile) -> str:
     digest = hashlib.sha256()
     for name in SOURCE_ENTRIES:
         try:
-            digest.update(archive.read(name))
+            digest.update(read_member(archive, name))
         except KeyError:
             digest.update(b"-")
     return digest.hexdigest()
@@ -299,9 +300,9 @@ def source_digest(archive: zipfile.ZipFile) -> str:
 
 def has_inference(path: str | Path) -> bool:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_archive(path) as archive:
             return PROGRAM_ENTRY in archive.namelist()
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, zipfile.BadZipFile, ModelFileError):  # the Keras path names the fault
         return False
 
 
@@ -317,9 +318,11 @@ def program_from_entries(program_text: str | bytes, arrays_data: bytes,
         raise ModelFileError(f"{source}: inference form {info.get('runtime')!r} format "
                              f"{info.get('format')!r} is not supported (numpy format {FORMAT})")
     try:
+        with open_bytes(arrays_data, f"{source}: {ARRAYS_ENTRY}"):
+            pass  # its members' sizes, before numpy inflates them
         with np.load(io.BytesIO(arrays_data), allow_pickle=False) as npz:
             arrays = {name: np.asarray(npz[name]) for name in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, MemoryError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"{source}: {ARRAYS_ENTRY} is unreadable: {exc}") from exc
     try:
         return Program(info["ops"], arrays), info
@@ -334,13 +337,13 @@ def load_inference(path: str | Path) -> InferenceDecoder:
     path = Path(path)
     metadata = read_metadata(path)
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_archive(path) as archive:
             names = set(archive.namelist())
             if PROGRAM_ENTRY not in names or ARRAYS_ENTRY not in names:
                 raise ModelFileError(f"{path}: has no inference form; "
                                      + EXPORT_HINT.format(path=path))
-            program_text = archive.read(PROGRAM_ENTRY)
-            arrays_data = archive.read(ARRAYS_ENTRY)
+            program_text = read_member(archive, PROGRAM_ENTRY)
+            arrays_data = read_member(archive, ARRAYS_ENTRY)
             digest = source_digest(archive)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ModelFileError(f"{path}: corrupt or truncated model file: {exc}") from exc

@@ -9,9 +9,7 @@ is one line here.
 from __future__ import annotations
 
 import importlib
-import io
 import tempfile
-import zipfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from snaresynth.errors import ModelFileError
+from snaresynth.models.archive import open_archive, open_bytes, read_member
 from snaresynth.models.base import (
     ENCODER_ENTRY,
     LENGTH,
@@ -174,9 +173,10 @@ def load_model_file(path: str | Path) -> KerasDecoder:
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
         encoder = None
-        with zipfile.ZipFile(path) as archive:
+        with open_archive(path) as archive:
             if ENCODER_ENTRY in archive.namelist():
-                encoder = _load_nested(archive.read(ENCODER_ENTRY))
+                encoder = _load_nested(read_member(archive, ENCODER_ENTRY),
+                                       f"{path}: {ENCODER_ENTRY}")
     except ModelFileError:
         raise
     except Exception as exc:  # Keras raises many types for bad files; all mean "unloadable"
@@ -185,14 +185,14 @@ def load_model_file(path: str | Path) -> KerasDecoder:
     return KerasDecoder(model, metadata, encoder=encoder, path=path)
 
 
-def _load_nested(data: bytes) -> Any:
+def _load_nested(data: bytes, source: str) -> Any:
     import keras
 
     with tempfile.TemporaryDirectory() as tmpdir:
         nested = Path(tmpdir) / "encoder.keras"
         nested.write_bytes(data)
-        with zipfile.ZipFile(io.BytesIO(data)):
-            pass  # raises BadZipFile early with a clear type
+        with open_bytes(data, source):
+            pass  # its sizes, and BadZipFile early with a clear type
         return keras.saving.load_model(nested, compile=False, safe_mode=True)
 
 

@@ -8,7 +8,9 @@ bench/ import it by name, with no ``sys.path`` edits.
 - ``midi``: raw-byte JACK MIDI senders (in this process or in a child);
 - ``synths``: synths under test on one JACK server (the daemon, FluidSynth);
 - ``signals``: synthetic snares, onsets and the shape of a hit (pure numpy);
-- ``procs``: waiting, stopping processes, their memory and CPU time from /proc.
+- ``procs``: waiting, stopping processes, their memory and CPU time from /proc;
+- ``archives``: hostile model archives made on the fly (a zip bomb, members lying about their
+  size, too many members), small on disk.
 
 The daemon never imports this package (it may import the daemon). Importing the package itself
 loads nothing heavy: each module imports JACK, numba or python-osc only where it needs them.
