@@ -1,12 +1,44 @@
-"""Atomic file writes: a crash or SIGKILL mid-save leaves the old or the new file, never half."""
+"""Atomic file writes: a crash or SIGKILL mid-save leaves the old or the new file, never half.
+
+Temporary files and folders are created with mode 0666 / 0777 less the umask, like any file the
+user's tools write (``tempfile.mkstemp`` and ``mkdtemp`` make them 0600 / 0700, and a rename
+keeps that mode: a WAV, preset or exported kit would then be private to its owner).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+TRIES = 100
+"""Random temporary names tried before giving up (a clash is one in 2**48)."""
+
+
+def _unique(folder: Path, prefix: str, suffix: str, make: Callable[[Path], object]) -> Path:
+    for _ in range(TRIES):
+        candidate = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            make(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{folder}: no free temporary name {prefix}*{suffix}")
+
+
+def temp_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create an empty new file in ``folder``, mode 0666 less the umask (the kernel applies it)."""
+    def make(path: Path) -> None:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+
+    return _unique(folder, prefix, suffix, make)
+
+
+def temp_dir(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create an empty new folder in ``folder``, mode 0777 less the umask."""
+    return _unique(folder, prefix, suffix, lambda path: os.mkdir(path, 0o777))
 
 
 @contextlib.contextmanager
@@ -18,11 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_file(target.parent, f".{target.name}.", ".tmp" + target.suffix)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from snaresynth.atomic import fsync_dir
+from snaresynth.atomic import fsync_dir, temp_dir
 from snaresynth.export.render import ExportError
 
 
@@ -39,7 +39,8 @@ def staged_folder(target: str | os.PathLike[str], force: bool = False) -> Iterat
     target = Path(target)
     check_target(target, force)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        # the umask's mode, not mkdtemp's 0700: the folder becomes the user's kit
+        tmp = temp_dir(target.parent, f".{target.name}.", ".tmp")
     except OSError as exc:
         raise ExportError(f"{target.parent}: cannot write here: {exc.strerror or exc}") from None
     old: Path | None = None

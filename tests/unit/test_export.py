@@ -245,13 +245,13 @@ def test_read_only_folder(capsys, tmp_path: Path) -> None:
 
 
 def test_read_only_folder_as_root(capsys, tmp_path: Path, monkeypatch) -> None:
-    """Root ignores permissions, so the refusal is shown by a failing mkdtemp (EROFS)."""
-    import tempfile
+    """Root ignores permissions, so the refusal is shown by a failing temporary folder (EROFS)."""
+    from snaresynth.export import folder
 
     def refuse(*args, **kwargs):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    monkeypatch.setattr(folder, "temp_dir", refuse)
     code, err = _run(capsys, "default", "--out", str(tmp_path / "out"), "--model",
                      "default")
     assert code == 2 and len(err) == 1 and "Read-only file system" in err[0]
