@@ -20,6 +20,18 @@ def knobs_to_latent(decoder: Any, knobs: np.ndarray) -> np.ndarray:
     return (lo + np.clip(knobs, 0.0, 1.0) * (hi - lo)).astype(np.float32)
 
 
+def pad_knobs(knobs: list[float], dim: int) -> np.ndarray:
+    """``--knobs`` for a model of ``dim`` dimensions: the ones not given sit at the centre (0.5),
+    as a kit made for a smaller model does (``Slot.knobs_for``); more than ``dim`` is an error."""
+    if len(knobs) > dim:
+        raise SnareSynthError(f"--knobs: {len(knobs)} values given, this model has {dim} "
+                              f"latent dimensions (give at most {dim}; missing ones are 0.5)")
+    outside = [k for k in knobs if not 0.0 <= k <= 1.0]
+    if outside:  # refused, never clamped: as a kit's knobs (docs/controls.md)
+        raise SnareSynthError(f"--knobs: values must be 0..1, got {outside[0]:g}")
+    return np.asarray(list(knobs) + [0.5] * (dim - len(knobs)), dtype=np.float64)
+
+
 def write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
     """Write a mono float WAV atomically (a crash never leaves half a file)."""
     import soundfile as sf
@@ -68,10 +80,7 @@ def render_command(model: str | None, knobs: list[float] | None, z: list[float] 
         rng = np.random.default_rng(seed)
         zs = knobs_to_latent(decoder, rng.uniform(0.0, 1.0, size=(random, dim)))
     else:
-        k = np.full(dim, 0.5) if knobs is None else np.asarray(knobs, dtype=np.float64)
-        if k.shape != (dim,):
-            raise SnareSynthError(f"--knobs needs {dim} values for this model, got {k.size}")
-        zs = knobs_to_latent(decoder, k[None, :])
+        zs = knobs_to_latent(decoder, pad_knobs(knobs or [], dim)[None, :])
     if not np.all(np.isfinite(zs)):
         raise SnareSynthError("latent values must be finite")
     audio, out_rate = render_latents(decoder, zs, rate)
