@@ -53,10 +53,12 @@ def _size(n: int) -> str:
 def _directory(fh: BinaryIO, size: int) -> tuple[int, int] | None:
     """(member count, central directory bytes) as the end records declare them, read before
     ``zipfile`` parses the directory; None when there is no end record (``zipfile`` says so)."""
-    tail_len = min(size, _EOCD.size + 0xFFFF)  # the record, then a comment of 64 KiB at most
+    tail_len = min(size, _EOCD.size + (1 << 16))  # the record and its comment, as zipfile reads
     fh.seek(size - tail_len)
     tail = fh.read(tail_len)
-    at = tail.rfind(b"PK\x05\x06")
+    at = len(tail) - _EOCD.size  # no comment: the record ends the file (as zipfile looks first)
+    if at < 0 or tail[at:at + 4] != b"PK\x05\x06" or tail[-2:] != b"\x00\x00":
+        at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < _EOCD.size:
         return None
     _, _, _, _, count, dir_bytes, _, _ = _EOCD.unpack_from(tail, at)

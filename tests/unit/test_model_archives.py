@@ -48,6 +48,14 @@ def test_the_bundled_files_and_their_nested_archives_pass() -> None:
                         assert inner.namelist()
 
 
+def test_an_archive_with_a_long_comment_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "comment.keras"
+    with zipfile.ZipFile(path, "w") as made:
+        made.writestr(METADATA_ENTRY, METADATA)
+        made.comment = b"a comment " * 6500  # near the longest a zip can hold (65,535)
+    assert read_metadata(path).latent_dim == 2
+
+
 def test_a_zip_bomb_member_is_refused_by_its_ratio(tmp_path: Path) -> None:
     path = write(tmp_path / "bomb.keras", zip_bomb(2 << 20))
     assert path.stat().st_size < 10_000
