@@ -26,6 +26,7 @@ from snaresynth.atomic import atomic_path
 from snaresynth.dsp import LENGTH  # noqa: F401  (re-exported: the models' output length)
 from snaresynth.errors import ModelFileError
 from snaresynth.models.archive import open_archive, read_member
+from snaresynth.models.knobmap import KNOB_MAPS, from_network, to_network
 
 METADATA_ENTRY = "snaresynth.json"
 ENCODER_ENTRY = "encoder.keras"
@@ -60,6 +61,7 @@ class ModelMetadata:
     latent_hi: list[float]
     length: int = LENGTH
     latent_prior: str = "normal"  # "normal" or "uniform": how eval draws random latent points
+    knob_map: str = "cube"  # how the knob box bends before the network (models/knobmap.py)
     corpus_fingerprint: str | None = None
     training: dict[str, Any] = field(default_factory=dict)  # config, command, steps, seconds
     description: str = ""
@@ -78,6 +80,9 @@ class ModelMetadata:
         if self.latent_prior not in ("normal", "uniform"):
             raise ValueError(
                 f"latent_prior must be 'normal' or 'uniform', got {self.latent_prior!r}")
+        if self.knob_map not in KNOB_MAPS:
+            raise ValueError(f"knob_map must be one of {', '.join(KNOB_MAPS)}, "
+                             f"got {self.knob_map!r}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -202,6 +207,7 @@ class KerasDecoder:
             z = z[None, :]
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (B, {self.latent_dim}), got {z.shape}")
+        z = to_network(z, self._lo, self._hi, self.metadata.knob_map)
         out = np.asarray(self._decode_fn(z), dtype=np.float32)
         out = out.reshape(out.shape[0], -1)
         if out.shape[1] != self.length:
@@ -221,7 +227,8 @@ class KerasDecoder:
         out = self.encoder(audio, training=False)
         if isinstance(out, list | tuple):  # VAE encoders return (mean, log_var, ...)
             out = out[0]
-        return np.asarray(out, dtype=np.float32)
+        return from_network(np.asarray(out, dtype=np.float32), self._lo, self._hi,
+                            self.metadata.knob_map)
 
     def warm_up(self) -> None:
         """Trace and run once so the first real decode is not slowed by graph building."""

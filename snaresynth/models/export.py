@@ -9,6 +9,7 @@ from Keras by more than ``TOLERANCE`` (max abs), so a served model sounds as it 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -22,7 +23,7 @@ import numpy as np
 from snaresynth.atomic import atomic_path
 from snaresynth.errors import ModelFileError
 from snaresynth.models.archive import open_archive
-from snaresynth.models.base import ModelMetadata, read_metadata
+from snaresynth.models.base import METADATA_ENTRY, ModelMetadata, read_metadata
 from snaresynth.models.inference import (
     ACTIVATIONS,
     ARRAYS_ENTRY,
@@ -195,17 +196,47 @@ def inference_entries(model: Any, metadata: ModelMetadata, source_sha256: str | 
     return {PROGRAM_ENTRY: json.dumps(info, indent=1).encode(), ARRAYS_ENTRY: buffer.getvalue()}
 
 
-def export_file(path: str | Path, check: int = CHECK_LATENTS,
-                tolerance: float = TOLERANCE) -> dict[str, Any]:
-    """Write (or rewrite) the inference form into an existing model file, atomically."""
+def with_knobs(metadata: ModelMetadata, knob_map: str | None = None,
+               knob_scale: float | None = None) -> ModelMetadata:
+    """``metadata`` with another knob map and/or its knob range scaled about its centre.
+
+    The first change keeps the range the model was written with in ``training["knob_range"]``,
+    so a scale is always visible against the original.
+    """
+    if knob_scale is not None and not 0.0 < knob_scale <= 4.0:
+        raise ModelFileError(f"knob scale must be in (0, 4], got {knob_scale}")
+    lo = np.asarray(metadata.latent_lo, np.float64)
+    hi = np.asarray(metadata.latent_hi, np.float64)
+    training = dict(metadata.training)
+    training.setdefault("knob_range", {"lo": metadata.latent_lo, "hi": metadata.latent_hi,
+                                       "knob_map": metadata.knob_map})
+    if knob_scale is not None:
+        centre, half = (lo + hi) / 2.0, (hi - lo) / 2.0
+        lo, hi = centre - knob_scale * half, centre + knob_scale * half
+    try:
+        return dataclasses.replace(
+            metadata, latent_lo=[round(float(v), 6) for v in lo],
+            latent_hi=[round(float(v), 6) for v in hi], training=training,
+            knob_map=metadata.knob_map if knob_map is None else knob_map)
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from exc
+
+
+def export_file(path: str | Path, check: int = CHECK_LATENTS, tolerance: float = TOLERANCE,
+                knob_map: str | None = None, knob_scale: float | None = None
+                ) -> dict[str, Any]:
+    """Write (or rewrite) the inference form into an existing model file, atomically; with
+    ``knob_map`` / ``knob_scale``, the metadata's knob space too (``with_knobs``)."""
     from snaresynth.models.registry import load_model_file
 
     path = Path(path)
     keras_decoder = load_model_file(path)
     with open_archive(path) as archive:
         digest = source_digest(archive)
-    entries = inference_entries(keras_decoder.model, read_metadata(path), digest, check,
-                                tolerance)
+    metadata = read_metadata(path)
+    entries = inference_entries(keras_decoder.model, metadata, digest, check, tolerance)
+    if knob_map is not None or knob_scale is not None:
+        entries[METADATA_ENTRY] = with_knobs(metadata, knob_map, knob_scale).to_json().encode()
     with atomic_path(path) as tmp:
         with open_archive(path) as zin, zipfile.ZipFile(tmp, "w") as zout:
             for item in zin.infolist():

@@ -31,6 +31,7 @@ import numpy as np
 from snaresynth.errors import ModelFileError
 from snaresynth.models.archive import open_archive, open_bytes, read_member
 from snaresynth.models.base import ModelMetadata, read_metadata
+from snaresynth.models.knobmap import to_network
 from snaresynth.models.synth_numpy import NumpySynth
 from snaresynth.models.synth_spec import SynthSpec
 
@@ -273,6 +274,7 @@ class InferenceDecoder:
             z = z[None, :]
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (B, {self.latent_dim}), got {z.shape}")
+        z = to_network(z, self._lo, self._hi, self.metadata.knob_map)
         out = self.program.run(z).reshape(z.shape[0], -1)
         if out.shape[1] != self.length:
             raise ModelFileError(

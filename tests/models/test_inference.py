@@ -248,3 +248,29 @@ def test_the_export_command(saved: Path, tmp_path: Path, capsys: pytest.CaptureF
     load_inference(path)
     assert main(["export", str(tmp_path / "missing.keras")]) == 2
     assert "missing.keras" in capsys.readouterr().err
+
+
+def test_a_ball_knob_map_is_written_and_both_forms_decode_through_it(tmp_path: Path) -> None:
+    """``export --knob-map ball --knob-scale``: the metadata changes, the network does not;
+    Keras and numpy both decode knob latents through the map (models/knobmap.py)."""
+    from snaresynth.models.knobmap import to_network
+
+    model, metadata = tiny_decoder("ddsp_snare")
+    path = save_model_file(tmp_path / "m.keras", model, metadata, inference=True)
+    export.export_file(path, check=8, knob_map="ball", knob_scale=0.75)
+    after = read_metadata(path)
+    assert after.knob_map == "ball"
+    assert after.latent_lo == [-1.5] * 4 and after.latent_hi == [1.5] * 4
+    assert after.training["knob_range"] == {"lo": [-2.0] * 4, "hi": [2.0] * 4,
+                                            "knob_map": "cube"}
+    corner = np.full((1, 4), 1.5, np.float32)
+    served = load_inference(path).decode(corner)
+    bent = to_network(corner, np.full(4, -1.5), np.full(4, 1.5), "ball")
+    np.testing.assert_allclose(bent, np.full((1, 4), 0.75), atol=1e-6)  # 1.5 / sqrt(4)
+    plain = InferenceDecoder(load_inference(path).program, metadata)  # the old, cube metadata
+    np.testing.assert_allclose(served, plain.decode(bent), atol=1e-6)
+    np.testing.assert_allclose(KerasDecoder(model, after).decode(corner), served, atol=TOLERANCE)
+    with pytest.raises(ModelFileError, match="knob_map must be one of"):
+        export.with_knobs(after, knob_map="sphere")
+    with pytest.raises(ModelFileError, match="knob scale"):
+        export.with_knobs(after, knob_scale=0.0)
