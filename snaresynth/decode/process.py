@@ -204,6 +204,7 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
         os.nice(nice)
     # Ctrl-C reaches the whole process group: the daemon stops this child through the pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from snaresynth.decode.priority import DecodePriority
     from snaresynth.decode.worker import playback_buffer
     from snaresynth.models import registry
 
@@ -225,6 +226,8 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     raw_cache = BufferCache(min(cache_bytes, RAW_CACHE_BYTES))
+    priority = DecodePriority()  # realtime while light, as the thread form (decode/priority.py)
+    priority.enter()
     while True:
         try:
             message = conn.recv()
@@ -233,6 +236,8 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
         if message is None:
             os._exit(0)  # nothing to save: skip the interpreter's teardown
         key, z, tune, decay, model_rate, out_rate = message
+        priority.before_decode()
+        started = time.perf_counter()
         try:
             raw = raw_cache.get(key)
             model_s = None
@@ -250,6 +255,7 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
             conn.send(("ok", np.ascontiguousarray(buf, dtype=np.float32).tobytes(), model_s))
         except Exception as exc:  # answered, counted by the daemon; the child keeps serving
             conn.send(("error", f"{type(exc).__name__}: {exc}", None))
+        priority.after_decode(time.perf_counter() - started)
 
 
 def limit_blas_threads(threads: int) -> bool:

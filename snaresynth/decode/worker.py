@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from snaresynth import dsp
+from snaresynth.decode.priority import RT_PRIORITY, DecodePriority
 from snaresynth.models.base import Decoder
 
 log = logging.getLogger(__name__)
@@ -158,9 +159,10 @@ class LatestWinsWorker:
     thread_name = "snaresynth-decode"
 
     def __init__(self, on_ready: Callable[[Hashable, np.ndarray, Request], None],
-                 cache: BufferCache | None = None) -> None:
+                 cache: BufferCache | None = None, rt_priority: int = RT_PRIORITY) -> None:
         self.on_ready = on_ready
         self.cache = cache or BufferCache()
+        self.priority = DecodePriority(rt_priority)  # realtime while light (decode/priority.py)
         self._cond = threading.Condition()
         self._pending: dict[Hashable, Request] = {}
         self._stop = False
@@ -210,6 +212,7 @@ class LatestWinsWorker:
         raise NotImplementedError
 
     def _run(self) -> None:
+        self.priority.enter()
         while True:
             with self._cond:
                 while not self._pending and not self._stop:
@@ -218,6 +221,8 @@ class LatestWinsWorker:
                     return
                 request = self._pending.pop(next(iter(self._pending)))
                 self._busy = True
+            self.priority.before_decode()
+            started = time.perf_counter()
             try:
                 buffer = self._decode(request)
             except Exception as exc:  # a model fault must never stop the instrument
@@ -227,6 +232,7 @@ class LatestWinsWorker:
             else:
                 self.on_ready(request.target, buffer, request)
             finally:
+                self.priority.after_decode(time.perf_counter() - started)
                 with self._cond:
                     self._busy = False
 
