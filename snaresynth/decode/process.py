@@ -34,6 +34,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,16 @@ class ProcessDecodeWorker(LatestWinsWorker):
         proc = self._ctx.Process(target=child_main, name="snaresynth-decoder",
                                  args=(child, self.model_spec, self.cache.max_bytes,
                                        self.threads, self.nice), daemon=True)
-        proc.start()
+        # spawned with SIGINT blocked (the mask survives exec): a Ctrl-C to the process group
+        # while the child starts, before child_main ignores it, is no KeyboardInterrupt trace;
+        # this process still gets it, through another thread or when the mask is restored.
+        # The resource tracker first: starting it unblocks SIGINT
+        resource_tracker.ensure_running()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()
         if not parent.poll(timeout):
             proc.kill()

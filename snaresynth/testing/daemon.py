@@ -48,7 +48,10 @@ class Daemon:
     """
 
     def __init__(self, args: Sequence[str], env: Mapping[str, str] | None = None,
-                 timeout: float = READY_TIMEOUT_S, cwd: Path | None = None) -> None:
+                 timeout: float = READY_TIMEOUT_S, cwd: Path | None = None,
+                 wait_ready: bool = True) -> None:
+        """``wait_ready=False``: return at once (a test that signals it during start-up reads
+        ``lines`` meanwhile); ``osc_port`` is then 0."""
         self.args = list(args)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "snaresynth.cli", "serve", *self.args],
@@ -59,6 +62,9 @@ class Daemon:
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, name="daemon-output", daemon=True)
         self._reader.start()
+        self.osc_port = 0
+        if not wait_ready:
+            return
         if not self._ready.wait(timeout) or not self.ready_line:
             self.stop()
             raise HarnessError(f"daemon not ready within {timeout:g} s:\n{self.tail(60)}")
@@ -66,10 +72,11 @@ class Daemon:
 
     @classmethod
     def in_home(cls, home: Path, *extra: str, env: Mapping[str, str] | None = None,
-                timeout: float = READY_TIMEOUT_S) -> Daemon:
+                timeout: float = READY_TIMEOUT_S, wait_ready: bool = True) -> Daemon:
         """A daemon with its presets and state under ``home`` and any free OSC port."""
         home.mkdir(parents=True, exist_ok=True)
-        return cls(serve_args(home, *extra), daemon_env(home, env), timeout)
+        return cls(serve_args(home, *extra), daemon_env(home, env), timeout,
+                   wait_ready=wait_ready)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None

@@ -70,6 +70,16 @@ def proc_tree(pid: int) -> list[int]:
     return pids
 
 
+def signal_tree(pid: int, sig: int) -> list[int]:
+    """Send ``sig`` to ``pid``'s descendants, then to ``pid``: what a terminal's Ctrl-C does to
+    its foreground process group (whose members a test's children do not share with it)."""
+    pids = proc_tree(pid)
+    for target in reversed(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
+    return pids
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) of one process, in KiB; empty once it is gone."""
     fields: dict[str, int] = {}
