@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from snaresynth import __version__, logs
 from snaresynth.errors import SnareSynthError
@@ -24,37 +25,58 @@ EXTRAS = {"tensorflow": "train", "keras": "train", "matplotlib": "plots"}
 # --- serve / render / models -------------------------------------------------------------------
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the instrument daemon (MIDI + OSC + audio)")
+    from snaresynth.config import Settings
+
+    d = Settings()  # argparse's own defaults stay None, so a --config file can set them
+    p = _command(sub, "serve", help="run the instrument daemon (MIDI + OSC + audio)")
     p.add_argument("--model", help="model file or bundled model name (default: bundled model)")
-    p.add_argument("--preset", help="preset/kit name or TOML file to start with")
-    p.add_argument("--config", type=Path, help="settings TOML (command line wins over it)")
+    p.add_argument("--preset", help="preset/kit name or TOML file to start with (default: the "
+                                    "last saved state, else the kit 'default')")
+    p.add_argument("--config", type=Path, help="settings TOML with a [serve] table, the same "
+                                               "names; the command line wins (default: none)")
     p.add_argument("--audio", default=None,
-                   help="auto | jack | null | DEVICE name substring or index (default auto)")
-    p.add_argument("--rate", type=int, default=None, help="output sample rate in Hz")
-    p.add_argument("--blocksize", type=int, default=None, help="audio block in frames")
-    p.add_argument("--record", type=Path, help="also write exactly what is played to this WAV")
+                   help="auto | jack | null | list | DEVICE name part or PortAudio index; "
+                        f"list: print the outputs there are (default: {d.audio})")
+    p.add_argument("--no-autoconnect", dest="autoconnect", action="store_const", const=False,
+                   default=None, help="JACK: leave our outputs unconnected (default: connected "
+                                      "to the physical playback ports)")
+    p.add_argument("--rate", type=int, default=None,
+                   help="output sample rate in Hz (default: the device's, 48000 for null)")
+    p.add_argument("--blocksize", type=int, default=None,
+                   help=f"audio block in frames (default: {d.blocksize})")
+    p.add_argument("--record", type=Path,
+                   help="also write exactly what is played to this WAV (default: none)")
     p.add_argument("--midi-in", default=None,
-                   help='virtual | none | NAME substring (default: virtual port "snaresynth")')
-    p.add_argument("--midi-api", choices=["alsa", "jack"], default=None)
+                   help="virtual | none | list | NAME part of a port; list: print the inputs "
+                        f'there are (default: {d.midi_in}, a port "snaresynth")')
+    p.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default=None,
+                   help="auto: jack when --audio jack and a JACK server runs, else alsa where "
+                        f"there is a sequencer, else jack (default: {d.midi_api})")
     p.add_argument("--midi-out", default=None,
-                   help="MIDI output for controller feedback: virtual | none | NAME substring")
-    p.add_argument("--osc-host", default=None, help="address to bind (default 127.0.0.1)")
+                   help="MIDI output for controller feedback: virtual | none | list | NAME "
+                        f"(default: {d.midi_out})")
+    p.add_argument("--osc-host", default=None, help=f"address to bind (default: {d.osc_host})")
     p.add_argument("--osc-port", type=int, default=None,
-                   help="UDP port, 0 = any free (default 9000)")
+                   help=f"UDP port, 0 = any free (default: {d.osc_port})")
     p.add_argument("--osc-allow", nargs="+", metavar="CIDR", default=None,
-                   help="only obey OSC senders in these networks")
-    p.add_argument("--http-host", default=None,
-                   help="address the page binds (default 127.0.0.1; wider needs the token)")
-    p.add_argument("--http-port", type=int, default=None,
-                   help="HTTP/WebSocket port of the page, 0 = any free (default 8000)")
+                   help="only obey OSC senders in these networks (default: any sender)")
+    p.add_argument("--http-host", default=None, help="address the page binds; wider than "
+                                                     f"loopback needs the token (default: "
+                                                     f"{d.http_host})")
+    p.add_argument("--http-port", type=int, default=None, help="HTTP/WebSocket port of the "
+                                                               "page, 0 = any free (default: "
+                                                               f"{d.http_port})")
     p.add_argument("--no-http", dest="http", action="store_const", const=False, default=None,
-                   help="serve no page")
-    p.add_argument("--voices", type=int, default=None, help="polyphony limit")
+                   help="serve no page (default: the page is served)")
+    p.add_argument("--voices", type=int, default=None,
+                   help=f"polyphony limit (default: {d.voices})")
     p.add_argument("--latency", choices=["constant", "lowest"], default=None,
                    help="constant: sample-accurate, no jitter (JACK MIDI: at the note's own frame; "
-                        "other input: arrival + one block); lowest: at a block start")
+                        "other input: arrival + one block); lowest: at a block start "
+                        f"(default: {d.latency})")
     p.add_argument("--decode", choices=["process", "thread"], default=None,
-                   help="run the model in a child process (default) or a thread of the daemon")
+                   help="run the model in a child process or a thread of the daemon "
+                        f"(default: {d.decode})")
     p.add_argument("--state-file", type=Path, default=None,
                    help="where the current state is saved on exit (default: user state dir)")
     p.set_defaults(func=_cmd_serve)
@@ -62,18 +84,27 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from snaresynth.config import settings_from_args
+    from snaresynth.io.quiet import route_library_messages
+
+    settings = settings_from_args(args)
+    route_library_messages()  # before any JACK client or ALSA port opens
+    if "list" in (settings.audio, settings.midi_in, settings.midi_out):
+        from snaresynth.io.devices import print_devices
+
+        return print_devices(settings)
     from snaresynth.serve import serve
 
-    return serve(settings_from_args(args))
+    return serve(settings)
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render", help="decode latent point(s) to WAV file(s)")
+    p = _command(sub, "render", help="decode latent point(s) to WAV file(s)")
     p.add_argument("--model", help="model file or bundled model name (default: bundled model)")
-    p.add_argument("--knobs", type=_floats, help="comma-separated knob positions 0..1 per dim")
+    p.add_argument("--knobs", type=_floats, help="comma-separated knob positions 0..1, one per "
+                   "latent dimension; dimensions not given sit at 0.5 (default: all at 0.5)")
     p.add_argument("--z", type=_floats, help="comma-separated raw latent vector")
     p.add_argument("--random", type=int, metavar="N", help="render N random latent points")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--latents", type=Path, help="(B, latent_dim) .npy of raw latent vectors")
     p.add_argument("--out", type=Path, help="output WAV for a single latent")
     p.add_argument("--out-dir", type=Path, help="output folder for a batch (one WAV per row)")
@@ -91,7 +122,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list available models and their metadata")
+    p = _command(sub, "models", help="list available models and their metadata")
     p.add_argument("paths", nargs="*", type=Path, help="model files or folders (default: bundled)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_models)
@@ -106,17 +137,20 @@ def _cmd_models(args: argparse.Namespace) -> int:
 # --- train (models/train.py) ---------------------------------------------------------------------
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model family on a corpus folder")
-    p.add_argument("--family", help="autoencoder | conv_autoencoder | wavegan | vae | ddsp_snare")
-    p.add_argument("--recipe", help="training recipe: name in presets/training/ or a .toml path")
+    p = _command(sub, "train", help="train a model family on a corpus folder")
+    p.add_argument("--family", help="autoencoder | conv_autoencoder | wavegan | vae | ddsp_snare "
+                   "(default: the recipe's)")
+    p.add_argument("--recipe", help="training recipe: name in presets/training/ or a .toml path "
+                   "(default: none, the family's defaults)")
     p.add_argument("--data", type=Path, required=True, help="corpus folder (snaresynth dataset)")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.keras)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="total batches (counted across --resume)")
+    length.add_argument("--steps", type=int, help="total batches (counted across --resume; "
+                        "default: the recipe's or the family's)")
     length.add_argument("--epochs", type=int, help="passes over the corpus (the study: 700)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the family's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the family's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute: default (one device), mirrored (the GPUs here), "
                         "multiworker (machines in TF_CONFIG); default: the recipe's or default")
@@ -125,10 +159,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-dir", type=Path, help="default: OUT with .ckpt instead of .keras")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--log-dir", type=Path, help="TensorBoard logs (default: CHECKPOINT_DIR/logs)")
-    p.add_argument("--latent-dim", type=int, help="config latent_dim")
-    p.add_argument("--kl-weight", type=float, help="config kl_weight (vae)")
-    p.add_argument("--kl-warmup", type=int, help="config kl_warmup in batches (vae)")
-    p.add_argument("--d", type=int, help="config d, the model size (wavegan, conv_autoencoder)")
+    p.add_argument("--latent-dim", type=int, help="config latent_dim (default: the recipe's or "
+                   "the family's)")
+    p.add_argument("--kl-weight", type=float, help="config kl_weight (vae; default: the recipe's "
+                   "or the family's)")
+    p.add_argument("--kl-warmup", type=int, help="config kl_warmup in batches (vae; "
+                   "default: the recipe's or the family's)")
+    p.add_argument("--d", type=int, help="config d, the model size (wavegan, "
+                   "conv_autoencoder; default: the recipe's or the family's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config value (TOML syntax), repeatable")
     p.set_defaults(func=_cmd_train)
@@ -154,14 +192,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # --- export (models/export.py) -------------------------------------------------------------------
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write model files' inference form (what serve runs, "
+    p = _command(sub, "export", help="write model files' inference form (what serve runs, "
                                       "without TensorFlow); train writes it already")
     p.add_argument("models", nargs="+", type=Path, metavar="MODEL",
                    help="model file(s) to rewrite in place (atomically)")
     p.add_argument("--check", type=int, default=256, metavar="N",
-                   help="random latents decoded by both forms to compare them (default 256)")
+                   help="random latents decoded by both forms to compare them (default: 256)")
     p.add_argument("--tolerance", type=float, default=1e-4,
-                   help="largest sample difference to Keras accepted (default 1e-4)")
+                   help="largest sample difference to Keras accepted (default: 1e-4)")
     p.set_defaults(func=_cmd_export)
 
 
@@ -178,9 +216,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 # --- dataset (data/) -----------------------------------------------------------------------------
 
 def _add_dataset(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dataset", help="build or inspect a training corpus")
+    p = _command(sub, "dataset", help="build or inspect a training corpus")
     dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
-    b = dsub.add_parser("build", help="sample folders / Hydrogen kits -> aligned corpus folder")
+    b = _command(dsub, "build", help="sample folders / Hydrogen kits -> aligned corpus folder")
     b.add_argument("--out", type=Path, required=True, help="corpus folder to write")
     b.add_argument("--from", dest="folders", type=Path, nargs="+", action="extend", default=[],
                    metavar="FOLDER", help="folders of WAV/FLAC/AIFF/OGG one-shots (recursive)")
@@ -195,9 +233,9 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--rate", type=int, default=32000, help="model sample rate in Hz")
     b.add_argument("--augment", type=int, default=0, metavar="N",
                    help="N extra seeded copies per file (gain, pitch, timing)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0, help="random seed")
     b.set_defaults(func=_cmd_dataset_build)
-    i = dsub.add_parser("info", help="items per label of a corpus folder")
+    i = _command(dsub, "info", help="items per label of a corpus folder")
     i.add_argument("path", type=Path)
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=_cmd_dataset_info)
@@ -219,7 +257,7 @@ def _cmd_dataset_info(args: argparse.Namespace) -> int:
 # --- eval / explore / listener (evaluate.py) -----------------------------------------------------
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="quality figures of models (reconstruction, smoothness, ...)")
+    p = _command(sub, "eval", help="quality figures of models (reconstruction, smoothness, ...)")
     p.add_argument("--model", nargs="+", required=True, metavar="M", help="model file(s)")
     p.add_argument("--data", type=Path, required=True, help="corpus folder (real snares)")
     p.add_argument("--points", type=int, default=1000, help="random latent points (snare share)")
@@ -229,7 +267,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--listener", type=Path, help="listener file (default: bundled)")
     p.add_argument("--heldout", type=Path, metavar="CORPUS",
                    help="corpus with snares of kits the models were not trained on (coverage)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="machine-readable output")
     out.add_argument("--markdown", action="store_true", help="a table for docs/models.md")
@@ -246,11 +284,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _add_explore(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explore", help="picture a model over two latent dimensions")
+    p = _command(sub, "explore", help="picture a model over two latent dimensions")
     p.add_argument("--model", help="model file (default: bundled model)")
-    p.add_argument("--dims", type=int, nargs=2, default=[0, 1], metavar=("X", "Y"))
+    p.add_argument("--dims", type=int, nargs=2, default=[0, 1], metavar=("X", "Y"),
+                   help="the two latent dimensions drawn (default: 0 1)")
     p.add_argument("--steps", type=int, default=5, help="knob positions per dimension")
-    p.add_argument("--kind", choices=["wave", "spec"], default="wave")
+    p.add_argument("--kind", choices=["wave", "spec"], default="wave",
+                   help="waveforms or spectrograms")
     p.add_argument("--out", type=Path, required=True, help="PNG file to write")
     p.set_defaults(func=_cmd_explore)
 
@@ -263,9 +303,9 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _add_listener(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("listener", help="train or inspect the instrument classifier")
+    p = _command(sub, "listener", help="train or inspect the instrument classifier")
     lsub = p.add_subparsers(dest="listener_command", required=True, metavar="ACTION")
-    t = lsub.add_parser("train", help="train on a labelled corpus, report held-out accuracy")
+    t = _command(lsub, "train", help="train on a labelled corpus, report held-out accuracy")
     t.add_argument("--data", type=Path, nargs="+", required=True,
                    help="labelled corpus folder(s)")
     t.add_argument("--out", type=Path, required=True, help="listener file to write (.keras)")
@@ -273,9 +313,9 @@ def _add_listener(sub: argparse._SubParsersAction) -> None:
                    help="summary: judged leave-one-kit/source-out (default); cnn: the older one")
     t.add_argument("--epochs", type=int, default=None, help="default 25 (summary), 30 (cnn)")
     t.add_argument("--holdout", type=float, default=0.25, help="share of items in held-out kits")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="random seed")
     t.set_defaults(func=_cmd_listener_train)
-    i = lsub.add_parser("info", help="classes, features and held-out accuracy of a listener")
+    i = _command(lsub, "info", help="classes, features and held-out accuracy of a listener")
     i.add_argument("path", type=Path, nargs="?", help="listener file (default: bundled)")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=_cmd_listener_info)
@@ -299,21 +339,21 @@ def _cmd_listener_info(args: argparse.Namespace) -> int:
 
 def _add_export_kit(sub: argparse._SubParsersAction) -> None:
     # "export" writes model files' inference form (issue 14); kits have their own command
-    p = sub.add_parser("export-kit", help="render a kit to WAV samples and an SFZ, Hydrogen or "
+    p = _command(sub, "export-kit", help="render a kit to WAV samples and an SFZ, Hydrogen or "
                                           "DrumGizmo kit in a new folder")
     p.add_argument("kit", metavar="KIT", help="preset name, kit .toml file, or 'state' (the "
                                               "daemon's current state file)")
     p.add_argument("--format", dest="fmt", default="sfz", metavar="FORMAT",
-                   help="sfz | hydrogen | drumgizmo | wav (default sfz)")
+                   help="sfz | hydrogen | drumgizmo | wav (default: sfz)")
     p.add_argument("--out", type=Path, help="folder to create (default: ./KITNAME-FORMAT)")
-    p.add_argument("--rate", type=int, default=48000, help="sample rate in Hz (default 48000)")
-    p.add_argument("--bits", type=int, default=24, help="16 | 24 (default 24)")
+    p.add_argument("--rate", type=int, default=48000, help="sample rate in Hz (default: 48000)")
+    p.add_argument("--bits", type=int, default=24, help="16 | 24 (default: 24)")
     p.add_argument("--model", help="model file or bundled model name (default: bundled model)")
     p.add_argument("--variants", type=int, default=1, metavar="N",
-                   help="round-robin samples per slot and velocity layer (default 1)")
+                   help="round-robin samples per slot and velocity layer (default: 1)")
     p.add_argument("--variation", type=float, default=0.1, metavar="AMOUNT",
-                   help="how far variants move each knob, 0..1 (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the variants (default 0)")
+                   help="how far variants move each knob, 0..1 (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the variants (default: 0)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
     p.set_defaults(func=_cmd_export_kit)
 
@@ -342,24 +382,63 @@ PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's default in its help: "(default: X)" unless the help already says it, or
+    the option is a flag (a flag's default is its absence)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is argparse.SUPPRESS
+                or isinstance(default, bool) or default == [] or not action.option_strings
+                or action.nargs == 0):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("-v", "--verbose", action="count", default=default,
+                       help="more log output; -v shows the libraries' messages (debug)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="warnings and errors only")
+
+
+_AFTER = argparse.ArgumentParser(add_help=False)
+_verbosity(_AFTER, argparse.SUPPRESS)  # absent after the command: the value before it stands
+
+
+def _command(sub: argparse._SubParsersAction, name: str, **kwargs: object) -> Any:
+    """A sub-command's parser: -v/-q accepted after it too, defaults shown in its help."""
+    return sub.add_parser(name, parents=[_AFTER], formatter_class=_Help, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="snaresynth", description="A neural snare-drum instrument (MIDI/OSC sound server)."
-    )
+        prog="snaresynth", description="A neural snare-drum instrument (MIDI/OSC sound server).",
+        formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"snaresynth {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    _verbosity(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in PARSERS:
         add(sub)
     return parser
 
 
+def log_level(args: argparse.Namespace) -> int:
+    """-q: warnings; -v: debug (library messages too); else info."""
+    if getattr(args, "quiet", None):
+        return logging.WARNING
+    return logging.DEBUG if getattr(args, "verbose", None) else logging.INFO
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    args = build_parser().parse_args(argv)
-    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
-    log_handler = logs.setup(level)
+    try:
+        args = build_parser().parse_args(argv)
+        log_handler = logs.setup(log_level(args))
+    except KeyboardInterrupt:  # Ctrl-C before the command started: no traceback
+        return 130
     try:
         return _run(args)
     finally:

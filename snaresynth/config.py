@@ -19,13 +19,14 @@ from snaresynth.errors import SnareSynthError
 class Settings:
     model: str | None = None  # model file, "untrained:FAMILY", or None for the bundled model
     preset: str | None = None  # preset name or TOML path; None = last state, else "default"
-    audio: str = "auto"  # auto | jack | null | DEVICE
+    audio: str = "auto"  # auto | jack | null | list | DEVICE
+    autoconnect: bool = True  # JACK: connect our outputs to the physical playback ports
     rate: int | None = None  # Hz; None = the device's own rate (48000 for null)
     blocksize: int = 128  # frames
     record: Path | None = None
-    midi_in: str = "virtual"  # virtual | none | NAME substring
-    midi_api: str = "auto"  # auto | alsa | jack
-    midi_out: str = "none"
+    midi_in: str = "virtual"  # virtual | none | list | NAME substring
+    midi_api: str = "auto"  # auto | alsa | jack (auto: io/midi.py auto_api)
+    midi_out: str = "none"  # virtual | none | list | NAME substring
     osc_host: str = "127.0.0.1"
     osc_port: int = 9000
     osc_allow: list[str] = field(default_factory=list)

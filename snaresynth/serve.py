@@ -1,8 +1,9 @@
 """``snaresynth serve``: wire model, engine, audio, MIDI and OSC together and run until a signal.
 
-Main thread only. Start-up order: model (warmed up) -> engine (every slot decoded) -> audio ->
-MIDI -> OSC -> one "ready" line on stdout. SIGINT/SIGTERM stop everything within a second and
-save the current state; the state is also autosaved periodically when it changed.
+Main thread only. Start-up order: the devices named checked (io/devices.py) -> model (warmed
+up) -> engine (every slot decoded) -> audio -> MIDI -> OSC -> one "ready" line on stdout.
+SIGINT/SIGTERM stop everything within a second and save the current state; the state is also
+autosaved periodically when it changed.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def serve(settings: Settings) -> int:
 
 def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> int:
     from snaresynth.io.audio import Recorder, open_audio
+    from snaresynth.io.devices import check_devices
     from snaresynth.io.memlock import lock_memory
     from snaresynth.io.midi import open_midi_in
     from snaresynth.io.midi_feedback import open_midi_feedback
@@ -107,6 +109,7 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
     from snaresynth.io.supervisor import Supervisor
     from snaresynth.models import registry
 
+    check_devices(settings)  # a device that is not there: said in a second, not after the model
     engine_settings = EngineSettings(rate=0, blocksize=settings.blocksize,
                                      max_voices=settings.voices, latency=settings.latency)
     worker = None
@@ -137,7 +140,7 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
     recorder = Recorder(settings.record, rate, engine.mixer) if settings.record else None
     # JACK and PortAudio: the mixer runs in a compiled callback that never takes the GIL
     audio = open_audio(settings.audio, engine.process, rate, settings.blocksize,
-                       mixer=engine.mixer)
+                       mixer=engine.mixer, autoconnect=settings.autoconnect)
     audio.on_xrun = engine.note_xrun
     midi = osc = feedback = web = sequencer = None
     supervisor = Supervisor()
@@ -146,7 +149,8 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
         try:
             # on JACK the audio callback plays note-ons itself, in the cycle they arrive
             notes_to = getattr(audio, "notes_port_name", None)
-            midi = open_midi_in(engine, settings.midi_in, settings.midi_api, notes_to)
+            midi = open_midi_in(engine, settings.midi_in, settings.midi_api, notes_to,
+                                audio=settings.audio)
             if notes_to is not None and getattr(midi, "notes_port_name", None):
                 audio.notes_source = midi.notes_port_name  # reconnected when audio reopens
         except DeviceError as exc:
@@ -154,7 +158,8 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
                 raise
             log.warning("no MIDI input: %s", exc)
         feedback = open_midi_feedback(engine, settings.midi_out,
-                                      midi.api if midi else settings.midi_api, skip_source=midi)
+                                      midi.api if midi else settings.midi_api, skip_source=midi,
+                                      audio=settings.audio)
         osc = OscServer(engine, settings.osc_host, settings.osc_port, settings.osc_allow)
         osc.start()
         if settings.http:  # the page: its own thread and asyncio loop (io/web.py)

@@ -2,7 +2,7 @@
 
 - ``jack``: a JACK client of its own (JACK-Client, not PortAudio's JACK host API, which cannot
   be closed after a server loss: docs/reliability.md), ports ``snaresynth-audio:out_1/out_2``
-  connected to the system playback ports;
+  connected to the system playback ports (unless ``--no-autoconnect``);
 - ``sounddevice``: PortAudio, the system default output or a named device (``auto``);
 - ``null``: a clocked sink with no device, calling ``process(out, xrun)`` every block period;
 - ``Recorder`` writes exactly what the mixer played to a file, with any backend.
@@ -164,13 +164,14 @@ class JackAudio(AudioOut):
     ``rt/jack.py``'s compiled process callback (xruns go to ``on_xrun``)."""
 
     def __init__(self, rate: int, blocksize: int, mixer: Any,
-                 client_name: str = "snaresynth-audio") -> None:
+                 client_name: str = "snaresynth-audio", autoconnect: bool = True) -> None:
         super().__init__(rate, blocksize)
         import jack
 
         self._jack = jack
         self.mixer = mixer
         self.client_name = client_name
+        self.autoconnect = autoconnect  # False: the user's patchbay connects our outputs
         self.client: Any = None
         self.ports: list[Any] = []
         self._lost = threading.Event()
@@ -208,7 +209,7 @@ class JackAudio(AudioOut):
         client = self.client
         client.activate()
         playback = client.get_ports(is_physical=True, is_input=True, is_audio=True)
-        for port, target in zip(self.ports, playback, strict=False):
+        for port, target in zip(self.ports, playback if self.autoconnect else [], strict=False):
             connect_quietly(client, port.name, target.name)
         if self.notes_source is not None:
             connect_quietly(client, self.notes_source, self.notes_port.name)
@@ -260,16 +261,18 @@ def jack_rate() -> int:
         client.close()
 
 
-def open_audio(spec: str, process: Process, rate: int, blocksize: int, mixer: Any) -> AudioOut:
+def open_audio(spec: str, process: Process, rate: int, blocksize: int, mixer: Any,
+               autoconnect: bool = True) -> AudioOut:
     """Open the backend named by ``--audio``: auto | jack | null | DEVICE (name part or index).
 
     JACK and PortAudio play ``mixer`` from a compiled callback; the null sink calls
     ``process``. ``auto`` falls back to ``null`` with one log line when there is no device.
+    ``autoconnect``: JACK's outputs go to the physical playback ports (``--no-autoconnect``).
     """
     if spec == "null":
         return NullAudio(process, rate, blocksize)
     if spec == "jack":
-        return JackAudio(rate, blocksize, mixer)
+        return JackAudio(rate, blocksize, mixer, autoconnect=autoconnect)
     if spec == "auto":
         try:
             return SoundDeviceAudio(rate, blocksize, None, mixer)

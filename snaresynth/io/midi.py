@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from snaresynth.errors import DeviceError
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 CLIENT_NAME = "snaresynth"
+ALSA_SEQUENCER = Path("/dev/snd/seq")
 APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK"}
 IGNORED = frozenset({"clock", "active_sensing", "sysex", "start", "stop", "continue",
                      "songpos", "song_select", "tune_request", "quarter_frame", "reset",
@@ -43,6 +45,9 @@ def backend(api: str) -> Any:
 
     if api not in APIS:
         raise ValueError(f"MIDI API must be one of {', '.join(APIS)}, got {api!r}")
+    if api == "alsa" and not ALSA_SEQUENCER.exists():  # said plainly, before ALSA says it
+        raise DeviceError(f"MIDI API alsa unavailable: no ALSA sequencer ({ALSA_SEQUENCER} "
+                          "missing; `modprobe snd-seq` loads it)")
     try:
         be = mido.Backend(f"mido.backends.rtmidi/{APIS[api]}", load=True)
         be.get_input_names()  # probes the API: fails here without an ALSA sequencer/JACK server
@@ -51,15 +56,16 @@ def backend(api: str) -> Any:
     return be
 
 
-def auto_api() -> str:
-    """JACK when a JACK server is running, else ALSA."""
-    try:
-        import jack
+def auto_api(audio: str = "auto") -> str:
+    """``--midi-api auto``: JACK when the audio is on JACK and a JACK server runs (the audio
+    callback then plays each note-on in the cycle it arrives); else ALSA where there is a
+    sequencer; else JACK if a server runs; else ALSA, which says why it cannot open."""
+    from snaresynth.io.supervisor import jack_server_running
 
-        jack.Client(f"{CLIENT_NAME}-probe-{os.getpid()}", no_start_server=True).close()
-    except Exception:
-        return "alsa"
-    return "jack"
+    jack = jack_server_running()  # asked on the server's socket: no libjack, no lines
+    if jack and (audio == "jack" or not ALSA_SEQUENCER.exists()):
+        return "jack"
+    return "alsa"
 
 
 def find_port(names: list[str], spec: str, kind: str, api: str) -> str:
@@ -354,12 +360,14 @@ class AlsaMidiIn(MidiRouter):
 MidiIn = JackMidiIn | AlsaMidiIn
 
 
-def open_midi_in(engine: Any, spec: str, api: str, notes_to: str | None = None) -> MidiIn | None:
-    """Open ``--midi-in`` (virtual | none | NAME substring) on ``api`` (alsa | jack | auto).
-    ``notes_to``: the JACK audio client's notes port, which then plays JACK note-ons itself."""
+def open_midi_in(engine: Any, spec: str, api: str, notes_to: str | None = None,
+                 audio: str = "auto") -> MidiIn | None:
+    """Open ``--midi-in`` (virtual | none | NAME substring) on ``api`` (alsa | jack | auto, for
+    the ``--audio`` named). ``notes_to``: the JACK audio client's notes port, which then plays
+    JACK note-ons itself."""
     if spec == "none":
         return None
-    api = auto_api() if api == "auto" else api
+    api = auto_api(audio) if api == "auto" else api
     if api == "jack":
         return JackMidiIn(engine, spec, notes_to)
     if api == "alsa":

@@ -117,11 +117,12 @@ class MidiFeedback:
             log.debug("closing MIDI feedback output: %s", exc)
 
 
-def open_midi_feedback(engine: Any, spec: str, api: str,
-                       skip_source: object = None) -> MidiFeedback | None:
-    """Open ``--midi-out`` (virtual | none | NAME substring) on ``api`` (alsa | jack | auto)."""
+def open_midi_feedback(engine: Any, spec: str, api: str, skip_source: object = None,
+                       audio: str = "auto") -> MidiFeedback | None:
+    """Open ``--midi-out`` (virtual | none | NAME substring) on ``api`` (alsa | jack | auto, for
+    the ``--audio`` named)."""
     if spec == "none":
         return None
     from snaresynth.io.midi import auto_api
 
-    return MidiFeedback(engine, spec, auto_api() if api == "auto" else api, skip_source)
+    return MidiFeedback(engine, spec, auto_api(audio) if api == "auto" else api, skip_source)
