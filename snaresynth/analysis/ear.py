@@ -150,7 +150,11 @@ def cross_validate(data: EarData, by: str, classes: list[str], epochs: int, copi
     keys_arr = np.asarray(keys)
     true: list[str] = []
     pred: list[str] = []
-    for held in sorted(set(keys)):
+    from tqdm import tqdm
+
+    folds = tqdm(sorted(set(keys)), desc=f"listener, leave one {'kit' if by == 'group' else by} "
+                 "out", unit="fold", disable=None)  # no bar when stderr is not a terminal
+    for held in folds:
         test = np.flatnonzero((keys_arr == held) & data.original)
         train = np.flatnonzero(keys_arr != held)
         if len(test) == 0 or len({data.labels[i] for i in train}) < len(classes):

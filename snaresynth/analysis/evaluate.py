@@ -357,7 +357,10 @@ def evaluate(
         held_emb = judge.embed(held_audio, held_rate)
     decoders = [load(model) for model in models]
     rows = [real_snares_row(snares, judge, held_emb)]
-    for decoder, name in zip(decoders, row_names(models), strict=True):
+    from tqdm import tqdm
+
+    named = list(zip(decoders, row_names(models), strict=True))
+    for decoder, name in tqdm(named, desc="eval", unit="model", disable=None):  # tty only
         rows.append(evaluate_decoder(decoder, snares, judge, name, points, lines,
                                      steps, timing, seed, corpus.fingerprint, held_emb,
                                      len(snares.audio)))

@@ -341,7 +341,10 @@ def train_listener(
     # held-out figures on original files only: augmented copies would flatter the score
     test_orig = [i for i in test_idx if not items[i].get("augment")]
     trained, member_figures = [], []
-    for k in range(members):  # each member from its own seed (start weights, batch order)
+    from tqdm import tqdm
+
+    # each member from its own seed (start weights, batch order); a bar on a terminal only
+    for k in tqdm(range(members), desc="listener", unit="member", disable=None):
         keras.utils.set_random_seed(seed + k)
         member = build_model(feats.shape[1], feats.shape[2], len(classes), width)
         member.compile(optimizer=keras.optimizers.Adam(1e-3),

@@ -153,7 +153,8 @@ def build_corpus(
     seen: set[str] = set()
     failed: set[str] = set()  # a missing file named by several instruments is reported once
     duplicates = 0
-    for src in tqdm(sources, desc="corpus", unit="file", disable=not progress):
+    # disable=None: no bar when stderr is not a terminal (a log file, CI)
+    for src in tqdm(sources, desc="corpus", unit="file", disable=None if progress else True):
         if str(src.path) in failed:
             continue
         try:
