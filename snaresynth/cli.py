@@ -200,6 +200,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                    help="random latents decoded by both forms to compare them (default: 256)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest sample difference to Keras accepted (default: 1e-4)")
+    p.add_argument("--knob-map", choices=["cube", "ball"], default=None,
+                   help="also set how the knob box bends before the network: ball keeps the "
+                        "corners inside the ellipsoid the single knobs reach (docs/models.md; "
+                        "default: the file's own)")
+    p.add_argument("--knob-scale", type=float, default=None, metavar="S",
+                   help="also scale every knob's range about its centre by S, 0 < S <= 4; the "
+                        "range it was trained with stays in the metadata (default: unchanged)")
     p.set_defaults(func=_cmd_export)
 
 
@@ -207,9 +214,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from snaresynth.models.export import export_file
 
     for path in args.models:
-        check = export_file(path, check=args.check, tolerance=args.tolerance)
+        check = export_file(path, check=args.check, tolerance=args.tolerance,
+                            knob_map=args.knob_map, knob_scale=args.knob_scale)
         print(f"{path}: inference form written (numpy); max |numpy - keras| = "
               f"{check['max_abs']:.2g} over {check['latents']} latents")
+        if args.knob_map is not None or args.knob_scale is not None:
+            from snaresynth.models.base import read_metadata
+
+            meta = read_metadata(path)
+            print(f"{path}: knob map {meta.knob_map}, knob 1 spans {meta.latent_lo[0]:g} .. "
+                  f"{meta.latent_hi[0]:g}")
     return 0
 
 

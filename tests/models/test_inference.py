@@ -274,3 +274,22 @@ def test_a_ball_knob_map_is_written_and_both_forms_decode_through_it(tmp_path: P
         export.with_knobs(after, knob_map="sphere")
     with pytest.raises(ModelFileError, match="knob scale"):
         export.with_knobs(after, knob_scale=0.0)
+
+
+def test_the_export_command_sets_the_knob_map(saved: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    from snaresynth.cli import main
+
+    saved = Path(shutil.copy(saved, tmp_path / "knobs.keras"))  # the module's file stays as is
+    before = read_metadata(saved)
+    assert main(["export", str(saved), "--check", "4", "--knob-map", "ball",
+                 "--knob-scale", "0.5"]) == 0
+    assert "knob map ball" in capsys.readouterr().out
+    after = read_metadata(saved)
+    assert after.knob_map == "ball"
+    np.testing.assert_allclose(np.subtract(after.latent_hi, after.latent_lo),
+                               0.5 * np.subtract(before.latent_hi, before.latent_lo), rtol=1e-5)
+    assert main(["export", str(saved), "--knob-scale", "9"]) == 2
+    assert "knob scale must be in (0, 4]" in capsys.readouterr().err
