@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("default", "mirrored", "multiworker")
 # A collective that waits longer than this on a peer fails instead of hanging the run.
 WORKER_TIMEOUT_S = 300.0
+# One MultiWorkerMirroredStrategy per process: collectives are configured once, at start-up.
+_multiworker: Any = None
 
 
 def make_strategy(name: str, devices: list[str] | None = None,
@@ -48,9 +50,36 @@ def make_strategy(name: str, devices: list[str] | None = None,
             json.loads(raw)
         except json.JSONDecodeError as exc:
             raise TrainingError(f"TF_CONFIG is not JSON: {exc}") from exc
-        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        global _multiworker
+        if _multiworker is None:
+            options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
+            _multiworker = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        return _multiworker
     raise TrainingError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
+def worker_errors() -> tuple[type[Exception], ...]:
+    """For ``except``: evaluated only when an exception arrives, so no TensorFlow import here."""
+    import tensorflow as tf
+
+    # What a dead or silent peer raises: the coordination service's missed heartbeats
+    # (Unavailable, ~10 s after the peer died), a collective's timeout (DeadlineExceeded), and
+    # the cancellations they cause in the ops around them.
+    return (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError, tf.errors.AbortedError)
+
+
+def worker_failure(strategy_name: str, step: int, ckpt_dir: Any, latest: str | None,
+                   exc: Exception) -> Exception:
+    """The TrainingError for a peer that died or stopped answering, naming what to resume."""
+    from snaresynth.models.train import TrainingError
+
+    where = (f"the last checkpoint, {latest}, is intact: start every worker again with the same "
+             "command and --resume" if latest else
+             f"resume from the chief's last checkpoint in {ckpt_dir} (start every worker again "
+             "with the same command and --resume), or start afresh if it has none")
+    return TrainingError(f"--strategy {strategy_name}: a worker stopped or stopped answering at "
+                         f"step {step} ({type(exc).__name__}); {where}")
 
 
 def is_chief(strategy: Any) -> bool:
@@ -62,6 +91,32 @@ def is_chief(strategy: Any) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def is_multi_worker(strategy: Any) -> bool:
+    """True for a MultiWorkerMirroredStrategy whose cluster has more than one worker."""
+    extended = getattr(strategy, "extended", None)
+    check = getattr(extended, "_in_multi_worker_mode", None)
+    return bool(check and check())
+
+
+def reducible_metrics(trainer: Any, strategy: Any) -> None:
+    """Hand ``fit`` each metric with shape (1,) instead of a scalar, across workers only.
+
+    Keras 3 reduces a multi-worker run's per-replica metrics with ``strategy.reduce(MEAN, v,
+    axis=0)``, which rejects scalars (tensorflow/tensorflow#72388); a (1,) vector reduces to
+    the mean over the replicas, as one machine's replicas do.
+    """
+    import tensorflow as tf
+
+    if not is_multi_worker(strategy):
+        return
+    step = trainer.train_step
+
+    def train_step(data: Any) -> dict[str, Any]:
+        return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
+    trainer.train_step = train_step
 
 
 def worker_id(strategy: Any) -> str:
@@ -121,3 +176,21 @@ def distribute_options(ds: Any) -> Any:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)
+
+
+def localhost_tf_configs(workers: int) -> list[str]:
+    """``TF_CONFIG`` for each of ``workers`` processes on this machine (worker 0 is the chief).
+
+    The ports are free when chosen; another program could take one before the workers bind it.
+    """
+    import socket
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:  # all held open at once, so the OS picks distinct free ports
+        socks = [stack.enter_context(socket.socket()) for _ in range(workers)]
+        for sock in socks:
+            sock.bind(("localhost", 0))
+        ports = [sock.getsockname()[1] for sock in socks]
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            for i in range(workers)]

@@ -19,10 +19,11 @@ Family module contract (every module listed in ``registry.FAMILIES`` implements 
 
 ``train`` owns everything else: seeds, the data pipeline, step counting, checkpoints (weights +
 optimizer state + step via ``tf.train.CheckpointManager``; any optimizer the trainer holds as an
-attribute is tracked), resume, TensorBoard scalars (``tf.summary``), the tqdm bar and the model
-file. Steps are counted in batches (one ``train_step`` call), whatever the family does inside it.
-Under ``--strategy mirrored|multiworker`` (``distribute.py``) the batch is the global batch, the
-trainer is built inside ``strategy.scope()`` and only the chief writes checkpoints and files.
+attribute is tracked), resume, the tqdm bar, TensorBoard scalars and audio previews
+(``progress.py``) and the model file. Steps are counted in batches (one ``train_step`` call),
+whatever the family does inside it. Under ``--strategy mirrored|multiworker`` (``distribute.py``)
+the batch is the global batch, the trainer is built inside ``strategy.scope()`` and only the
+chief writes checkpoints and files.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import math
 import shlex
 import shutil
 import tempfile
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,11 +292,14 @@ def train(settings: TrainSettings) -> Path:
     chief = distribute.is_chief(strategy)
     keras.utils.set_random_seed(settings.seed)
     with strategy.scope():  # variables mirrored on every replica, optimizers built for them
-        try:
+        try:  # under multiworker, each variable's first value is broadcast from the chief
             trainer = family.build_trainer(config, corpus.sample_rate, audio.shape[1])
         except ValueError as exc:  # a config value the family cannot build (upsample="cubic")
             raise TrainingError(f"{family_name}: {exc}") from exc
+        except distribute.worker_errors() as exc:
+            raise distribute.worker_failure(strategy_name, 0, ckpt_dir, None, exc) from exc
         trainer.compile()
+    distribute.reducible_metrics(trainer, strategy)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
     # Keras 3 models expose no checkpoint children of their own, so every variable (weights,
@@ -328,30 +331,32 @@ def train(settings: TrainSettings) -> Path:
                               "corpus_fingerprint": corpus.fingerprint})
 
     log_dir = (settings.log_dir or ckpt_dir / "logs") if chief else write_dir / "logs"
-    progress = _progress(step, seconds, total, manager, settings.checkpoint_every, log_dir,
-                         chief)
-    if resumed_from < total:
-        dataset = make_dataset(audio, batch_size, settings.seed + resumed_from)
-        initial_epoch = resumed_from // steps_per_epoch
-        epochs = initial_epoch + math.ceil((total - resumed_from) / steps_per_epoch) + 1
+    from snaresynth.models.progress import Previews, progress_callback
+
+    try:  # every worker decodes the previews (only the chief's land in its logs)
+        previews = Previews(trainer, family, audio, config, corpus.sample_rate)
+        progress = progress_callback(step, seconds, total, manager, settings.checkpoint_every,
+                                     log_dir, _optimizers(trainer), previews, chief)
         try:
-            trainer.fit(dataset, epochs=epochs, initial_epoch=initial_epoch,
-                        steps_per_epoch=steps_per_epoch, callbacks=[progress], verbose=0,
-                        shuffle=False)
-        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-                tf.errors.CancelledError, tf.errors.AbortedError) as exc:
-            raise TrainingError(
-                f"--strategy {strategy_name}: a worker stopped or stopped answering at step "
-                f"{int(step)} ({type(exc).__name__}); the last checkpoint in {ckpt_dir} is "
-                "intact: restart every worker with --resume") from exc
+            if resumed_from < total:
+                dataset = make_dataset(audio, batch_size, settings.seed + resumed_from)
+                initial_epoch = resumed_from // steps_per_epoch
+                epochs = initial_epoch + math.ceil((total - resumed_from) / steps_per_epoch) + 1
+                trainer.fit(dataset, epochs=epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=steps_per_epoch, callbacks=[progress], verbose=0,
+                            shuffle=False)
         finally:
             progress.close()
-    else:
-        progress.close()
-    seconds.assign(progress.elapsed_seconds())
-    latest = manager.latest_checkpoint
-    if latest is None or not latest.endswith(f"-{int(step)}"):
-        manager.save(checkpoint_number=int(step))
+        seconds.assign(progress.elapsed_seconds())
+        latest = manager.latest_checkpoint
+        if latest is None or not latest.endswith(f"-{int(step)}"):
+            manager.save(checkpoint_number=int(step))  # collective under multiworker
+    except distribute.worker_errors() as exc:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+        latest = tf.train.latest_checkpoint(str(ckpt_dir)) if chief else None
+        raise distribute.worker_failure(strategy_name, int(step), ckpt_dir, latest,
+                                        exc) from exc
 
     if not chief:  # the chief writes the one model file; a worker's scratch goes
         shutil.rmtree(write_dir, ignore_errors=True)
@@ -401,66 +406,3 @@ def _write_run(ckpt_dir: Path, run: dict[str, Any]) -> None:
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(ckpt_dir / RUN_FILE, json.dumps(run, indent=1, sort_keys=True))
-
-
-def _scalar_metadata() -> Any:
-    """What ``tf.summary.scalar`` writes, without needing the tensorboard package installed."""
-    from tensorflow.core.framework import summary_pb2
-
-    return summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-        data_class=summary_pb2.DATA_CLASS_SCALAR,
-    )
-
-
-def _progress(step: Any, seconds: Any, total: int, manager: Any, every: int,
-              log_dir: Path, chief: bool = True) -> Any:
-    """The fit callback; a factory so that importing this module does not import Keras."""
-    import keras
-    import tensorflow as tf
-    from tqdm import tqdm
-
-    class Progress(keras.callbacks.Callback):
-        """Counts steps, stops at the total, checkpoints, logs TensorBoard scalars, draws a bar."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.log_every = max(1, min(100, every or 100))
-            self.writer = tf.summary.create_file_writer(str(log_dir))
-            self.bar = tqdm(total=total, initial=int(step.numpy()), unit="step",
-                            disable=None if chief else True, dynamic_ncols=True)
-            self.last_losses: dict[str, float] = {}
-            self._seconds_before = float(seconds.numpy())  # earlier runs of a resumed training
-            self._start = time.monotonic()
-
-        def elapsed_seconds(self) -> float:
-            """Training time over every run so far (checkpoints carry it across --resume)."""
-            return self._seconds_before + time.monotonic() - self._start
-
-        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-            n = int(step.assign_add(1).numpy())
-            losses = {k: float(np.asarray(v)) for k, v in (logs or {}).items()}
-            self.last_losses = losses
-            bad = [k for k, v in losses.items() if not math.isfinite(v)]
-            if bad:
-                raise TrainingError(f"training diverged at step {n}: {bad} not finite ({losses})")
-            self.bar.update(1)
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
-            if n % self.log_every == 0 or n == total:
-                with self.writer.as_default(step=n):
-                    for key, value in losses.items():
-                        tf.summary.write(key, tf.constant(value, tf.float32),
-                                         metadata=_scalar_metadata())
-            if every and n % every == 0:
-                seconds.assign(self.elapsed_seconds())
-                manager.save(checkpoint_number=n)
-                log.info("step %d/%d checkpoint %s %s", n, total, manager.latest_checkpoint,
-                         losses)
-            if n >= total:
-                self.model.stop_training = True
-
-        def close(self) -> None:
-            self.bar.close()
-            self.writer.flush()
-
-    return Progress()

@@ -1,0 +1,220 @@
+"""MultiWorkerMirroredStrategy for real: two worker processes on localhost ports.
+
+One pair of processes (TF_CONFIG with two workers, worker 0 the chief) runs, through the CLI
+(``snaresynth train --strategy multiworker``), in this order:
+
+1. every family, 3 steps, global batch 4: the same losses as the default strategy (rtol 1e-4,
+   as for MirroredStrategy; the same batches, noise and summed gradients, so only float rounding
+   differs), and only the chief writes checkpoints, logs (with audio previews) and model files;
+2. the default strategy's 3 steps of every family, the work split between the two processes
+   (``DEFAULT_ON_CHIEF``; collective ops do not change what a default-strategy run computes);
+3. a long autoencoder run that the test cuts short by SIGKILLing worker 1 once two checkpoints
+   exist: the chief stops with one line naming the checkpoint to --resume from, which resumes
+   under the default strategy here.
+
+Everything in one module-scoped fixture: each process pays for TensorFlow's start once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from snaresynth.data.corpus import Corpus, save_corpus  # noqa: E402
+from snaresynth.models.base import read_metadata  # noqa: E402
+from snaresynth.models.distribute import localhost_tf_configs  # noqa: E402
+from snaresynth.models.progress import PREVIEWS  # noqa: E402
+from snaresynth.models.registry import FAMILIES  # noqa: E402
+from snaresynth.models.train import TrainSettings, train  # noqa: E402
+from snaresynth.testing.signals import synthetic_snares  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+# the families whose default-strategy losses the chief computes (worker 1: the others), so the
+# two take about equal CPU time (the chief also writes the model files)
+DEFAULT_ON_CHIEF = {"autoencoder", "conv_autoencoder", "vae"}
+RATE, RTOL = 16000, 1e-4
+START_S = 600  # phases 1 and 2 must reach the killed run by then (a broken cluster fails)
+STOP_S = 120  # the chief must exit this long after worker 1 died, else the test fails (a hang)
+
+WORKER = """
+import json, sys
+from pathlib import Path
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+from snaresynth.cli import main
+tmp, index = Path(sys.argv[1]), int(sys.argv[2])
+configs, defaults = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+here = tmp / f"w{index}"
+def train(family, strategy, out, *flags):
+    args = ["train", "--family", family, "--strategy", strategy, "--data", str(tmp / "corpus"),
+            "--out", str(out), "--batch-size", "4", "--seed", "0", *flags]
+    for key, value in configs[family].items():
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    rc = main(args)
+    if rc:
+        sys.exit(rc)
+for family in configs:
+    train(family, "multiworker", here / "mw" / f"{family}.keras", "--steps", "3",
+          "--checkpoint-every", "0")
+for family in defaults:
+    train(family, "default", here / "default" / f"{family}.keras", "--steps", "3",
+          "--checkpoint-every", "0")
+train("autoencoder", "multiworker", here / "dead.keras", "--steps", "1000000",
+      "--checkpoint-every", "2")
+"""
+
+
+@dataclass
+class Cluster:
+    tmp: Path
+    chief_rc: int
+    chief_err: str
+    latest: str  # the killed run's last checkpoint, as the chief left it
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(no output)"
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    return sorted(folder.glob("ckpt-*.index"))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    from test_families import tiny_config  # pytest puts this folder on the path (no __init__)
+
+    tmp = tmp_path_factory.mktemp("multiworker")
+    audio = synthetic_snares()
+    save_corpus(tmp / "corpus", Corpus(audio, RATE, [{"source": f"s{i}.wav", "label": "snare"}
+                                                     for i in range(len(audio))]))
+    configs = {family: tiny_config(family) for family in FAMILIES}
+    procs, errs = [], []
+    for index, tf_config in enumerate(localhost_tf_configs(2)):
+        scratch = tmp / f"scratch{index}"  # TMPDIR: where a non-chief keeps its checkpoints
+        scratch.mkdir()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+               "TF_CONFIG": tf_config, "TMPDIR": str(scratch)}
+        errs.append(tmp / f"worker{index}.err")
+        with open(tmp / f"worker{index}.out", "w") as out, open(errs[-1], "w") as err:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(tmp), str(index), json.dumps(configs),
+                 json.dumps([f for f in configs if (f in DEFAULT_ON_CHIEF) == (index == 0)])],
+                cwd=ROOT, env=env, stdout=out, stderr=err))
+    try:
+        deadline = time.monotonic() + START_S
+        while len(_checkpoints(tmp / "w0" / "dead.ckpt")) < 2:
+            dead = [i for i, p in enumerate(procs) if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                pytest.fail(f"workers {dead or 'too slow'} before the run to kill:\n"
+                            + "\n".join(f"--- worker {i}\n{_tail(e)}" for i, e in enumerate(errs)))
+            time.sleep(0.2)
+        procs[1].send_signal(signal.SIGKILL)
+        try:
+            rc = procs[0].wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the chief still runs {STOP_S} s after worker 1 died:\n{_tail(errs[0])}")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    latest = tf.train.latest_checkpoint(str(tmp / "w0" / "dead.ckpt"))
+    return Cluster(tmp, rc, errs[0].read_text(errors="replace"), latest)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_multiworker_losses_match_default(cluster: Cluster, family: str) -> None:
+    mw = read_metadata(cluster.tmp / "w0" / "mw" / f"{family}.keras").training
+    worker = 0 if family in DEFAULT_ON_CHIEF else 1
+    default = read_metadata(cluster.tmp / f"w{worker}" / "default" / f"{family}.keras").training
+    assert mw["strategy"] == "multiworker" and mw["replicas"] == 2 and mw["steps"] == 3
+    assert default["strategy"] == "default" and default["replicas"] == 1
+    assert mw["losses"].keys() == default["losses"].keys()
+    for key, value in default["losses"].items():
+        assert mw["losses"][key] == pytest.approx(value, rel=RTOL, abs=1e-7), key
+
+
+def test_only_the_chief_writes(cluster: Cluster) -> None:
+    for family in FAMILIES:
+        ckpt = cluster.tmp / "w0" / "mw" / f"{family}.ckpt"
+        assert (cluster.tmp / "w0" / "mw" / f"{family}.keras").is_file()
+        assert [p.name for p in _checkpoints(ckpt)] == ["ckpt-3.index"]
+        assert (ckpt / "run.json").is_file() and list((ckpt / "logs").glob("events.*"))
+    assert not (cluster.tmp / "w1" / "mw").exists()  # worker 1 got the same flags
+    assert not list((cluster.tmp / "w1").glob("dead.*"))
+    # worker 1 saved into scratch folders and removed each; the killed run's could not
+    scratch = list((cluster.tmp / "scratch1").glob("snaresynth-worker-1-*"))
+    assert len(scratch) == 1 and not list(scratch[0].rglob("*.keras")), scratch
+
+
+def _summaries(log_dir: Path) -> dict[str, list[tuple[int, object]]]:
+    """tag -> [(step, value)] from a log folder's event files (no tensorboard package needed)."""
+    from tensorflow.core.util import event_pb2
+
+    found: dict[str, list[tuple[int, object]]] = {}
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append((event.step, value))
+    return found
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_chief_logs_scalars_and_audio_previews(cluster: Cluster, family: str) -> None:
+    summaries = _summaries(cluster.tmp / "w0" / "mw" / f"{family}.ckpt" / "logs")
+    losses = read_metadata(cluster.tmp / "w0" / "mw" / f"{family}.keras").training["losses"]
+    scalars = {tag for tag, vals in summaries.items()
+               if vals[0][1].metadata.plugin_data.plugin_name == "scalars"}
+    assert set(losses) <= scalars  # the vae's kl_weight among them
+    assert any(tag.startswith("learning_rate") for tag in scalars), scalars
+    expected = {"preview/random"} | ({"preview/reconstruction"} if family != "wavegan" else set())
+    audio = {tag for tag, vals in summaries.items()
+             if vals[0][1].metadata.plugin_data.plugin_name == "audio"}
+    assert audio == expected
+    for tag in audio:
+        ((step, value),) = summaries[tag]  # checkpoint_every 0: one preview, at the end
+        assert step == 3
+        rows = tf.make_ndarray(value.tensor)
+        assert rows.shape == (PREVIEWS if tag == "preview/random" else 2, 2)
+        for wav, _label in rows:
+            clip, rate = tf.audio.decode_wav(wav)
+            assert int(rate) == RATE and clip.shape == (16384, 1)
+
+
+def test_dead_worker_stops_the_chief_with_one_line(cluster: Cluster) -> None:
+    assert cluster.chief_rc == 2, cluster.chief_err[-3000:]
+    assert "Traceback" not in cluster.chief_err, cluster.chief_err[-3000:]
+    lines = [x for x in cluster.chief_err.splitlines() if x.startswith("snaresynth train:")]
+    assert len(lines) == 1, cluster.chief_err[-3000:]
+    assert "a worker stopped or stopped answering" in lines[0]
+    assert f"the last checkpoint, {cluster.latest}, is intact" in lines[0], lines[0]
+    assert "--resume" in lines[0]
+
+
+def test_multiworker_checkpoint_resumes_under_default(cluster: Cluster) -> None:
+    ckpt = cluster.tmp / "w0" / "dead.ckpt"
+    at = int(cluster.latest.rsplit("-", 1)[1])
+    assert at >= 2
+    out = train(TrainSettings(family="autoencoder", data=cluster.tmp / "corpus",
+                              out=cluster.tmp / "resumed.keras", steps=at + 2, batch_size=4,
+                              checkpoint_every=0, checkpoint_dir=ckpt, resume=True,
+                              strategy="default"))
+    resumed = read_metadata(out).training
+    assert resumed["resumed_from"] == at and resumed["steps"] == at + 2
+    assert resumed["strategy"] == "default" and resumed["replicas"] == 1
+    assert resumed["config"]["hidden"] == [8]  # the multiworker run's config, from run.json
