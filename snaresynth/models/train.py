@@ -109,6 +109,22 @@ def recipe_strategy(name: str) -> str | None:
     return value
 
 
+def recipe_knobs(name: str) -> tuple[str | None, float | None]:
+    """The recipe's optional ``knob_map = "ball"`` and ``knob_scale = 1.1``: the knob space the
+    model file gets (models/knobmap.py; as ``snaresynth export --knob-map/--knob-scale``)."""
+    from snaresynth.models.knobmap import KNOB_MAPS
+
+    raw = _read_recipe(name)
+    kind, scale = raw.get("knob_map"), raw.get("knob_scale")
+    if kind is not None and kind not in KNOB_MAPS:
+        raise TrainingError(f"recipe {name!r}: knob_map must be one of {KNOB_MAPS}, got {kind!r}")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                              or not 0.0 < scale <= 4.0):
+        raise TrainingError(f"recipe {name!r}: knob_scale must be a number in (0, 4], "
+                            f"got {scale!r}")
+    return kind, None if scale is None else float(scale)
+
+
 def _read_recipe(name: str) -> dict[str, Any]:
     path = Path(name) if name.endswith(".toml") else RECIPES_DIR / f"{name}.toml"
     if not path.is_file():
@@ -118,7 +134,8 @@ def _read_recipe(name: str) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise TrainingError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(raw) - {"family", "description", "config", "strategy"})
+    unknown = sorted(set(raw) - {"family", "description", "config", "strategy", "knob_map",
+                                 "knob_scale"})
     if unknown:
         raise TrainingError(f"{path}: unknown recipe field(s) {unknown}")
     config = raw.get("config", {})
@@ -284,6 +301,7 @@ def train(settings: TrainSettings) -> Path:
 
     strategy_name = settings.strategy or (
         recipe_strategy(settings.recipe) if settings.recipe else None) or "default"
+    knob_map, knob_scale = recipe_knobs(settings.recipe) if settings.recipe else (None, None)
     strategy = distribute.make_strategy(strategy_name)
     replicas = int(strategy.num_replicas_in_sync)
     if batch_size % replicas:
@@ -375,6 +393,10 @@ def train(settings: TrainSettings) -> Path:
                   "losses": progress.last_losses, "seed": settings.seed,
                   "corpus_items": len(audio), "strategy": strategy_name, "replicas": replicas},
     )
+    if knob_map is not None or knob_scale is not None:
+        from snaresynth.models.export import with_knobs
+
+        metadata = with_knobs(metadata, knob_map, knob_scale)
     return save_model_file(settings.out, trainer.decoder, metadata,
                            encoder=getattr(trainer, "encoder", None))
 

@@ -314,3 +314,22 @@ def test_cli_missing_corpus(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     assert rc == 2
     assert "not a corpus folder" in capsys.readouterr().err
     assert issubclass(TrainingError, SnareSynthError) and issubclass(TrainingError, ValueError)
+
+
+@pytest.mark.slow
+def test_a_recipe_sets_the_knob_map(corpus_dir: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "ball.toml"
+    recipe.write_text('family = "vae"\nknob_map = "ball"\nknob_scale = 0.5\n'
+                      '[config]\nd = 2\nlatent_dim = 2\n')
+    out = tmp_path / "ball.keras"
+    train(TrainSettings(family=None, recipe=str(recipe), data=corpus_dir, out=out, steps=1,
+                        batch_size=4, checkpoint_every=0))
+    meta = read_metadata(out)
+    trained = meta.training["knob_range"]
+    assert meta.knob_map == "ball" and trained["knob_map"] == "cube"
+    np.testing.assert_allclose(np.subtract(meta.latent_hi, meta.latent_lo),
+                               0.5 * np.subtract(trained["hi"], trained["lo"]), rtol=1e-5)
+    recipe.write_text('family = "vae"\nknob_map = "sphere"\n')
+    with pytest.raises(TrainingError, match="knob_map must be one of"):
+        train(TrainSettings(family=None, recipe=str(recipe), data=corpus_dir,
+                            out=tmp_path / "x.keras", steps=1))
