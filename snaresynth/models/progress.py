@@ -159,9 +159,11 @@ def progress_callback(step: Any, seconds: Any, total: int, manager: Any, every: 
                 self.model.stop_training = True
 
         def _scalars(self, n: int, losses: dict[str, float]) -> None:
-            rates = {("learning_rate" if len(optimizers) == 1 else
-                      f"learning_rate/{name.removeprefix('opt').strip('_')}"):
-                     float(np.asarray(opt.learning_rate)) for name, opt in optimizers.items()}
+            # a GAN's trainer also holds Keras's default optimizer, which never steps
+            active = {name.removeprefix("opt").strip("_"): opt
+                      for name, opt in optimizers.items() if int(np.asarray(opt.iterations)) > 0}
+            rates = {("learning_rate" if len(active) == 1 else f"learning_rate/{name}"):
+                     float(np.asarray(opt.learning_rate)) for name, opt in active.items()}
             with self.writer.as_default(step=n):
                 for key, value in {**losses, **rates}.items():
                     tf.summary.write(key, tf.constant(value, tf.float32),
