@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from snaresynth.decode.priority import RT_PRIORITY, DecodePriority
 from snaresynth.decode.worker import BufferCache, LatestWinsWorker, Request, knobs_to_z
 from snaresynth.errors import ModelFileError
 
@@ -85,9 +86,13 @@ class ProcessDecodeWorker(LatestWinsWorker):
 
     def __init__(self, model_spec: str | None,
                  on_ready: Callable[[int, np.ndarray, Request], None] | None = None,
-                 cache: BufferCache | None = None, threads: int = 0, nice: int = 0) -> None:
+                 cache: BufferCache | None = None, threads: int = 0, nice: int = 0,
+                 rt_priority: int = RT_PRIORITY) -> None:
+        """``rt_priority``: SCHED_FIFO priority of the child's decode loop and of the client
+        thread here (0 = ordinary scheduling; decode/priority.py)."""
         # the cache holds finished playback buffers, by Request.render_key
-        super().__init__(on_ready or (lambda slot, buf, req: None), cache)
+        super().__init__(on_ready or (lambda slot, buf, req: None), cache, rt_priority)
+        self.rt_priority = rt_priority
         self.model_spec = model_spec
         self.threads = threads  # TensorFlow intra/inter-op threads in the child (0 = its default)
         self.nice = nice  # added to the child's nice value: decoding yields the CPU to the daemon
@@ -159,7 +164,8 @@ class ProcessDecodeWorker(LatestWinsWorker):
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=child_main, name="snaresynth-decoder",
                                  args=(child, self.model_spec, self.cache.max_bytes,
-                                       self.threads, self.nice), daemon=True)
+                                       self.threads, self.nice, self.rt_priority),
+                                 daemon=True)
         # spawned with SIGINT blocked (the mask survives exec): a Ctrl-C to the process group
         # while the child starts, before child_main ignores it, is no KeyboardInterrupt trace;
         # this process still gets it, through another thread or when the mask is restored.
@@ -208,13 +214,12 @@ class ProcessDecodeWorker(LatestWinsWorker):
 
 
 def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: int,
-               nice: int = 0) -> None:
+               nice: int = 0, rt_priority: int = RT_PRIORITY) -> None:
     """The decode process: load the model, say "ready", then answer requests until None/EOF."""
     if nice:
         os.nice(nice)
     # Ctrl-C reaches the whole process group: the daemon stops this child through the pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from snaresynth.decode.priority import DecodePriority
     from snaresynth.decode.worker import playback_buffer
     from snaresynth.models import registry
 
@@ -236,7 +241,8 @@ def child_main(conn: Connection, spec: str | None, cache_bytes: int, threads: in
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     raw_cache = BufferCache(min(cache_bytes, RAW_CACHE_BYTES))
-    priority = DecodePriority()  # realtime while light, as the thread form (decode/priority.py)
+    # realtime while light, as the thread form (decode/priority.py); 0 = ordinary
+    priority = DecodePriority(rt_priority)
     priority.enter()
     while True:
         try:

@@ -241,8 +241,8 @@ class DecodeWorker(LatestWinsWorker):
     """Runs the model on a thread of this process (tests, ``render``, ``--decode thread``)."""
 
     def __init__(self, decoder: Decoder, on_ready: Callable[[Hashable, np.ndarray, Request], None],
-                 cache: BufferCache | None = None) -> None:
-        super().__init__(on_ready, cache)
+                 cache: BufferCache | None = None, rt_priority: int = RT_PRIORITY) -> None:
+        super().__init__(on_ready, cache, rt_priority)
         self.decoder = decoder
         lo, hi = decoder.latent_range()
         self._lo = np.asarray(lo, dtype=np.float32)

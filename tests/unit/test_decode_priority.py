@@ -1,5 +1,6 @@
 """The decode thread's scheduling (decode/priority.py): realtime while light, ordinary when
-flooded, and the real thread of a DecodeWorker under SCHED_FIFO where this machine allows it."""
+flooded, and the real threads (a DecodeWorker's, the decode child's) under SCHED_FIFO where this
+machine allows it, ordinary with priority 0."""
 
 from __future__ import annotations
 
@@ -108,4 +109,27 @@ def test_the_worker_thread_decodes_under_sched_fifo_when_allowed(sine_decoder) -
     assert seen == [expected]
     assert worker.priority.available == (expected == os.SCHED_FIFO)
     if expected != os.SCHED_FIFO:
+        pytest.skip("realtime scheduling is not allowed here; the ordinary path was checked")
+
+
+@pytest.mark.parametrize("rt_priority", [RT_PRIORITY, 0], ids=["realtime", "ordinary"])
+def test_the_decode_child_decodes_under_sched_fifo_when_allowed(rt_priority: int) -> None:
+    from snaresynth.decode.process import ProcessDecodeWorker
+
+    done = threading.Event()
+    worker = ProcessDecodeWorker(None, lambda *a: done.set(), rt_priority=rt_priority)
+    worker.start()  # the bundled model's numpy form: no TensorFlow in the child
+    try:
+        assert worker.decoder is not None and worker.pid is not None
+        worker.submit(Request(target=0, key=(512,) * worker.decoder.latent_dim))
+        assert done.wait(30)
+        # the child's loop runs on its main thread, whose id is the child's pid; one light
+        # decode leaves the governor's share far below its budget
+        policy = os.sched_getscheduler(worker.pid)
+    finally:
+        worker.stop()
+    assert worker.failures == 0
+    expected = os.SCHED_FIFO if rt_priority and _may_use_fifo() else os.SCHED_OTHER
+    assert policy == expected
+    if rt_priority and expected != os.SCHED_FIFO:
         pytest.skip("realtime scheduling is not allowed here; the ordinary path was checked")
