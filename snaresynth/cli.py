@@ -74,9 +74,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="constant: sample-accurate, no jitter (JACK MIDI: at the note's own frame; "
                         "other input: arrival + one block); lowest: at a block start "
                         f"(default: {d.latency})")
-    p.add_argument("--decode", choices=["process", "thread"], default=None,
-                   help="run the model in a child process or a thread of the daemon "
+    p.add_argument("--decode", choices=["thread", "process"], default=None,
+                   help="run the model in a thread of the daemon or a child process "
                         f"(default: {d.decode})")
+    p.add_argument("--decode-priority", type=int, default=None, metavar="N",
+                   help="SCHED_FIFO priority of the decoder while it is light, 0 = never "
+                        "realtime; keep it below the audio thread's (default: 1 with --audio "
+                        "jack or null, else 0: PortAudio's callback thread is not realtime)")
     p.add_argument("--state-file", type=Path, default=None,
                    help="where the current state is saved on exit (default: user state dir)")
     p.set_defaults(func=_cmd_serve)

@@ -35,7 +35,10 @@ class Settings:
     http_port: int = 8000
     voices: int = 16
     latency: str = "constant"  # constant | lowest
-    decode: str = "process"  # process | thread: where the model runs (docs/performance.md)
+    decode: str = "thread"  # thread | process: where the model runs (docs/performance.md)
+    # SCHED_FIFO priority of the decoder, 0 = never realtime; None: 1 with jack or null audio,
+    # else 0 (PortAudio's callback thread is ordinary: a realtime decoder would preempt it)
+    decode_priority: int | None = None
     state_file: Path | None = None
     autosave_s: float = 30.0
 
@@ -54,8 +57,17 @@ class Settings:
             raise ValueError(f"latency must be 'constant' or 'lowest', got {self.latency!r}")
         if self.decode not in ("process", "thread"):
             raise ValueError(f"decode must be 'process' or 'thread', got {self.decode!r}")
+        if self.decode_priority is not None and not 0 <= self.decode_priority <= 99:
+            raise ValueError(f"decode_priority must be 0..99, got {self.decode_priority}")
         if self.midi_api not in ("auto", "alsa", "jack"):
             raise ValueError(f"midi_api must be auto, alsa or jack, got {self.midi_api!r}")
+
+    def decode_rt_priority(self) -> int:
+        """The decoder's realtime priority: what was asked, else 1 where the audio thread runs
+        above it (JACK's threads at 10 and more; null's is no audio device), else 0."""
+        if self.decode_priority is not None:
+            return self.decode_priority
+        return 1 if self.audio in ("jack", "null") else 0
 
 
 _PATH_FIELDS = {"record", "state_file"}

@@ -19,6 +19,7 @@ from typing import Any
 
 from snaresynth.config import Settings
 from snaresynth.control.presets import Kit, PresetStore, default_state_path, load_kit, load_state
+from snaresynth.decode.worker import BufferCache, DecodeWorker, Worker
 from snaresynth.engine.engine import Engine, EngineSettings
 from snaresynth.errors import DeviceError, PresetError
 
@@ -112,23 +113,28 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
     check_devices(settings)  # a device that is not there: said in a second, not after the model
     engine_settings = EngineSettings(rate=0, blocksize=settings.blocksize,
                                      max_voices=settings.voices, latency=settings.latency)
-    worker = None
+    worker: Worker
+    cache = BufferCache(engine_settings.cache_bytes)
+    # realtime only above an ordinary audio thread: never over PortAudio's callback
+    priority = settings.decode_rt_priority()
     # the model file's inference form (numpy): serving never imports TensorFlow
     if settings.decode == "process":
         from snaresynth.decode.process import ProcessDecodeWorker
-        from snaresynth.decode.worker import BufferCache
 
-        worker = ProcessDecodeWorker(settings.model, cache=BufferCache(
-            engine_settings.cache_bytes))
-        decoder = worker.load()
+        worker = process_worker = ProcessDecodeWorker(settings.model, cache=cache,
+                                                      rt_priority=priority)
+        decoder = process_worker.load()
     else:
         decoder = registry.resolve(settings.model, runtime="inference")
         decoder.warm_up()
+        worker = DecodeWorker(decoder, lambda *_: None, cache, rt_priority=priority)
     metadata = getattr(decoder, "metadata", None)
     log.info("model: %s (%s, %d latent dims, %d Hz, decoding in a %s)",
              getattr(decoder, "path", None) or getattr(metadata, "description", "") or
              getattr(decoder, "description", ""), decoder.family, decoder.latent_dim,
              decoder.sample_rate, settings.decode)
+    log.debug("decode priority: %s", f"SCHED_FIFO {priority} while light" if priority
+              else "ordinary")
     store = PresetStore()
     state_file = settings.state_file or default_state_path()
     kit, selected = choose_kit(settings, store, state_file)

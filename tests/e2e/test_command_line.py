@@ -114,8 +114,8 @@ def test_a_signal_to_the_process_group_stops_all_without_a_traceback(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_while_the_decode_child_starts_is_no_traceback(
         tmp_path: Path, sig: signal.Signals) -> None:
-    daemon = Daemon.in_home(tmp_path, "--audio", "null", "--midi-in", "none",
-                            wait_ready=False)
+    daemon = Daemon.in_home(tmp_path, "--audio", "null", "--midi-in", "none", "--decode",
+                            "process", wait_ready=False)
     try:
         # the child runs Python's own SIGINT handler (KeyboardInterrupt): it is importing its
         # modules, and child_main has not ignored SIGINT yet

@@ -104,3 +104,24 @@ def test_a_config_file_still_sets_what_the_command_line_does_not(tmp_path) -> No
     args = build_parser().parse_args(["serve", "--config", str(config), "--midi-api", "auto"])
     settings = settings_from_args(args)
     assert (settings.autoconnect, settings.midi_api, settings.blocksize) == (False, "auto", 256)
+
+
+@pytest.mark.parametrize("argv, priority", [
+    (["serve", "--audio", "null"], 1),
+    (["serve", "--audio", "jack"], 1),
+    (["serve"], 0),  # auto: PortAudio, whose callback thread is not realtime
+    (["serve", "--audio", "hw:1"], 0),
+    (["serve", "--audio", "jack", "--decode-priority", "0"], 0),
+    (["serve", "--decode-priority", "5"], 5),
+])
+def test_the_decoder_is_realtime_only_above_a_realtime_audio_thread(argv: list[str],
+                                                                    priority: int) -> None:
+    settings = settings_from_args(build_parser().parse_args(argv))
+    assert settings.decode_rt_priority() == priority and settings.decode == "thread"
+
+
+def test_a_decode_priority_out_of_range_is_a_settings_error() -> None:
+    from snaresynth.errors import SnareSynthError
+
+    with pytest.raises(SnareSynthError, match="decode_priority must be 0..99"):
+        settings_from_args(build_parser().parse_args(["serve", "--decode-priority", "100"]))
