@@ -1,5 +1,9 @@
 """The browser surface: an HTTP + WebSocket server (aiohttp) in its own thread and asyncio loop.
 
+This module is what the daemon holds: the listening socket (bound in the main thread, so the
+ready line's URL is valid at once), the pages' mailboxes and the engine calls; aiohttp and the
+routes are ``io.web_http``, which the web thread imports after the daemon is ready.
+
 ``GET /`` serves the page (``web_static/``, shipped in the package: no build step, no CDN);
 ``GET /ws`` is the WebSocket. Each text frame is parsed once (``io.web_protocol``, the same
 checks as OSC) into one engine call; a bad message gets ``/fail [address, reason]`` back. A
@@ -22,33 +26,30 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hmac
-import json
+import gc
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from aiohttp import WSMsgType, web
 
 from snaresynth.control.params import slot_params
 from snaresynth.engine.notes import layer_buffer
 from snaresynth.errors import DeviceError, SnareSynthError
-from snaresynth.io import osc_layout
 from snaresynth.io.web_protocol import (
     Command,
     WebError,
-    buffer_frame,
     coalesce,
     fail_address,
     fail_reason,
-    host_allowed,
     is_loopback,
-    parse,
 )
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ MAX_CONNECTIONS = 32
 STATE_EVENTS = frozenset({"/preset/load", "/undo", "/redo", "/randomize", "/z", "/select",
                           "/learn", "/velocity", "/preset/save"})
 """Changes after which each page gets the whole state again (pads and menus follow the kit)."""
-STATIC = ("index.html", "app.js", "style.css")
+BACKLOG = 128  # connections the kernel holds while aiohttp is still being imported (as its own)
 
 
 class Page:
@@ -149,10 +150,10 @@ class WebServer:
         self.refused = 0
         self.coalesced = 0
         self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._generation = 0
+        self._sock: socket.socket | None = None
+        self._http: Any = None  # io.web_http.HttpApp, made on the web thread
+        self._ready = threading.Event()  # the web thread serves, or gave up
+        self.generation = 0
         self._thread = threading.Thread(target=self._main, name="snaresynth-web", daemon=True)
         engine.add_listener(self._on_change)
         if sequencer is not None:
@@ -164,137 +165,52 @@ class WebServer:
         shown = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise DeviceError(f"web server on {self.host}:{self.port} did not start")
-        if self._error is not None:
+    def start(self) -> None:
+        """Listen on the port now (a busy one raises DeviceError here, in the main thread) and
+        serve from the web thread, which imports aiohttp first: the daemon does not wait for
+        it, and a browser that connects meanwhile waits in the listen backlog."""
+        try:
+            self._sock = listen(self.host, self.port)
+        except OSError as exc:
             raise DeviceError(f"cannot listen for HTTP on {self.host}:{self.port}: "
-                              f"{self._error}") from self._error
+                              f"{exc.strerror or exc}") from exc
+        self.port = int(self._sock.getsockname()[1])
+        self._thread.start()
 
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
-        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        try:
-            future.result(2.0)
-        except Exception as exc:  # stopping goes on: the thread is a daemon thread
-            log.debug("web server shutdown: %s", exc)
+        self._ready.wait(5.0)  # still importing aiohttp: let it come to a stop it can act on
+        if self._http is not None:
+            future = asyncio.run_coroutine_threadsafe(self._http.shutdown(), self._loop)
+            try:
+                future.result(2.0)
+            except Exception as exc:  # stopping goes on: the thread is a daemon thread
+                log.debug("web server shutdown: %s", exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(2.0)
 
     def _main(self) -> None:
+        assert self._sock is not None
         asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported by start() in the main thread
-            self._error = exc
+            from snaresynth.io.web_http import HttpApp  # aiohttp: after the ready line
+
+            http = HttpApp(self)
+            self._loop.run_until_complete(http.start(self._sock))
+        except Exception as exc:  # the instrument plays on without its page
+            log.error("the page is not served: %s", exc)
+            self._sock.close()
             self._ready.set()
+            self._loop.close()
             return
+        self._http = http
         self._ready.set()
+        gc.freeze()  # aiohttp lives as long as the daemon, as what serve froze (reliability.md)
         self._loop.run_forever()
         self._loop.close()
 
-    async def _serve(self) -> None:
-        app = web.Application(middlewares=[self._check_host], client_max_size=2**16)
-        app.router.add_get("/", self._index)
-        app.router.add_get("/ws", self._websocket)
-        app.router.add_get("/static/{name}", self._static)
-        app.router.add_get("/open-stage-control.json", self._osc_session)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-
-    async def _shutdown(self) -> None:
-        for page in list(self.pages):
-            page.closed = True
-            await page.ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    # --- HTTP ----------------------------------------------------------------------------------
-    @web.middleware
-    async def _check_host(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        if not host_allowed(request.headers.get("Host", ""), self.host, self.port):
-            self.refused += 1
-            return web.Response(status=403, text="Host not allowed\n")
-        return await handler(request)
-
-    def _token_ok(self, request: web.Request) -> bool:
-        return not self.token or hmac.compare_digest(
-            request.query.get("token", ""), self.token)
-
-    async def _index(self, request: web.Request) -> web.StreamResponse:
-        if not self._token_ok(request):
-            self.refused += 1
-            return web.Response(status=403, text="token required: open the URL printed in "
-                                "snaresynth's ready line\n")
-        return self._file("index.html")
-
-    async def _osc_session(self, request: web.Request) -> web.StreamResponse:
-        """The Open Stage Control session of the kit loaded now (io/osc_layout.py)."""
-        if not self._token_ok(request):
-            self.refused += 1
-            return web.Response(status=403, text="token required\n")
-        layout = osc_layout.session(self.engine.kit, self.latent_dim, self._presets())
-        return web.json_response(layout, headers={
-            "Content-Disposition": 'attachment; filename="snaresynth.json"'})
-
-    async def _static(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        if name not in STATIC:
-            return web.Response(status=404, text="not found\n")
-        return self._file(name)
-
-    @staticmethod
-    def _file(name: str) -> web.Response:
-        kind = {"html": "text/html", "js": "text/javascript", "css": "text/css"}[
-            name.rsplit(".", 1)[1]]
-        text = resources.files("snaresynth.io").joinpath("web_static", name).read_text("utf-8")
-        return web.Response(text=text, content_type=kind, charset="utf-8",
-                            headers={"Cache-Control": "no-cache"})
-
-    # --- WebSocket -----------------------------------------------------------------------------
-    async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        host = request.headers.get("Host", "")
-        if origin is not None and origin != f"http://{host}":
-            self.refused += 1
-            log.warning("WebSocket from origin %s refused (the page is http://%s)", origin, host)
-            return web.Response(status=403, text="Origin not allowed\n")
-        if not self._token_ok(request):
-            self.refused += 1
-            return web.Response(status=403, text="token required\n")
-        if len(self.pages) >= MAX_CONNECTIONS:
-            return web.Response(status=503, text="too many pages open\n")
-        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=2**16)
-        await ws.prepare(request)
-        page = Page(ws, self._loop)
-        self.pages.add(page)
-        page.reply("/presets", self._presets())
-        for slot in range(len(self.engine.buffers)):  # every slot's sound, for audition
-            page.want_buffer(slot)
-        sender = self._loop.create_task(self._send_loop(page))
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    # parsed at once; applied when no more frames are waiting, so a flood of
-                    # knob moves collapses to the last value of each knob
-                    page.inbox.extend(parse(msg.data, self.latent_dim))
-                    if not page.applying:
-                        page.applying = True
-                        self._loop.call_soon(self._apply, page)
-                elif msg.type == WSMsgType.BINARY:
-                    self._fail(page, WebError("?", "binary messages are not understood"))
-        finally:
-            page.closed = True
-            self.pages.discard(page)
-            sender.cancel()
-        return ws
-
-    def _apply(self, page: Page) -> None:
+    def apply(self, page: Page) -> None:
         items, page.inbox, page.applying = page.inbox, [], False
         commands = [c for c in items if isinstance(c, Command)]
         kept, dropped = coalesce(commands)
@@ -303,20 +219,20 @@ class WebServer:
         keep = set(map(id, kept))
         for item in items:
             if isinstance(item, WebError):
-                self._fail(page, item)
+                self.fail(page, item)
             elif id(item) in keep:
                 try:
                     self._run(page, item)
                 except WebError as exc:
-                    self._fail(page, exc)
+                    self.fail(page, exc)
                 except (SnareSynthError, ValueError, TypeError, KeyError, OSError) as exc:
-                    self._fail(page, WebError(item.address, str(exc) or type(exc).__name__))
+                    self.fail(page, WebError(item.address, str(exc) or type(exc).__name__))
                 except Exception as exc:  # our bug; the daemon keeps playing
                     log.exception("web handler for %s failed", item.address)
-                    self._fail(page, WebError(item.address,
-                                              f"internal error: {type(exc).__name__}"))
+                    self.fail(page, WebError(item.address,
+                                             f"internal error: {type(exc).__name__}"))
 
-    def _fail(self, page: Page, error: WebError) -> None:
+    def fail(self, page: Page, error: WebError) -> None:
         self.failed += 1
         self.engine.count_bad()
         log.debug("web %s failed: %s", fail_address(error), fail_reason(error))
@@ -344,7 +260,7 @@ class WebServer:
             e.load_preset(a[0], source=page)
         elif c.kind == "save":
             e.save_preset(a[0], source=page)
-            self._broadcast("/presets", self._presets())
+            self._broadcast("/presets", self.presets())
         elif c.kind == "morph_targets":
             e.set_morph_targets(a[0], a[1])
             self._broadcast("/morph/targets", [a[0], a[1]])
@@ -366,7 +282,7 @@ class WebServer:
         elif c.kind.startswith("seq_"):
             self._run_seq(c)
         elif c.kind == "preset_list":
-            page.reply("/presets", self._presets())
+            page.reply("/presets", self.presets())
         elif c.kind == "state":
             page.state_due = True
             page.want_buffer(e.selected)
@@ -395,7 +311,7 @@ class WebServer:
         """Engine listener (the changing thread): every page gets it, its sender included (a
         page ignores values for the control it is dragging)."""
         if address == "/buffer":  # a re-decoded sound: its pages get the new buffer
-            self._generation += 1
+            self.generation += 1
             for page in list(self.pages):
                 page.want_buffer(value[0])
             return
@@ -405,49 +321,13 @@ class WebServer:
         for page in list(self.pages):
             page.push(address, args)
 
-    async def _send_loop(self, page: Page) -> None:
-        last = 0.0
-        while not page.closed:
-            await page.wake.wait()
-            page.wake.clear()
-            wait = last + 1.0 / UPDATES_PER_S - self._loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)  # later changes join this send
-            last = self._loop.time()
-            messages, state, buffers = page.take()
-            if state:
-                messages.insert(0, {"address": "/state", "args": [self._state()]})
-            try:
-                if messages:
-                    await asyncio.wait_for(page.ws.send_str(json.dumps(messages)),
-                                           SEND_TIMEOUT_S)
-                for slot in sorted(buffers):
-                    await self._send_buffer(page, slot)
-            except (TimeoutError, ConnectionError, RuntimeError) as exc:
-                log.info("closing a page that does not read (%s)", type(exc).__name__)
-                page.closed = True
-                await page.ws.close()
-                return
-
-    async def _send_buffer(self, page: Page, slot: int) -> None:
-        since = self._loop.time() - page.buffer_sent_at.get(slot, -1e9)
-        if since < BUFFER_MIN_S:  # at most a few a second: the rest come with the next one
-            self._loop.call_later(BUFFER_MIN_S - since, page.want_buffer, slot)
-            return
-        buffer = self._buffer(slot)
-        if buffer is None:
-            return
-        page.buffer_sent_at[slot] = self._loop.time()
-        frame = buffer_frame(slot, int(self.engine.rate), self._generation, buffer)
-        await asyncio.wait_for(page.ws.send_bytes(frame), SEND_TIMEOUT_S)
-
-    def _buffer(self, slot: int) -> np.ndarray | None:
+    def buffer(self, slot: int) -> np.ndarray | None:
         buffers = self.engine.buffers  # a reference read: the decode worker replaces entries
         if slot >= len(buffers):
             return None
         return layer_buffer(buffers[slot], 1.0, self.engine.kit.velocity_latent is not None)
 
-    def _state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         state = self.engine.state()
         values = self.engine.param_values()
         state["values"] = {p.address: float(values[p]) for p in values}
@@ -458,7 +338,7 @@ class WebServer:
         state["pages"] = len(self.pages)
         return state
 
-    def _presets(self) -> list[str]:
+    def presets(self) -> list[str]:
         store = getattr(self.engine, "store", None)
         return list(store.list()) if store is not None else []
 
@@ -473,3 +353,10 @@ class WebServer:
             status.update(self.extra_status())
         return status
 
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0 = any free port), as aiohttp's own site would
+    bind it (address reuse; IPv6 only for an IPv6 address); the first address ``host`` names."""
+    family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                  flags=socket.AI_PASSIVE)[0]
+    return socket.create_server(address[:2], family=family, backlog=BACKLOG)
