@@ -152,6 +152,7 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
     supervisor = Supervisor()
     try:
         audio.start()
+        settled_at = time.monotonic() + STREAM_SETTLE_S
         try:
             # on JACK the audio callback plays note-ons itself, in the cycle they arrive
             notes_to = getattr(audio, "notes_port_name", None)
@@ -187,11 +188,10 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
         osc.controller.extra_status = lambda: supervisor.counters() | {
             "memory_locked": int(not why_not)}
         supervisor.start()
-        time.sleep(STREAM_SETTLE_S)
         # what is loaded lives as long as the daemon: a full collection scanning it would pause
         # every Python thread long enough to make a note late (docs/reliability.md)
         gc.freeze()
-        engine.mark_running()
+        _mark_running_when_settled(engine, settled_at)
         starting[0] = False
         print(f"snaresynth ready: audio {audio.name} at {rate} Hz / {settings.blocksize} frames"
               f" | MIDI {midi.name if midi else 'none'}"
@@ -220,6 +220,18 @@ def _serve(settings: Settings, stop: threading.Event, starting: list[bool]) -> i
         engine.stop()
         log.info("stopped in %.2f s", time.monotonic() - t0)
     return 0
+
+
+def _mark_running_when_settled(engine: Engine, settled_at: float) -> None:
+    """Count xruns from ``settled_at`` on, without holding the ready line back for it: the
+    stream's priming flags are start-up xruns, the instrument plays meanwhile."""
+    remaining = settled_at - time.monotonic()
+    if remaining <= 0:
+        engine.mark_running()
+        return
+    timer = threading.Timer(remaining, engine.mark_running)
+    timer.name, timer.daemon = "snaresynth-settle", True
+    timer.start()
 
 
 def _start_web(server: Any, engine: Engine, settings: Settings, sequencer: Any,
