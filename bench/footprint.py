@@ -1,15 +1,23 @@
 """What the instrument costs to carry, beside FluidSynth in the same run (issue 14).
 
-For each ``--decode`` mode (default: process, then thread):
+For each ``--decode`` mode (default: thread, then process):
 - **start to ready**: from starting ``snaresynth serve --audio null`` to its ready line, with
-  warm caches (one start first that is not counted), median of ``--runs`` starts;
+  warm caches (one start first that is not counted; where PYTHONDONTWRITEBYTECODE is set, the
+  daemons get a private bytecode cache, PYTHONPYCACHEPREFIX, so the first start fills it as an
+  installed package's .pyc files would be there), median of ``--runs`` starts; and from the
+  ready line to the page's first answer (the page's aiohttp is imported after ready);
 - **resident memory** of all the daemon's processes (VmRSS of the daemon and its children),
   one second after ready and again after a knob sweep (``--sweep`` latent changes over OSC,
   every one a new decode) has settled;
-- the daemon's decode median from /snaresynth/status.
+- the daemon's decode median from /snaresynth/status;
+- **decode** as the daemon decodes: the mode's own worker (a DecodeWorker thread, or the
+  ProcessDecodeWorker and its child) decoding the bundled model's inference form, one knob
+  change at a time (``--decodes`` of them, ``--gap-ms`` apart, as a knob turned by hand), from
+  ``submit`` to the finished playback buffer (resampled to 48 kHz, decay-shaped); median / p99
+  / max at ordinary priority (``--decode-priority 0``) and realtime (SCHED_FIFO 1 under the
+  busy-share governor, decode/priority.py), idle and with every core busy with a spinning
+  process.
 Then, in this process:
-- **decode** of the bundled model's inference form (the one serve runs): median / p99 / max of
-  ``--decodes`` single decodes, idle and with every core busy with a spinning process;
 - **install**: the size of the distributions ``pip install snaresynth`` brings (the package's
   own dependencies, their dependencies, snaresynth itself), and of each extra beside it; or, with
   ``--venv PATH``, that environment's whole folder as well.
@@ -17,7 +25,7 @@ FluidSynth (``fluidsynth`` and the FluidR3 GM bank, Debian fluidsynth + fluid-so
 installed: start to ready (its shell port answers, so the 141 MB bank is loaded), resident
 memory, the Debian packages' installed size. Figures only, never pass/fail.
 
-    .venv/bin/python bench/footprint.py [--runs 5] [--decode process thread] [--venv /tmp/lean]
+    .venv/bin/python bench/footprint.py [--runs 5] [--decode thread process] [--venv /tmp/lean]
 """
 
 from __future__ import annotations
@@ -34,12 +42,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from snaresynth.decode.priority import RT_PRIORITY
+from snaresynth.decode.worker import KNOB_STEPS, DecodeWorker, Request
 from snaresynth.models.base import read_metadata
 from snaresynth.models.registry import DEFAULT_MODEL
 from snaresynth.testing.daemon import Daemon
@@ -60,22 +72,46 @@ def tree_rss_mib(pid: int) -> tuple[float, list[float]]:
 
 
 SERVE_EXTRA: list[str] = []
+WEB_URL = re.compile(r"\| web (http://\S+)")
 
 
-def start(home: Path, decode: str) -> tuple[float, Daemon]:
+def daemon_env(workdir: Path) -> dict[str, str] | None:
+    """Warm caches include bytecode: with PYTHONDONTWRITEBYTECODE set every start would compile
+    the package's sources again, so the daemons get a private bytecode cache instead."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
+
+
+def start(home: Path, decode: str, env: dict[str, str] | None) -> tuple[float, Daemon]:
     t0 = time.monotonic()
     daemon = Daemon.in_home(home, "--audio", "null", "--http-port", "0", "--decode", decode,
-                            *SERVE_EXTRA, timeout=120)
+                            *SERVE_EXTRA, env=env, timeout=120)
     return time.monotonic() - t0, daemon
 
 
+def page_after_ready(daemon: Daemon) -> float | None:
+    """Seconds from the ready line (read) to the page's first answer; None without a page."""
+    match = WEB_URL.search(daemon.ready_line)
+    if match is None:
+        return None
+    t0 = time.monotonic()
+    with urllib.request.urlopen(match.group(1), timeout=30) as reply:
+        reply.read()
+    return time.monotonic() - t0
+
+
 def measure_daemon(decode: str, runs: int, sweep: int, workdir: Path) -> dict:
-    _, warm = start(workdir / f"{decode}-warm", decode)  # caches (numba, page cache) warm now
+    env = daemon_env(workdir)
+    _, warm = start(workdir / f"{decode}-warm", decode, env)  # caches (numba, bytecode) warm
     warm.stop()
-    times = []
+    times, pages = [], []
     for i in range(runs):
-        seconds, daemon = start(workdir / f"{decode}-{i}", decode)
+        seconds, daemon = start(workdir / f"{decode}-{i}", decode, env)
         times.append(seconds)
+        pages.append(page_after_ready(daemon))
         if i < runs - 1:
             daemon.stop()
     time.sleep(1.0)
@@ -90,7 +126,10 @@ def measure_daemon(decode: str, runs: int, sweep: int, workdir: Path) -> dict:
     after_sweep, each_sweep = tree_rss_mib(daemon.pid)
     stop_s = daemon.stop(sig=2)  # SIGINT, as Ctrl-C
     tracebacks = daemon.output().count("Traceback")
+    page_s = [p for p in pages if p is not None]
     return {"decode": decode, "ready_s": times, "ready_median_s": float(np.median(times)),
+            "page_after_ready_median_s": float(np.median(page_s)) if page_s else None,
+            "bytecode_cache": "private (PYTHONPYCACHEPREFIX)" if env else "the environment's",
             "rss_ready_mib": at_ready, "rss_ready_each_mib": each_ready,
             "rss_sweep_mib": after_sweep, "rss_sweep_each_mib": each_sweep,
             "decodes": status.get("decodes"), "daemon_decode_ms_median":
@@ -118,30 +157,69 @@ def busy_cores(count: int) -> Iterator[None]:
             stop_process(proc, timeout=2)
 
 
-def decode_times(decoder, count: int, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    lo, hi = decoder.latent_range()
-    z = (lo + rng.uniform(size=(count + 10, decoder.latent_dim)) * (hi - lo)).astype(np.float32)
-    for row in z[:10]:
-        decoder.decode(row[None, :])
-    ms = []
-    for row in z[10:]:
-        t0 = time.perf_counter()
-        decoder.decode(row[None, :])
-        ms.append(1000 * (time.perf_counter() - t0))
-    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)),
-            "max_ms": float(np.max(ms))}
+def _worker(mode: str, rt_priority: int, on_ready) -> tuple[object, object]:
+    """The decode worker ``serve --decode MODE`` runs, started, and its model's description."""
+    if mode == "process":
+        from snaresynth.decode.process import ProcessDecodeWorker
 
-
-def measure_decode(count: int) -> dict:
+        worker = ProcessDecodeWorker(None, on_ready, rt_priority=rt_priority)
+        worker.start()
+        return worker, worker.decoder
     from snaresynth.models import registry
 
     decoder = registry.resolve(None, runtime="inference")
-    idle = decode_times(decoder, count)
+    decoder.warm_up()
+    thread_worker = DecodeWorker(decoder, on_ready, rt_priority=rt_priority)
+    thread_worker.start()
+    return thread_worker, decoder
+
+
+def decode_latencies(mode: str, rt_priority: int, count: int, gap_s: float,
+                     seed: int = 0) -> dict:
+    """Knob change -> playback buffer ready, through the daemon's own worker, one at a time."""
+    done = threading.Event()
+    finished: list[float] = []
+
+    def on_ready(*_: object) -> None:  # the worker's thread: the time it published
+        finished.append(time.perf_counter())
+        done.set()
+
+    worker, decoder = _worker(mode, rt_priority, on_ready)
+    rng = np.random.default_rng(seed)
+    ms = []
+    try:
+        for i in range(count + 10):  # 10 not counted: caches and clocks warm
+            key = tuple(int(v) for v in rng.integers(0, KNOB_STEPS + 1, decoder.latent_dim))
+            done.clear()
+            t0 = time.perf_counter()
+            worker.submit(Request(target=0, key=key, model_rate=int(decoder.sample_rate),
+                                  out_rate=48000))
+            if not done.wait(30):
+                raise RuntimeError(f"no buffer within 30 s ({mode}, priority {rt_priority})")
+            if i >= 10:
+                ms.append(1000 * (finished[-1] - t0))
+            time.sleep(gap_s)
+    finally:
+        worker.stop()
+    model_ms = [1000 * v for v in worker.decode_seconds[-count:]]
+    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(np.max(ms)), "model_median_ms": float(np.median(model_ms)),
+            "model_p99_ms": float(np.percentile(model_ms, 99)),
+            "model_max_ms": float(np.max(model_ms)),
+            "failures": worker.failures, "realtime_granted": worker.priority.available,
+            "demotions": worker.priority.demotions}
+
+
+def measure_decode(modes: list[str], count: int, gap_s: float) -> dict:
     cores = os.cpu_count() or 2
-    with busy_cores(cores):
-        busy = decode_times(decoder, count, seed=1)
-    return {"idle": idle, "busy": busy, "busy_processes": cores}
+    out: dict = {"busy_processes": cores, "gap_ms": 1000 * gap_s, "count": count}
+    for busy in (False, True):
+        with busy_cores(cores) if busy else contextlib.nullcontext():
+            for mode in modes:
+                for priority in (0, RT_PRIORITY):
+                    out[f"{mode} {'busy' if busy else 'idle'} {priority}"] = decode_latencies(
+                        mode, priority, count, gap_s, seed=int(busy))
+    return out
 
 
 # --- install size --------------------------------------------------------------------------------
@@ -304,6 +382,9 @@ def report(result: dict) -> str:
         [f"{d['ready_median_s']:.2f} s ({min(d['ready_s']):.2f}..{max(d['ready_s']):.2f}) "
          f"{mark(d['ready_median_s'], TARGETS['ready_s'])}" for d in result["daemon"]],
         f"{fluid['ready_median_s']:.2f} s" if fluid else "not installed", "<= 1.0 s")
+    row("ready -> the page answers, median",
+        [f"{d['page_after_ready_median_s']:.2f} s" if d["page_after_ready_median_s"] is not None
+         else "no page" for d in result["daemon"]], "-", "")
     row("resident memory, all processes, at ready",
         [f"{d['rss_ready_mib']:.0f} MiB ({' + '.join(f'{v:.0f}' for v in d['rss_ready_each_mib'])})"
          f" {mark(d['rss_ready_mib'], TARGETS['rss_mib'])}" for d in result["daemon"]],
@@ -316,18 +397,34 @@ def report(result: dict) -> str:
         * len(result["daemon"]),
         f"{fluid['install_mb']:.0f} MB (Debian packages, bank included)" if fluid else "-",
         "<= 400 MB")
-    row("decode median / p99, idle", [f"{dec['idle']['median_ms']:.2f} / "
-                                      f"{dec['idle']['p99_ms']:.2f} ms"] * len(result["daemon"]),
-        "-", "")
-    row(f"decode median / p99, {dec['busy_processes']} cores busy",
-        [f"{dec['busy']['median_ms']:.2f} / {dec['busy']['p99_ms']:.2f} ms "
-         f"{mark(dec['busy']['p99_ms'], TARGETS['decode_p99_ms'])}"] * len(result["daemon"]),
-        "-", "p99 <= 2 ms")
+    for busy in ("idle", "busy"):
+        for priority, name in ((0, "ordinary"), (RT_PRIORITY, f"SCHED_FIFO {RT_PRIORITY}")):
+            cells = []
+            for d in result["daemon"]:
+                m = dec[f"{d['decode']} {busy} {priority}"]
+                cells.append(f"model {m['model_median_ms']:.2f} / {m['model_p99_ms']:.2f} ms"
+                             + (f" {mark(m['model_p99_ms'], TARGETS['decode_p99_ms'])}"
+                                if busy == "busy" else "")
+                             + f"; to buffer {m['median_ms']:.2f} / {m['p99_ms']:.2f} ms "
+                             f"(max {m['max_ms']:.1f})"
+                             + ("" if priority == 0 or m["realtime_granted"]
+                                else " (realtime not allowed here)"))
+            when = "idle" if busy == "idle" else f"{dec['busy_processes']} cores busy"
+            row(f"decode median / p99, {when}, {name}", cells, "-",
+                "p99 <= 2 ms" if busy == "busy" else "")
     row("Ctrl-C: stop, tracebacks",
         [f"{d['stop_s']:.2f} s, {d['tracebacks_on_ctrl_c']}" for d in result["daemon"]], "-", "")
     row("terminal lines not the daemon's own",
         [str(d["noise_lines"]) for d in result["daemon"]], "-", "0")
-    lines += ["", f"install: {inst['core_mb']:.0f} MB over {len(inst['core_distributions'])} "
+    lines += ["", "decode: " + "; ".join(
+        f"{key}: model max {m['model_max_ms']:.1f} ms, {m['failures']} failed, "
+        f"{m['demotions']} demotions" for key, m in dec.items() if isinstance(m, dict))
+        + f"; {dec['count']} knob changes {dec['gap_ms']:.0f} ms apart per condition; model ="
+        " the decoder's own time in the worker, to buffer = submit -> the playback buffer"
+        " published (queueing, scheduling, resampling to 48 kHz included)",
+        "bytecode cache of the daemons: " + ", ".join(
+            f"{d['decode']}: {d['bytecode_cache']}" for d in result["daemon"]),
+        f"install: {inst['core_mb']:.0f} MB over {len(inst['core_distributions'])} "
               f"distributions, biggest {inst['core_biggest_mb']}; extras beside it: train "
               f"{inst['train_extra_mb']:.0f} MB, plots {inst['plots_extra_mb']:.0f} MB, test "
               f"{inst['test_extra_mb']:.0f} MB"]
@@ -355,10 +452,12 @@ def cpu_name() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="counted starts per synth")
-    parser.add_argument("--decode", nargs="+", default=["process", "thread"],
-                        choices=["process", "thread"])
+    parser.add_argument("--decode", nargs="+", default=["thread", "process"],
+                        choices=["thread", "process"])
     parser.add_argument("--sweep", type=int, default=200, help="knob changes sent over OSC")
     parser.add_argument("--decodes", type=int, default=500, help="timed decodes per condition")
+    parser.add_argument("--gap-ms", type=float, default=10.0,
+                        help="pause between knob changes in the decode timing (a hand on a knob)")
     parser.add_argument("--venv", type=Path, help="also measure this environment's folder")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--serve-args", default="", metavar="ARGS",
@@ -375,7 +474,7 @@ def main() -> int:
         result["daemon"] = [measure_daemon(d, args.runs, args.sweep, workdir)
                             for d in args.decode]
         result["fluidsynth"] = measure_fluidsynth(args.runs, workdir)
-    result["decode_in_bench"] = measure_decode(args.decodes)
+    result["decode_in_bench"] = measure_decode(args.decode, args.decodes, args.gap_ms / 1000)
     result["install"] = measure_install(args.venv)
     result["load_after"] = load_average()
     print(report(result))
