@@ -165,6 +165,7 @@ def test_summary_listener_is_judged_per_kit_and_per_source(tmp_path: Path, capsy
     assert "leave-one-kit-out (4 folds, 24 files)" in printed and "| true \\ heard |" in printed
     info = read_listener_info(out)
     assert info.kind == "summary" and info.classes == ["kick", "snare", "hat"]
+    assert info.feature_set == 2  # with the texture features
     assert len(info.feature_mean) == len(info.feature_std) > 50
     assert info.accuracy["items"] == 24  # every original once, each from a model without it
     assert np.asarray(info.accuracy["confusion"]).sum() == 24
@@ -184,3 +185,33 @@ def test_augment_mel_changes_the_chain_not_the_shape() -> None:
     out = augment_mel(mel, np.random.default_rng(1))
     assert out.shape == mel.shape and np.isfinite(out).all()
     assert not np.allclose(out, mel)
+
+
+def test_texture_features_are_level_free_and_hear_noise_flicker() -> None:
+    from snaresynth.analysis.features import (
+        MelSettings,
+        log_mel,
+        summary_features,
+        texture_features,
+    )
+
+    rate = 32000
+    t = np.arange(LENGTH) / rate
+    env = np.exp(-t / 0.08)
+    noise = np.random.default_rng(0).standard_normal(LENGTH) * env
+    tone = np.sin(2 * np.pi * 180 * t) * env
+    mel = log_mel(np.stack([noise, tone, 0.5 * noise]).astype(np.float32), MelSettings(rate))
+    tex = texture_features(mel)
+    assert tex.shape == (3, 49) and np.isfinite(tex).all()
+    flicker = tex[:, :16].mean(axis=1)  # the first segment's 16 bands
+    assert flicker[0] > flicker[1]  # wires flicker, a decaying mode does not
+    # -6 dB: the same texture while the sound is above the log-mel floor (the first 64 ms)
+    np.testing.assert_allclose(tex[2, :16], tex[0, :16], atol=0.01)
+    assert abs(tex[2, 48] - tex[0, 48]) < 0.01
+    assert summary_features(mel, 2).shape[1] == summary_features(mel, 1).shape[1] + 49
+
+
+def test_the_bundled_listener_keeps_its_feature_set() -> None:
+    info = read_listener_info(BUNDLED_LISTENER)
+    assert info.kind == "summary" and info.feature_set in (1, 2)
+    assert len(info.feature_mean) > 0

@@ -33,6 +33,7 @@ from snaresynth.data.labels import CLASSES
 from snaresynth.errors import ModelFileError
 
 EMBEDDING = 64
+FEATURE_SET = 2  # summary_features with the texture features (features.py)
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _fit(data: EarData, train: np.ndarray, classes: list[str], epochs: int, copi
 
     rng = np.random.default_rng(seed)
     mels = [data.mel[train]] + [augment_mel(data.mel[train], rng) for _ in range(copies)]
-    x = summary_features(np.concatenate(mels))
+    x = summary_features(np.concatenate(mels), FEATURE_SET)
     y = np.tile(np.array([classes.index(data.labels[i]) for i in train]), copies + 1)
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
     counts = np.bincount(y, minlength=len(classes)).astype(np.float64)
@@ -131,7 +132,7 @@ def _fit(data: EarData, train: np.ndarray, classes: list[str], epochs: int, copi
 
 def _predict(model: Any, data: EarData, idx: np.ndarray, mean: np.ndarray,
              std: np.ndarray) -> np.ndarray:
-    x = (summary_features(data.mel[idx]) - mean) / std
+    x = (summary_features(data.mel[idx], FEATURE_SET) - mean) / std
     return np.asarray(model.predict(x, batch_size=1024, verbose=0)).argmax(axis=1)
 
 
@@ -200,7 +201,7 @@ def train_ear(paths: list[str | Path], out: str | Path, epochs: int = 25, copies
     info = ListenerInfo(
         classes=classes, mel=mel.to_dict(), mean=0.0, std=1.0, length=data.length,
         accuracy=accuracy, kind="summary", feature_mean=[float(v) for v in mean],
-        feature_std=[float(v) for v in std],
+        feature_std=[float(v) for v in std], feature_set=FEATURE_SET,
         training={"corpus_fingerprints": data.fingerprints, "epochs": epochs,
                   "augment_copies": copies, "seed": seed, "items": len(data.labels),
                   "kits": len(set(data.groups)), "sources": sorted(set(data.collections)),

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from snaresynth import dsp
-from snaresynth.analysis.features import MelSettings, log_mel, summary_features
+from snaresynth.analysis.features import FEATURE_SETS, MelSettings, log_mel, summary_features
 from snaresynth.data.labels import CLASSES
 from snaresynth.errors import ModelFileError
 from snaresynth.models.archive import open_archive, read_member
@@ -52,6 +52,7 @@ class ListenerInfo:
     kind: str = "cnn"  # "cnn": the log-mel image; "summary": features.summary_features (ear.py)
     feature_mean: list[float] = field(default_factory=list)  # per summary feature
     feature_std: list[float] = field(default_factory=list)
+    feature_set: int = 1  # summary_features' set: 1 before the texture features, 2 with them
 
     @property
     def mel_settings(self) -> MelSettings:
@@ -78,7 +79,8 @@ class Listener:
         if self.info.kind == "summary":
             mean = np.asarray(self.info.feature_mean, dtype=np.float32)
             std = np.asarray(self.info.feature_std, dtype=np.float32)
-            return ((summary_features(feats) - mean) / std).astype(np.float32)
+            return ((summary_features(feats, self.info.feature_set) - mean) / std
+                    ).astype(np.float32)
         return standardise(feats, self.info.mean, self.info.std)
 
     def probabilities(self, audio: np.ndarray, sample_rate: int, batch: int = 256) -> np.ndarray:
@@ -207,6 +209,8 @@ def read_listener_info(path: str | Path) -> ListenerInfo:
         info = ListenerInfo(**raw)
         if info.kind not in ("cnn", "summary"):
             raise ModelFileError(f"{path}: unknown listener kind {info.kind!r}")
+        if info.feature_set not in FEATURE_SETS:
+            raise ModelFileError(f"{path}: unknown summary feature set {info.feature_set!r}")
         return info
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no such listener file") from exc
