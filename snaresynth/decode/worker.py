@@ -9,9 +9,12 @@ their quantized latent, so returning to a sound is instant.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -163,7 +166,14 @@ class LatestWinsWorker:
         self.on_ready = on_ready
         self.cache = cache or BufferCache()
         self.priority = DecodePriority(rt_priority)  # realtime while light (decode/priority.py)
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # the pending slots, _busy, _stop
+        # the thread waits on a pipe, not a Condition: os.write releases the submitter's GIL
+        # while the realtime thread wakes (a Condition left it waiting, p99 4-5 ms with the
+        # cores busy, for a preempted submitter's GIL; docs/performance.md)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        # closed with the worker: a submit after stop must never write to a reused descriptor
+        weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
         self._pending: dict[Hashable, Request] = {}
         self._stop = False
         self._busy = False
@@ -183,20 +193,26 @@ class LatestWinsWorker:
             self._thread.join(timeout)
 
     def _signal_stop(self) -> None:
-        with self._cond:
+        with self._lock:
             self._stop = True
-            self._cond.notify_all()
+        self._wake()
+
+    def _wake(self) -> None:
+        """One byte into the pipe (outside the lock: the woken thread must not wait for it); a
+        full pipe already holds a wake-up."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"\0")
 
     def submit(self, request: Request) -> None:
         """Ask for a sound; replaces an older pending request for the same target. Thread: any."""
-        with self._cond:
+        with self._lock:
             if request.target in self._pending:
                 self.dropped += 1
             self._pending[request.target] = request
-            self._cond.notify()
+        self._wake()
 
     def idle(self) -> bool:
-        with self._cond:
+        with self._lock:
             return not self._pending and not self._busy
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -214,13 +230,14 @@ class LatestWinsWorker:
     def _run(self) -> None:
         self.priority.enter()
         while True:
-            with self._cond:
-                while not self._pending and not self._stop:
-                    self._cond.wait()
+            with self._lock:
                 if self._stop:
                     return
-                request = self._pending.pop(next(iter(self._pending)))
-                self._busy = True
+                request = self._pending.pop(next(iter(self._pending))) if self._pending else None
+                self._busy = request is not None
+            if request is None:
+                os.read(self._wake_r, 4096)  # without the GIL; several wake-ups drained at once
+                continue
             self.priority.before_decode()
             started = time.perf_counter()
             try:
@@ -233,8 +250,14 @@ class LatestWinsWorker:
                 self.on_ready(request.target, buffer, request)
             finally:
                 self.priority.after_decode(time.perf_counter() - started)
-                with self._cond:
+                with self._lock:
                     self._busy = False
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class DecodeWorker(LatestWinsWorker):
@@ -251,7 +274,7 @@ class DecodeWorker(LatestWinsWorker):
     def set_decoder(self, decoder: Decoder) -> None:
         """Swap the model (thread: any); the cache is cleared since keys mean other sounds."""
         lo, hi = decoder.latent_range()
-        with self._cond:
+        with self._lock:
             self.decoder = decoder
             self._lo = np.asarray(lo, dtype=np.float32)
             self._hi = np.asarray(hi, dtype=np.float32)

@@ -158,7 +158,8 @@ def test_listeners_hear_changes_with_their_source(engine):
     heard = []
     engine.add_listener(lambda address, value, source: heard.append((address, value, source)))
     engine.set_param(parse_param("latent/1"), 0.25, source="osc-client")
-    assert heard == [("/latent/1", 0.25, "osc-client")]
+    # the new sound's /buffer may come first: the (realtime) decoder runs as soon as asked
+    assert [h for h in heard if h[0] != "/buffer"] == [("/latent/1", 0.25, "osc-client")]
 
 
 def test_preset_save_and_load_round_trip(engine, preset_store):
