@@ -158,6 +158,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute: default (one device), mirrored (the GPUs here), "
                         "multiworker (machines in TF_CONFIG); default: the recipe's or default")
+    p.add_argument("--worker-wait", type=float, default=600.0, metavar="S",
+                   help="multiworker: stop with exit code 2, naming the workers missing, if not "
+                        "all joined within S seconds; 0 = wait forever")
     p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N",
                    help="checkpoint every N batches; 0 = only at the end")
     p.add_argument("--checkpoint-dir", type=Path, help="default: OUT with .ckpt instead of .keras")
@@ -188,7 +191,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
         checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
         resume=args.resume, log_dir=args.log_dir, recipe=args.recipe, overrides=overrides,
-        strategy=args.strategy,
+        strategy=args.strategy, worker_wait=args.worker_wait,
     ))
     print(path)
     return 0
@@ -451,9 +454,10 @@ def log_level(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         args = build_parser().parse_args(argv)
+        if not getattr(args, "verbose", None):  # -v: TensorFlow's C++ info lines too
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         log_handler = logs.setup(log_level(args))
     except KeyboardInterrupt:  # Ctrl-C before the command started: no traceback
         return 130
@@ -468,7 +472,7 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.func(args) or 0)
     except SnareSynthError as exc:
         print(f"snaresynth {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))  # train stopped by a signal: 128 + it
     except ModuleNotFoundError as exc:
         extra = EXTRAS.get((exc.name or "").split(".")[0])
         if extra is None:

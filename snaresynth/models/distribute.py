@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("default", "mirrored", "multiworker")
 # A collective that waits longer than this on a peer fails instead of hanging the run.
 WORKER_TIMEOUT_S = 300.0
+# The metric that carries a worker's stop request to every worker (never reported as a loss).
+STOP_KEY = "_stop"
 # One MultiWorkerMirroredStrategy per process: collectives are configured once, at start-up.
 _multiworker: Any = None
 
@@ -100,12 +102,14 @@ def is_multi_worker(strategy: Any) -> bool:
     return bool(check and check())
 
 
-def reducible_metrics(trainer: Any, strategy: Any) -> None:
+def reducible_metrics(trainer: Any, strategy: Any, stop_flag: Any = None) -> None:
     """Hand ``fit`` each metric with shape (1,) instead of a scalar, across workers only.
 
     Keras 3 reduces a multi-worker run's per-replica metrics with ``strategy.reduce(MEAN, v,
     axis=0)``, which rejects scalars (tensorflow/tensorflow#72388); a (1,) vector reduces to
-    the mean over the replicas, as one machine's replicas do.
+    the mean over the replicas, as one machine's replicas do. ``stop_flag`` (a local variable,
+    1 once this worker got SIGTERM/SIGINT) rides along as ``STOP_KEY``: every worker gets the
+    same mean after the same step, so all stop there together (``stop.py``).
     """
     import tensorflow as tf
 
@@ -114,7 +118,10 @@ def reducible_metrics(trainer: Any, strategy: Any) -> None:
     step = trainer.train_step
 
     def train_step(data: Any) -> dict[str, Any]:
-        return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+        out = {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+        if stop_flag is not None:
+            out[STOP_KEY] = tf.reshape(stop_flag.read_value(), [1])
+        return out
 
     trainer.train_step = train_step
 

@@ -111,12 +111,18 @@ class Previews:
 
 def progress_callback(step: Any, seconds: Any, total: int, manager: Any, every: int,
                       log_dir: Path, optimizers: dict[str, Any], previews: Previews | None,
-                      chief: bool = True) -> Any:
-    """The fit callback; a factory so that importing this module does not import Keras."""
+                      chief: bool = True, stop: Any = None, stop_flag: Any = None) -> Any:
+    """The fit callback; a factory so that importing this module does not import Keras.
+
+    ``stop`` (``stop.StopSignals``): a signal stops ``fit`` at the next step boundary after a
+    checkpoint; with ``stop_flag`` (multiworker) the request goes through the next step's
+    metrics first, so every worker saves and stops at the same step.
+    """
     import keras
     import tensorflow as tf
     from tqdm import tqdm
 
+    from snaresynth.models.distribute import STOP_KEY
     from snaresynth.models.train import TrainingError
 
     class Progress(keras.callbacks.Callback):
@@ -131,6 +137,7 @@ def progress_callback(step: Any, seconds: Any, total: int, manager: Any, every: 
             self.last_losses: dict[str, float] = {}
             self._seconds_before = float(seconds.numpy())  # earlier runs of a resumed training
             self._start = time.monotonic()
+            self.stopped_at: int | None = None  # the step a signal stopped the run at
 
         def elapsed_seconds(self) -> float:
             """Training time over every run so far (checkpoints carry it across --resume)."""
@@ -138,7 +145,9 @@ def progress_callback(step: Any, seconds: Any, total: int, manager: Any, every: 
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             n = int(step.assign_add(1).numpy())
-            losses = {k: float(np.asarray(v).item()) for k, v in (logs or {}).items()}
+            logs = dict(logs or {})
+            any_worker_stops = float(np.asarray(logs.pop(STOP_KEY, 0.0)).item()) > 0
+            losses = {k: float(np.asarray(v).item()) for k, v in logs.items()}
             self.last_losses = losses
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:
@@ -148,8 +157,7 @@ def progress_callback(step: Any, seconds: Any, total: int, manager: Any, every: 
             if n % self.log_every == 0 or n == total:
                 self._scalars(n, losses)
             if every and n % every == 0:
-                seconds.assign(self.elapsed_seconds())
-                manager.save(checkpoint_number=n)
+                self._save(n)
                 log.info("step %d/%d checkpoint %s %s", n, total, manager.latest_checkpoint,
                          losses)
             if previews is not None and ((every and n % every == 0) or n >= total):
@@ -157,6 +165,30 @@ def progress_callback(step: Any, seconds: Any, total: int, manager: Any, every: 
                     previews.write(n)
             if n >= total:
                 self.model.stop_training = True
+            elif stop is not None:
+                self._maybe_stop(n, any_worker_stops)
+
+        def _save(self, n: int) -> None:
+            seconds.assign(self.elapsed_seconds())
+            manager.save(checkpoint_number=n)  # collective under multiworker: all at this step
+            if stop is not None:  # what a signal's message names (on a worker: the chief's)
+                stop.latest = (manager.latest_checkpoint if chief
+                               else str(Path(stop.ckpt_dir) / f"ckpt-{n}"))
+
+        def _maybe_stop(self, n: int, any_worker_stops: bool) -> None:
+            stop.training = True
+            if stop_flag is None:
+                asked = stop.requested
+            else:  # this step's flag reached every worker: all stop here
+                asked = any_worker_stops
+                if stop.requested and float(stop_flag.numpy()) == 0.0:
+                    stop_flag.assign(1.0)  # read by the next step on this worker
+            if not asked:
+                return
+            if not (stop.latest or "").endswith(f"-{n}"):
+                self._save(n)
+            self.stopped_at = n
+            self.model.stop_training = True
 
         def _scalars(self, n: int, losses: dict[str, float]) -> None:
             # a GAN's trainer also holds Keras's default optimizer, which never steps

@@ -33,6 +33,7 @@ import logging
 import math
 import shlex
 import shutil
+import signal
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -54,6 +55,14 @@ class TrainingError(SnareSynthError, ValueError):
     """Bad training input (family, recipe, config key or value, checkpoint state)."""
 
 
+class TrainingStopped(TrainingError):
+    """SIGTERM / SIGINT stopped the run after a checkpoint; ``exit_code`` 128 + the signal."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 @dataclass
 class TrainSettings:
     """One training run. ``None`` means "the recipe's or the family's default"."""
@@ -72,6 +81,7 @@ class TrainSettings:
     log_dir: Path | None = None  # default: <checkpoint_dir>/logs
     recipe: str | None = None  # name in presets/training/ or a path to a .toml
     strategy: str | None = None  # default | mirrored | multiworker; None: the recipe's or default
+    worker_wait: float | None = None  # multiworker: seconds for every worker to join (None: 600)
     overrides: dict[str, Any] = field(default_factory=dict)  # config key -> value
 
     def command_line(self) -> str:
@@ -251,7 +261,23 @@ def make_dataset(audio: np.ndarray, batch_size: int, seed: int) -> Any:
 # --- the loop ------------------------------------------------------------------------------------
 
 def train(settings: TrainSettings) -> Path:
-    """Train one model and write its model file; returns the model file's path."""
+    """Train one model and write its model file; returns the model file's path.
+
+    SIGTERM / SIGINT stop it at the next step boundary with a checkpoint (``TrainingStopped``).
+    """
+    from snaresynth.models.quiet import at_debug, import_quietly
+    from snaresynth.models.stop import StopSignals
+
+    import_quietly("tensorflow")  # before the families import it: no C++ start-up lines
+    import tensorflow as tf
+
+    tf.get_logger()  # made now, so that its own handler (if any) goes in at_debug
+    at_debug("tensorflow", "absl")  # e.g. absl's "Sharding callback duration" per save
+    with StopSignals(settings.checkpoint_dir or settings.out.with_suffix(".ckpt")) as stop:
+        return _train(settings, stop)
+
+
+def _train(settings: TrainSettings, stop: Any) -> Path:
     from snaresynth.data.corpus import load_corpus
     from snaresynth.models import registry
 
@@ -302,7 +328,15 @@ def train(settings: TrainSettings) -> Path:
     strategy_name = settings.strategy or (
         recipe_strategy(settings.recipe) if settings.recipe else None) or "default"
     knob_map, knob_scale = recipe_knobs(settings.recipe) if settings.recipe else (None, None)
+    from snaresynth.models.stop import WORKER_WAIT_S, StartupWatch
+
+    watch = StartupWatch(settings.worker_wait if settings.worker_wait is not None else
+                         WORKER_WAIT_S, strategy_name) if strategy_name == "multiworker" else None
+    if watch is not None:
+        stop.cleanups.append(watch.joined)  # an error before the first step disarms it too
     strategy = distribute.make_strategy(strategy_name)
+    # again: the coordination service replaced SIGTERM's handler (SIGINT's is the watch's)
+    stop.install((signal.SIGTERM,))
     replicas = int(strategy.num_replicas_in_sync)
     if batch_size % replicas:
         raise TrainingError(f"batch_size {batch_size} must be a multiple of the {replicas} "
@@ -317,7 +351,12 @@ def train(settings: TrainSettings) -> Path:
         except distribute.worker_errors() as exc:
             raise distribute.worker_failure(strategy_name, 0, ckpt_dir, None, exc) from exc
         trainer.compile()
-    distribute.reducible_metrics(trainer, strategy)
+    if watch is not None:  # the initial values came from the chief: every worker is there
+        watch.joined()
+    multi = distribute.is_multi_worker(strategy)
+    stop_flag = tf.Variable(0.0, trainable=False, name="stop") if multi else None
+    stop.workers = multi
+    distribute.reducible_metrics(trainer, strategy, stop_flag)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
     # Keras 3 models expose no checkpoint children of their own, so every variable (weights,
@@ -354,7 +393,8 @@ def train(settings: TrainSettings) -> Path:
     try:  # every worker decodes the previews (only the chief's land in its logs)
         previews = Previews(trainer, family, audio, config, corpus.sample_rate)
         progress = progress_callback(step, seconds, total, manager, settings.checkpoint_every,
-                                     log_dir, _optimizers(trainer), previews, chief)
+                                     log_dir, _optimizers(trainer), previews, chief, stop,
+                                     stop_flag)
         try:
             if resumed_from < total:
                 dataset = make_dataset(audio, batch_size, settings.seed + resumed_from)
@@ -365,6 +405,11 @@ def train(settings: TrainSettings) -> Path:
                             shuffle=False)
         finally:
             progress.close()
+        if progress.stopped_at is not None:
+            if not chief:
+                shutil.rmtree(write_dir, ignore_errors=True)
+            raise TrainingStopped(stop.message(progress.stopped_at),
+                                  128 + stop.signum if stop.requested else 2)
         seconds.assign(progress.elapsed_seconds())
         latest = manager.latest_checkpoint
         if latest is None or not latest.endswith(f"-{int(step)}"):

@@ -12,7 +12,11 @@ One pair of processes (TF_CONFIG with two workers, worker 0 the chief) runs, thr
    exist: the chief stops with one line naming the checkpoint to --resume from, which resumes
    under the default strategy here.
 
-Everything in one module-scoped fixture: each process pays for TensorFlow's start once.
+Everything in one module-scoped fixture: each process pays for TensorFlow's start once. Then,
+each with processes of its own (the tiniest autoencoder): SIGTERM to worker 0 of a pair stops
+both at the same step with a checkpoint; a worker that never starts ends the other's wait
+(``--worker-wait``) with exit code 2; SIGTERM / SIGINT under the default strategy stop after a
+checkpoint, and the terminal shows none of TensorFlow's or absl's lines.
 """
 
 from __future__ import annotations
@@ -93,21 +97,32 @@ def _checkpoints(folder: Path) -> list[Path]:
     return sorted(folder.glob("ckpt-*.index"))
 
 
+def _corpus(tmp: Path) -> Path:
+    audio = synthetic_snares()
+    return save_corpus(tmp / "corpus", Corpus(audio, RATE, [
+        {"source": f"s{i}.wav", "label": "snare"} for i in range(len(audio))]))
+
+
+def _worker_env(tmp: Path, index: int, tf_config: str | None) -> dict[str, str]:
+    scratch = tmp / f"scratch{index}"  # TMPDIR: where a non-chief keeps its checkpoints
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(scratch)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the CLI's own quiet start is under test
+    if tf_config is not None:
+        env["TF_CONFIG"] = tf_config
+    return env
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     from test_families import tiny_config  # pytest puts this folder on the path (no __init__)
 
     tmp = tmp_path_factory.mktemp("multiworker")
-    audio = synthetic_snares()
-    save_corpus(tmp / "corpus", Corpus(audio, RATE, [{"source": f"s{i}.wav", "label": "snare"}
-                                                     for i in range(len(audio))]))
+    _corpus(tmp)
     configs = {family: tiny_config(family) for family in FAMILIES}
     procs, errs = [], []
     for index, tf_config in enumerate(localhost_tf_configs(2)):
-        scratch = tmp / f"scratch{index}"  # TMPDIR: where a non-chief keeps its checkpoints
-        scratch.mkdir()
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-               "TF_CONFIG": tf_config, "TMPDIR": str(scratch)}
+        env = {**_worker_env(tmp, index, tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"}
         errs.append(tmp / f"worker{index}.err")
         with open(tmp / f"worker{index}.out", "w") as out, open(errs[-1], "w") as err:
             procs.append(subprocess.Popen(
@@ -220,3 +235,109 @@ def test_multiworker_checkpoint_resumes_under_default(cluster: Cluster) -> None:
     assert resumed["resumed_from"] == at and resumed["steps"] == at + 2
     assert resumed["strategy"] == "default" and resumed["replicas"] == 1
     assert resumed["config"]["hidden"] == [8]  # the multiworker run's config, from run.json
+
+
+STOP_FLAGS = ["--family", "autoencoder", "--set", "hidden=[8]", "--set", "latent_dim=3",
+              "--batch-size", "4", "--steps", "1000000", "--checkpoint-every", "2"]
+
+
+def _train_cli(tmp: Path, index: int, out: Path, strategy: str, tf_config: str | None,
+               *flags: str) -> tuple[subprocess.Popen, Path]:
+    """``snaresynth train`` in a process of its own; returns it and its stderr's file."""
+    err = tmp / f"{out.stem}.{index}.err"
+    with open(tmp / f"{out.stem}.{index}.out", "w") as stdout, open(err, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snaresynth.cli", "train", "--data", str(tmp / "corpus"),
+             "--out", str(out), "--strategy", strategy, *flags],
+            cwd=ROOT, env=_worker_env(tmp, index, tf_config), stdout=stdout, stderr=stderr)
+    return proc, err
+
+
+def _stop_after_checkpoint(procs: list[subprocess.Popen], errs: list[Path], ckpt: Path,
+                           signum: int) -> list[int]:
+    """Signal the first process once ``ckpt`` holds a checkpoint; every exit code."""
+    try:
+        deadline = time.monotonic() + START_S
+        while not _checkpoints(ckpt):
+            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                pytest.fail("no checkpoint to stop after:\n" + "\n".join(map(_tail, errs)))
+            time.sleep(0.1)
+        procs[0].send_signal(signum)
+        try:
+            return [p.wait(timeout=STOP_S) for p in procs]
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {STOP_S} s after the signal:\n"
+                        + "\n".join(map(_tail, errs)))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def _one_line(err: Path) -> str:
+    text = err.read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]
+    lines = [x for x in text.splitlines() if x.startswith("snaresynth train:")]
+    assert len(lines) == 1, text[-3000:]
+    return lines[0]
+
+
+def _resumes(tmp: Path, ckpt: Path, line: str) -> None:
+    """The checkpoint the line names is the last one there, and it resumes."""
+    named = line.split("the last checkpoint, ", 1)[1].split(", is intact", 1)[0]
+    assert named == tf.train.latest_checkpoint(str(ckpt)), line
+    at = int(named.rsplit("-", 1)[1])
+    out = train(TrainSettings(family="autoencoder", data=tmp / "corpus", out=tmp / "again.keras",
+                              steps=at + 1, batch_size=4, checkpoint_every=0,
+                              checkpoint_dir=ckpt, resume=True, strategy="default"))
+    assert read_metadata(out).training["resumed_from"] == at
+
+
+def test_sigterm_stops_every_worker_after_a_checkpoint(tmp_path: Path) -> None:
+    _corpus(tmp_path)
+    out = tmp_path / "term.keras"
+    started = [_train_cli(tmp_path, i, out, "multiworker", config, *STOP_FLAGS)
+               for i, config in enumerate(localhost_tf_configs(2))]
+    procs, errs = [p for p, _ in started], [e for _, e in started]
+    codes = _stop_after_checkpoint(procs, errs, out.with_suffix(".ckpt"), signal.SIGTERM)
+    assert codes == [128 + signal.SIGTERM, 2], [_tail(e) for e in errs]
+    chief, other = _one_line(errs[0]), _one_line(errs[1])
+    assert "stopped by SIGTERM at step" in chief and "start every worker again" in chief
+    assert "another worker got SIGTERM or SIGINT" in other
+    assert chief.split(" at step ")[1].split(";")[0] == other.split(" at step ")[1].split(";")[0]
+    _resumes(tmp_path, out.with_suffix(".ckpt"), chief)
+
+
+def test_a_worker_that_never_starts_ends_the_wait(tmp_path: Path) -> None:
+    _corpus(tmp_path)
+    configs = localhost_tf_configs(2)
+    port = json.loads(configs[1])["cluster"]["worker"][1]
+    proc, err = _train_cli(tmp_path, 0, tmp_path / "alone.keras", "multiworker", configs[0],
+                           *STOP_FLAGS, "--worker-wait", "3")
+    try:
+        assert proc.wait(timeout=STOP_S) == 2, _tail(err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    line = _one_line(err)
+    assert "did not all join within 3 s (--worker-wait)" in line
+    assert f"worker 1 ({port}, nothing listens there)" in line
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_default_strategy_quietly(tmp_path: Path, signum: int) -> None:
+    _corpus(tmp_path)
+    out = tmp_path / "one.keras"
+    proc, err = _train_cli(tmp_path, 0, out, "default", None, *STOP_FLAGS)
+    assert _stop_after_checkpoint([proc], [err], out.with_suffix(".ckpt"), signum) == [128 + signum]
+    line = _one_line(err)
+    assert f"stopped by {signal.Signals(signum).name} at step" in line
+    assert "run the same command again with --resume" in line
+    text = err.read_text()
+    for noise in ("absl", "oneDNN", "InitializeLog", "cpu_feature_guard", "tensorflow"):
+        assert noise not in text, text
+    lines = [x.split(" ", 1)[-1] for x in text.splitlines()]  # without the time
+    assert len(lines) == len(set(lines)), text
+    _resumes(tmp_path, out.with_suffix(".ckpt"), line)
