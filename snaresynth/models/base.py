@@ -26,7 +26,7 @@ from snaresynth.atomic import atomic_path
 from snaresynth.dsp import LENGTH  # noqa: F401  (re-exported: the models' output length)
 from snaresynth.errors import ModelFileError
 from snaresynth.models.archive import open_archive, read_member
-from snaresynth.models.knobmap import KNOB_MAPS, from_network, to_network
+from snaresynth.models.knobmap import check_knobs, from_network, to_network
 
 METADATA_ENTRY = "snaresynth.json"
 ENCODER_ENTRY = "encoder.keras"
@@ -80,9 +80,7 @@ class ModelMetadata:
         if self.latent_prior not in ("normal", "uniform"):
             raise ValueError(
                 f"latent_prior must be 'normal' or 'uniform', got {self.latent_prior!r}")
-        if self.knob_map not in KNOB_MAPS:
-            raise ValueError(f"knob_map must be one of {', '.join(KNOB_MAPS)}, "
-                             f"got {self.knob_map!r}")
+        check_knobs(self.knob_map)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

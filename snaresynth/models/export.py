@@ -33,6 +33,7 @@ from snaresynth.models.inference import (
     program_from_entries,
     source_digest,
 )
+from snaresynth.models.knobmap import check_knobs
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +204,10 @@ def with_knobs(metadata: ModelMetadata, knob_map: str | None = None,
     The first change keeps the range the model was written with in ``training["knob_range"]``,
     so a scale is always visible against the original.
     """
-    if knob_scale is not None and not 0.0 < knob_scale <= 4.0:
-        raise ModelFileError(f"knob scale must be in (0, 4], got {knob_scale}")
+    try:
+        check_knobs(knob_map, knob_scale)
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from exc
     lo = np.asarray(metadata.latent_lo, np.float64)
     hi = np.asarray(metadata.latent_hi, np.float64)
     training = dict(metadata.training)
@@ -213,13 +216,10 @@ def with_knobs(metadata: ModelMetadata, knob_map: str | None = None,
     if knob_scale is not None:
         centre, half = (lo + hi) / 2.0, (hi - lo) / 2.0
         lo, hi = centre - knob_scale * half, centre + knob_scale * half
-    try:
-        return dataclasses.replace(
-            metadata, latent_lo=[round(float(v), 6) for v in lo],
-            latent_hi=[round(float(v), 6) for v in hi], training=training,
-            knob_map=metadata.knob_map if knob_map is None else knob_map)
-    except ValueError as exc:
-        raise ModelFileError(str(exc)) from exc
+    return dataclasses.replace(
+        metadata, latent_lo=[round(float(v), 6) for v in lo],
+        latent_hi=[round(float(v), 6) for v in hi], training=training,
+        knob_map=metadata.knob_map if knob_map is None else knob_map)
 
 
 def export_file(path: str | Path, check: int = CHECK_LATENTS, tolerance: float = TOLERANCE,

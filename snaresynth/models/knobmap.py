@@ -19,7 +19,17 @@ from __future__ import annotations
 import numpy as np
 
 KNOB_MAPS = ("cube", "ball")
+MAX_SCALE = 4.0  # a knob range scaled further than this is surely a typo
 _EPS = 1e-12
+
+
+def check_knobs(kind: object = None, scale: object = None) -> None:
+    """ValueError naming what is wrong with a knob map or a knob-range scale (None: not given)."""
+    if kind is not None and kind not in KNOB_MAPS:
+        raise ValueError(f"knob_map must be one of {', '.join(KNOB_MAPS)}, got {kind!r}")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                              or not 0.0 < scale <= MAX_SCALE):
+        raise ValueError(f"knob scale must be in (0, {MAX_SCALE:g}], got {scale!r}")
 
 
 def _unit(z: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray,
@@ -51,4 +61,4 @@ def from_network(z: np.ndarray, lo: np.ndarray, hi: np.ndarray, kind: str) -> np
     return (centre + half * v * scale).astype(np.float32)
 
 
-__all__ = ["KNOB_MAPS", "from_network", "to_network"]
+__all__ = ["KNOB_MAPS", "MAX_SCALE", "check_knobs", "from_network", "to_network"]

@@ -122,16 +122,14 @@ def recipe_strategy(name: str) -> str | None:
 def recipe_knobs(name: str) -> tuple[str | None, float | None]:
     """The recipe's optional ``knob_map = "ball"`` and ``knob_scale = 1.1``: the knob space the
     model file gets (models/knobmap.py; as ``snaresynth export --knob-map/--knob-scale``)."""
-    from snaresynth.models.knobmap import KNOB_MAPS
+    from snaresynth.models.knobmap import check_knobs
 
     raw = _read_recipe(name)
     kind, scale = raw.get("knob_map"), raw.get("knob_scale")
-    if kind is not None and kind not in KNOB_MAPS:
-        raise TrainingError(f"recipe {name!r}: knob_map must be one of {KNOB_MAPS}, got {kind!r}")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
-                              or not 0.0 < scale <= 4.0):
-        raise TrainingError(f"recipe {name!r}: knob_scale must be a number in (0, 4], "
-                            f"got {scale!r}")
+    try:
+        check_knobs(kind, scale)
+    except ValueError as exc:
+        raise TrainingError(f"recipe {name!r}: {exc}") from exc
     return kind, None if scale is None else float(scale)
 
 
