@@ -160,21 +160,27 @@ FEATURE_SETS = (1, 2)  # 1: spectrum and envelope; 2: plus texture (``texture_fe
 TEXTURE_SEGMENTS: tuple[tuple[int, int], ...] = ((1, 8), (8, 24), (24, 60))
 
 
-def texture_features(feats: np.ndarray) -> np.ndarray:
+def band_levels(feats: np.ndarray) -> np.ndarray:
+    """(B, frames, n_mels) log-mel -> (B, frames, SUMMARY_BANDS) log power of grouped mels."""
+    mels = feats.shape[2]
+    if mels < SUMMARY_BANDS:
+        return feats
+    return np.logaddexp.reduceat(feats, np.linspace(0, mels, SUMMARY_BANDS + 1).astype(int)[:-1],
+                                 axis=2)
+
+
+def texture_features(feats: np.ndarray, bands: np.ndarray | None = None) -> np.ndarray:
     """(B, frames, n_mels) log-mel -> (B, 49) how rough and how tonal the sound is.
 
     Wire noise makes each band's level flicker from frame to frame while a tom's or a kick's
     modes decay smoothly: per time segment, the mean |second difference in time| of the 16
     band levels (in log units, so level-free down to the log-mel floor). And a tonal body shows
     as narrow peaks of the mel profile over 24-320 ms: the spread of the profile around its own
-    5-band moving mean.
-    Together they took the leave-one-kit-out snare precision from 0.82 to 0.88
-    (docs/models.md, "The listener").
+    5-band moving mean (what they change: docs/models.md, "Feature set 2"). ``bands``: this
+    log-mel's ``band_levels`` when the caller has them already.
     """
     feats = np.asarray(feats, dtype=np.float64)
-    b, frames, mels = feats.shape
-    edges = np.linspace(0, mels, SUMMARY_BANDS + 1).astype(int)[:-1]
-    bands = np.logaddexp.reduceat(feats, edges, axis=2) if mels >= SUMMARY_BANDS else feats
+    bands = band_levels(feats) if bands is None else bands
     flicker = np.abs(bands[:, 2:] - 2.0 * bands[:, 1:-1] + bands[:, :-2])  # (B, frames-2, bands)
     out = []
     for lo, hi in TEXTURE_SEGMENTS:
@@ -199,8 +205,7 @@ def summary_features(feats: np.ndarray, feature_set: int = 1) -> np.ndarray:
     """
     feats = np.asarray(feats, dtype=np.float64)
     b, frames, mels = feats.shape
-    bands = np.logaddexp.reduceat(feats, np.linspace(0, mels, SUMMARY_BANDS + 1).astype(int)[:-1],
-                                  axis=2) if mels >= SUMMARY_BANDS else feats
+    bands = band_levels(feats)
     frame_level = np.log(np.exp(feats).sum(axis=2) + 1e-12)  # (B, frames)
     frame_level = frame_level - frame_level.max(axis=1, keepdims=True)
     idx = np.arange(bands.shape[2], dtype=np.float64)
@@ -224,5 +229,5 @@ def summary_features(feats: np.ndarray, feature_set: int = 1) -> np.ndarray:
         decays.append(((first - peak) / frames)[:, None])
     out += [envelope, *decays]
     if feature_set >= 2:
-        out.append(texture_features(feats))
+        out.append(texture_features(feats, bands))
     return np.concatenate(out, axis=1).astype(np.float32)

@@ -92,7 +92,6 @@ class ProcessDecodeWorker(LatestWinsWorker):
         thread here (0 = ordinary scheduling; decode/priority.py)."""
         # the cache holds finished playback buffers, by Request.render_key
         super().__init__(on_ready or (lambda slot, buf, req: None), cache, rt_priority)
-        self.rt_priority = rt_priority
         self.model_spec = model_spec
         self.threads = threads  # TensorFlow intra/inter-op threads in the child (0 = its default)
         self.nice = nice  # added to the child's nice value: decoding yields the CPU to the daemon
@@ -164,7 +163,7 @@ class ProcessDecodeWorker(LatestWinsWorker):
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=child_main, name="snaresynth-decoder",
                                  args=(child, self.model_spec, self.cache.max_bytes,
-                                       self.threads, self.nice, self.rt_priority),
+                                       self.threads, self.nice, self.priority.priority),
                                  daemon=True)
         # spawned with SIGINT blocked (the mask survives exec): a Ctrl-C to the process group
         # while the child starts, before child_main ignores it, is no KeyboardInterrupt trace;
