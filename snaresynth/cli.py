@@ -217,7 +217,15 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_export)
 
 
+def _quiet_tensorflow(required: bool = True) -> None:
+    """TensorFlow's start-up lines and logs into the log at debug level (shown with -v)."""
+    from snaresynth.models.quiet import quiet_tensorflow
+
+    quiet_tensorflow(required)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
     from snaresynth.models.export import export_file
 
     for path in args.models:
@@ -296,6 +304,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
     from snaresynth.analysis.evaluate import eval_command
 
     return eval_command(models=args.model, data=args.data, points=args.points, lines=args.lines,
@@ -317,6 +326,7 @@ def _add_explore(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
+    _quiet_tensorflow(required=False)
     from snaresynth.analysis.explore import explore_command
 
     return explore_command(model=args.model, dims=tuple(args.dims), steps=args.steps,
@@ -343,6 +353,7 @@ def _add_listener(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_listener_train(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
     from snaresynth.analysis.listener import listener_train_command
 
     return listener_train_command(data=args.data, out=args.out, epochs=args.epochs,

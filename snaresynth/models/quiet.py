@@ -1,4 +1,5 @@
-"""Training's terminal: snaresynth's own lines and the progress bar, TensorFlow's at debug level.
+"""The terminal of the commands that load TensorFlow (train, export, eval, explore, listener
+train): snaresynth's own lines and the progress bar, TensorFlow's at debug level.
 
 TensorFlow's C++ lines before absl::InitializeLog (oneDNN, printed twice) ignore
 ``TF_CPP_MIN_LOG_LEVEL`` (TF 2.21), so ``import_quietly`` catches fd 2 during the import; its
@@ -9,6 +10,7 @@ of it reaches the log at debug level, shown with -v.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -56,3 +58,18 @@ def import_quietly(module: str) -> ModuleType:
             for line in capture.read().decode(errors="replace").splitlines():
                 if line.strip():
                     native.debug("%s", line)
+
+
+def quiet_tensorflow(required: bool = True) -> ModuleType | None:
+    """TensorFlow imported with its start-up lines and its loggers at debug level.
+
+    ``required=False``: None where it is not installed (a command that can run on the numpy
+    inference form alone, e.g. explore in a serve-only install).
+    """
+    if not required and "tensorflow" not in sys.modules \
+            and importlib.util.find_spec("tensorflow") is None:
+        return None
+    tf = import_quietly("tensorflow")
+    tf.get_logger()  # made now, so that its own handler (if any) goes in at_debug
+    at_debug("tensorflow", "absl")  # e.g. absl's "Sharding callback duration" per save
+    return tf

@@ -263,14 +263,10 @@ def train(settings: TrainSettings) -> Path:
 
     SIGTERM / SIGINT stop it at the next step boundary with a checkpoint (``TrainingStopped``).
     """
-    from snaresynth.models.quiet import at_debug, import_quietly
+    from snaresynth.models.quiet import quiet_tensorflow
     from snaresynth.models.stop import StopSignals
 
-    import_quietly("tensorflow")  # before the families import it: no C++ start-up lines
-    import tensorflow as tf
-
-    tf.get_logger()  # made now, so that its own handler (if any) goes in at_debug
-    at_debug("tensorflow", "absl")  # e.g. absl's "Sharding callback duration" per save
+    quiet_tensorflow()  # before the families import it: no C++ start-up lines
     with StopSignals(settings.checkpoint_dir or settings.out.with_suffix(".ckpt")) as stop:
         return _train(settings, stop)
 

@@ -146,3 +146,20 @@ def _catches(pid: int, sig: int) -> bool:
         return False
     caught = re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M)
     return caught is not None and bool(int(caught.group(1), 16) >> (sig - 1) & 1)
+
+
+def test_tensorflow_commands_print_none_of_its_start_up_lines(tmp_path: Path) -> None:
+    from snaresynth.models.registry import bundled_models
+
+    pytest.importorskip("tensorflow")
+    model = tmp_path / "copy.keras"
+    model.write_bytes(bundled_models()[0].read_bytes())
+    for args in (["export", str(model)],
+                 ["explore", "--model", str(model), "--steps", "2", "--out",
+                  str(tmp_path / "x.png")]):
+        done = subprocess.run([sys.executable, "-m", "snaresynth.cli", *args], cwd=tmp_path,
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0"),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        for noise in ("absl", "oneDNN", "InitializeLog", "cpu_feature_guard"):
+            assert noise not in done.stderr, (args[0], done.stderr)
