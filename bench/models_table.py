@@ -1,13 +1,17 @@
 """The models table of docs/models.md, made by one command.
 
-    .venv/bin/python bench/models_table.py [--train] [--data corpora/hydrogen] [--runs runs/study]
+    .venv/bin/python bench/models_table.py [--train] [--data corpora/mix] [--runs runs/study-mix]
 
 With ``--train`` it first trains every study model that is not there yet (the exact
 ``snaresynth train`` commands below; an interrupted run resumes from its checkpoint), one at a
 time. Then it runs ``snaresynth eval --markdown`` on the bundled default model and every study
-model present, and writes the table, the date, the machine and the commands into docs/models.md
-between the ``models-table`` marker comments. Without the corpus:
-``snaresynth dataset build --hydrogen --out corpora/hydrogen``.
+model present, judged against the snares of ``--heldout`` kits none of them heard, and writes
+both of eval's tables, the date, the machine and the commands into docs/models.md between the
+``models-table`` marker comments. The corpora (the bundled model's own, and the SoundFont kits):
+
+    snaresynth dataset build --hydrogen --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 \
+        /usr/share/sounds/sf2/TimGM6mb.sf2 --instruments snare --out corpora/mix
+    snaresynth dataset build --soundfont /usr/share/sounds/sf2/*.sf2 --out corpora/soundfonts
 
 The step counts are sized for about 4-8 minutes per model on 2 shared CPU cores (the WaveGANs
 about 30 minutes each); they are far shorter than the study's 700 epochs, and the table says so.
@@ -98,10 +102,11 @@ def machine() -> str:
             f"load average {load:.1f} at the start (the cores are shared with other work)")
 
 
-def write_table(data: Path, runs: Path, extra_args: list[str]) -> str:
+def write_table(data: Path, runs: Path, heldout: Path | None, extra_args: list[str]) -> str:
     models = [DEFAULT_MODEL] + [runs / f"{n}.keras" for n in STUDY
                                  if (runs / f"{n}.keras").is_file()]
-    cmd = ["snaresynth", "eval", "--markdown", "--data", str(data), *extra_args,
+    held = ["--heldout", str(heldout)] if heldout else []
+    cmd = ["snaresynth", "eval", "--markdown", "--data", str(data), *held, *extra_args,
            "--model", *map(str, models)]
     print(f"[models_table] {shlex.join(cmd)}", flush=True)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -135,8 +140,11 @@ def write_table(data: Path, runs: Path, extra_args: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=Path("corpora/hydrogen"))
-    p.add_argument("--runs", type=Path, default=Path("runs/study"))
+    p.add_argument("--data", type=Path, default=Path("corpora/mix"),
+                   help="the training corpus (the bundled model's)")
+    p.add_argument("--heldout", type=Path, default=Path("corpora/soundfonts"),
+                   help="kits for the coverage figures (those not in --data are used)")
+    p.add_argument("--runs", type=Path, default=Path("runs/study-mix"))
     p.add_argument("--train", action="store_true", help="train missing study models first")
     p.add_argument("--only", nargs="+", choices=list(STUDY), help="train only these")
     p.add_argument("--no-table", action="store_true", help="train only, write no table")
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.train:
         train_missing(args.data, args.runs, args.only)
     if not args.no_table:
-        write_table(args.data, args.runs, args.eval_arg)
+        write_table(args.data, args.runs, args.heldout, args.eval_arg)
     return 0
 
 
