@@ -6,7 +6,8 @@ Loads ``snaresynth/models/synth_numpy.py`` as it was at ``--against`` (``git sho
 today's, gives both the same model's synthesiser arrays, and times them alternately on the
 same network outputs (one latent at a time, as the daemon decodes), so the machine's load
 falls on both alike. Prints median and p99 per part (whole synthesiser, wires, head) for
-each, the ratio, and the largest difference between their outputs. A figure, never pass/fail.
+each, the ratio, the largest difference between their outputs, and what resampling a buffer
+to 48 kHz costs at soxr's VHQ and HQ. A figure, never pass/fail.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=20, help="passes over them")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    from snaresynth import dsp
+    from snaresynth.decode.worker import PLAYBACK_QUALITY
     from snaresynth.models import registry
     from snaresynth.models.knobmap import to_network
 
@@ -82,6 +85,18 @@ def main() -> int:
               f"now {np.median(now_ms):.3f} / {np.percentile(now_ms, 99):.3f} ms "
               f"(median / p99), now/then {np.median(now_ms) / np.median(then_ms):.2f}")
     print(f"largest |now - then| over the outputs: {worst:.3g}")
+    resample_ms: dict[str, list[float]] = {"VHQ": [], "HQ": []}
+    audio = [now(r)[0] for r in raws]
+    for _ in range(args.rounds):
+        for buf in audio:
+            for quality, out in resample_ms.items():
+                t0 = time.perf_counter()
+                dsp.resample(buf, int(decoder.sample_rate), 48000, quality)
+                out.append(1e3 * (time.perf_counter() - t0))
+    print("resampling a buffer to 48 kHz (playback uses "
+          f"{PLAYBACK_QUALITY}): " + ", ".join(
+              f"{q} {np.median(v):.3f} / {np.percentile(v, 99):.3f} ms"
+              for q, v in resample_ms.items()))
     return 0
 
 
