@@ -6,6 +6,8 @@
         --out runs/listener.keras
 
 Prints Markdown (per-class recall / precision and the confusion matrices) for docs/models.md.
+``--quick N`` screens a variant on N kit folds (drawn with a fixed seed) without the source
+folds; the figures to report are the full run's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
-    from snaresynth.analysis.ear import format_confusion, train_ear
+    from snaresynth.analysis.ear import MEMBERS, REPITCH, format_confusion, train_ear
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
@@ -26,8 +28,15 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--copies", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--members", type=int, default=MEMBERS, help="nets averaged by the listener")
+    p.add_argument("--repitch", type=float, default=REPITCH,
+                   help="share of augmented copies played faster or slower")
+    p.add_argument("--quick", type=int, default=0, metavar="N",
+                   help="only N kit folds and no source folds (a screen, not a figure)")
     args = p.parse_args()
-    report = train_ear(args.data, args.out, args.epochs, args.copies, args.seed)
+    report = train_ear(args.data, args.out, args.epochs, args.copies, args.seed,
+                       members=args.members, sources=not args.quick, limit=args.quick,
+                       repitch=args.repitch)
     print(f"wrote {report.path} ({report.path.stat().st_size / 1e3:.0f} kB) from "
           f"{report.items} items in {report.seconds:.0f} s")
     for title, result in (("leave-one-kit-out", report.kit),

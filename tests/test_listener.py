@@ -158,6 +158,8 @@ def _tiny_corpus(path: Path, collection: str, kits: int, offset: int) -> Path:
 def test_summary_listener_is_judged_per_kit_and_per_source(tmp_path: Path, capsys) -> None:
     a = _tiny_corpus(tmp_path / "a", "alpha", 2, 0)
     b = _tiny_corpus(tmp_path / "b", "beta", 2, 1000)
+    from snaresynth.analysis.ear import MEMBERS
+
     out = tmp_path / "ear.keras"
     assert main(["listener", "train", "--data", str(a), str(b), "--out", str(out),
                  "--epochs", "2"]) == 0
@@ -174,8 +176,31 @@ def test_summary_listener_is_judged_per_kit_and_per_source(tmp_path: Path, capsy
     audio = np.stack([drum(k, 32000, seconds=0.6, seed=9, lead_s=0.0)[:LENGTH]
                       for k in ("snare", "kick")])
     assert listener.probabilities(audio, 32000).shape == (2, 3)
-    assert listener.embed(audio, 16000).shape == (2, 64)
+    assert listener.embed(audio, 16000).shape == (2, MEMBERS * 64)  # each member's
     assert out.stat().st_size < 500_000
+
+
+def test_the_summary_ensemble_trains_each_member_and_averages_their_logits(
+        tmp_path: Path) -> None:
+    from snaresynth.analysis.ear import _build, train_ear
+
+    net, ensemble = _build(12, 3, members=3)
+    x = np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32)
+    stacked = net(x).numpy()  # what training sees: every member's logits, side by side
+    assert stacked.shape == (5, 3, 3)
+    np.testing.assert_allclose(ensemble(x).numpy(), stacked.mean(axis=1), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(stacked[:, 0], stacked[:, 1])  # members start apart
+    a = _tiny_corpus(tmp_path / "a", "alpha", 3, 0)
+    report = train_ear([a], tmp_path / "ens.keras", epochs=2, members=2, limit=2)
+    assert report.kit is not None and report.kit["folds"] == 2  # the quick screen
+    assert report.kit["items"] == 12 and report.source is None  # one source: no source folds
+    info = read_listener_info(report.path)
+    assert info.training["members"] == 2
+    listener = load_listener(report.path)
+    audio = np.stack([drum(k, 32000, seconds=0.6, seed=9, lead_s=0.0)[:LENGTH]
+                      for k in ("snare", "kick")])
+    np.testing.assert_allclose(listener.probabilities(audio, 32000).sum(axis=1), 1.0, rtol=1e-5)
+    assert listener.embed(audio, 32000).shape == (2, 2 * 64)  # each member's embedding
 
 
 def test_augment_mel_changes_the_chain_not_the_shape() -> None:
@@ -185,6 +210,24 @@ def test_augment_mel_changes_the_chain_not_the_shape() -> None:
     out = augment_mel(mel, np.random.default_rng(1))
     assert out.shape == mel.shape and np.isfinite(out).all()
     assert not np.allclose(out, mel)
+
+
+def test_repitch_mel_moves_a_tone_up_and_shortens_it() -> None:
+    from snaresynth.analysis.ear import repitch_mel
+    from snaresynth.analysis.features import MelSettings, log_mel
+
+    rate = 32000
+    t = np.arange(LENGTH) / rate
+    tone = (np.sin(2 * np.pi * 400 * t) * np.exp(-t / 0.05)).astype(np.float32)
+    mel = log_mel(np.stack([tone, tone]), MelSettings(rate))
+    same = repitch_mel(mel, np.random.default_rng(0), MelSettings(rate), 1.0, 1.0, 1.0)
+    np.testing.assert_allclose(same, mel, atol=1e-5)  # r = 1 changes nothing
+    up = repitch_mel(mel, np.random.default_rng(0), MelSettings(rate), 1.0, 1.25, 1.25)
+    assert up.shape == mel.shape and np.isfinite(up).all()
+    band = mel[0, 2:10].mean(axis=0).argmax()
+    assert up[0, 2:10].mean(axis=0).argmax() > band  # 400 Hz -> 500 Hz: a higher band
+    loud = (mel[0].max(axis=1) > mel[0].max() - 6.0).sum()
+    assert (up[0].max(axis=1) > up[0].max() - 6.0).sum() < loud  # and it decays sooner
 
 
 def test_texture_features_are_level_free_and_hear_noise_flicker() -> None:

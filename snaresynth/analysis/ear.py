@@ -6,11 +6,13 @@ chains more than the instruments (held-out snare recall 0.37-0.61 by seed, docs/
 Here each item is first reduced to ``features.summary_features`` (band shapes per time
 segment, envelope, decay times; all relative to the item's own peak), and training copies get
 feature-level augmentation of what differs between chains: a spectral tilt, a low or high
-shelf, and a room tail (a decayed running sum of the frames' power). It trains in seconds, so
+shelf, and a room tail (a decayed running sum of the frames' power), and half of them are
+played faster or slower (``repitch_mel``). Three nets from different starts are trained
+side by side and their logits averaged (``_build``). It trains in seconds, so
 it can be judged honestly: one model per held-out kit (every kit once) and per held-out source
 (collection: the Hydrogen kits, each SoundFont file), on original files only.
 
-The layer before the logits is named ``embedding``: ``eval``'s coverage uses it.
+The layer before each net's logits is named ``embedding``: ``eval``'s coverage uses them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from snaresynth.analysis.features import MelSettings, log_mel, summary_features
+from snaresynth.analysis.features import (
+    LOG_FLOOR,
+    MelSettings,
+    log_mel,
+    mel_band_hz,
+    mel_band_position,
+    summary_features,
+)
 from snaresynth.analysis.listener import (
     ListenerInfo,
     fit_length,
@@ -34,6 +43,8 @@ from snaresynth.errors import ModelFileError
 
 EMBEDDING = 64
 FEATURE_SET = 2  # summary_features with the texture features (features.py)
+MEMBERS = 3  # dense nets averaged by the listener (``_build``)
+REPITCH = 0.5  # share of augmented copies played faster or slower (``repitch_mel``)
 
 
 @dataclass
@@ -98,7 +109,38 @@ def augment_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _build(dim: int, n_classes: int, name: str = "listener") -> Any:
+def _interpolate(values: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    """``values`` read at fractional ``index`` (same shape) along ``axis``, linearly, clamped."""
+    low = np.floor(index)
+    frac = index - low
+    top = values.shape[axis] - 1
+    a = np.take_along_axis(values, np.clip(low, 0, top).astype(int), axis=axis)
+    b = np.take_along_axis(values, np.clip(low + 1, 0, top).astype(int), axis=axis)
+    return a + (b - a) * frac
+
+
+def repitch_mel(mel: np.ndarray, rng: np.random.Generator, settings: MelSettings,
+                share: float = 0.5, low: float = 0.85, high: float = 1.18) -> np.ndarray:
+    """A share of the items played faster or slower (frequencies times r, durations over r,
+    r from ``low`` to ``high``), in the log-mel domain: kits tune the same drum differently."""
+    out = np.array(mel, dtype=np.float32, copy=True)
+    pick = np.flatnonzero(rng.uniform(size=len(mel)) < share)
+    if len(pick) == 0:
+        return out
+    _, frames, mels = mel.shape
+    rate = np.exp(rng.uniform(np.log(low), np.log(high), len(pick)))[:, None]
+    # each band reads the old band at its centre frequency over r
+    band = mel_band_position(mel_band_hz(settings)[None, :] / rate, settings)  # (picked, mels)
+    part = _interpolate(mel[pick], np.broadcast_to(band[:, None, :], (len(pick), frames, mels)), 2)
+    part -= 6.0 * (band > mels - 1)[:, None, :]  # slowed down: nothing above the old top band
+    when = np.arange(frames)[None, :] * rate  # (picked, frames)
+    part = _interpolate(part, np.broadcast_to(when[:, :, None], part.shape), 1)
+    part[np.broadcast_to((when > frames - 1)[:, :, None], part.shape)] = np.log(LOG_FLOOR)
+    out[pick] = part
+    return out
+
+
+def _member(dim: int, n_classes: int, name: str) -> Any:
     import keras
     from keras import layers
 
@@ -109,31 +151,63 @@ def _build(dim: int, n_classes: int, name: str = "listener") -> Any:
     return keras.Model(inputs, layers.Dense(n_classes, name="logits")(x), name=name)
 
 
-def _fit(data: EarData, train: np.ndarray, classes: list[str], epochs: int, copies: int,
-         seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
-    """(model, feature mean, feature std) trained on items ``train`` plus augmented copies."""
+def _build(dim: int, n_classes: int, members: int = 1) -> tuple[Any, Any]:
+    """(training network, listener network): ``members`` dense nets side by side on one input.
+
+    The training network stacks their logits, (B, members, classes), so each member learns
+    alone from its own random start in one ``fit``; the listener averages their logits (a
+    held-out kit's answer no longer rests on one start). ``members = 1``: the plain net.
+    """
+    import keras
+    from keras import layers
+
+    if members == 1:
+        net = _member(dim, n_classes, "listener")
+        return net, net
+    inputs = keras.Input(shape=(dim,), name="summary")
+    outs = [_member(dim, n_classes, f"member{k}")(inputs) for k in range(members)]
+    stacked = layers.Concatenate(axis=1, name="stacked")(
+        [layers.Reshape((1, n_classes), name=f"row{k}")(o) for k, o in enumerate(outs)])
+    listener = keras.Model(inputs, layers.Average(name="logits_mean")(outs), name="listener")
+    return keras.Model(inputs, stacked, name="members"), listener
+
+
+def ear_features(data: EarData, copies: int, seed: int, repitch: float = 0.0) -> np.ndarray:
+    """(copies + 1, N, D) summary features of every item and of ``copies`` augmented copies
+    (``repitch``: the share of copies also played faster or slower, ``repitch_mel``).
+
+    Computed once per run: a fold only picks its training rows (an item's copies depend on
+    the item alone, so no fold sees anything of its held-out kit).
+    """
+    rng = np.random.default_rng(seed)
+    settings = MelSettings(sample_rate=data.sample_rate)
+    mels = [data.mel] + [augment_mel(repitch_mel(data.mel, rng, settings, repitch) if repitch
+                                     else data.mel, rng) for _ in range(copies)]
+    return np.stack([summary_features(m, FEATURE_SET) for m in mels])
+
+
+def _fit(feats: np.ndarray, y: np.ndarray, train: np.ndarray, n_classes: int, epochs: int,
+         seed: int, members: int = 1) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(listener network, feature mean, feature std) trained on rows ``train`` and their
+    augmented copies, classes weighted by their inverse frequency."""
     import keras
 
-    rng = np.random.default_rng(seed)
-    mels = [data.mel[train]] + [augment_mel(data.mel[train], rng) for _ in range(copies)]
-    x = summary_features(np.concatenate(mels), FEATURE_SET)
-    y = np.tile(np.array([classes.index(data.labels[i]) for i in train]), copies + 1)
+    x = feats[:, train].reshape(-1, feats.shape[2])
+    labels = np.tile(y[train], feats.shape[0])
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
-    counts = np.bincount(y, minlength=len(classes)).astype(np.float64)
-    weights = {i: float(len(y) / (len(classes) * c)) for i, c in enumerate(counts) if c}
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    weights = (len(labels) / (n_classes * np.maximum(counts, 1.0)))[labels]
     keras.utils.set_random_seed(seed)
-    model = _build(x.shape[1], len(classes))
-    model.compile(optimizer=keras.optimizers.Adam(2e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit((x - mean) / std, y, batch_size=128, epochs=epochs, class_weight=weights,
-              shuffle=True, verbose=0)
-    return model, mean, std
-
-
-def _predict(model: Any, data: EarData, idx: np.ndarray, mean: np.ndarray,
-             std: np.ndarray) -> np.ndarray:
-    x = (summary_features(data.mel[idx], FEATURE_SET) - mean) / std
-    return np.asarray(model.predict(x, batch_size=1024, verbose=0)).argmax(axis=1)
+    net, listener = _build(x.shape[1], n_classes, members)
+    # many steps per call: the net is so small that Python's per-step overhead dominated
+    net.compile(optimizer=keras.optimizers.Adam(2e-3), steps_per_execution=32,
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    if members > 1:
+        labels, weights = np.repeat(labels[:, None], members, 1), np.repeat(
+            weights[:, None], members, 1)
+    net.fit((x - mean) / std, labels, sample_weight=weights, batch_size=128, epochs=epochs,
+            shuffle=True, verbose=0)
+    return listener, mean, std
 
 
 def confusion(true: list[str], pred: list[str], classes: list[str]) -> list[list[int]]:
@@ -145,27 +219,38 @@ def confusion(true: list[str], pred: list[str], classes: list[str]) -> list[list
 
 
 def cross_validate(data: EarData, by: str, classes: list[str], epochs: int, copies: int,
-                   seed: int) -> dict[str, Any]:
-    """Hold out each kit (``by="group"``) or source (``"collection"``) once; pooled figures."""
+                   seed: int, members: int = 1, feats: np.ndarray | None = None,
+                   limit: int = 0) -> dict[str, Any]:
+    """Hold out each kit (``by="group"``) or source (``"collection"``) once; pooled figures.
+
+    ``feats``: ``ear_features(data, copies, seed)`` when the caller has them; ``limit``: only
+    that many folds, drawn with a fixed seed (a quick screen, not a figure to report).
+    """
+    feats = ear_features(data, copies, seed) if feats is None else feats
+    y = np.array([classes.index(lab) for lab in data.labels])
     keys = data.groups if by == "group" else data.collections
     keys_arr = np.asarray(keys)
+    held_out = sorted(set(keys))
+    if limit and limit < len(held_out):
+        held_out = sorted(np.random.default_rng(1).choice(held_out, limit, replace=False))
     true: list[str] = []
     pred: list[str] = []
     from tqdm import tqdm
 
-    folds = tqdm(sorted(set(keys)), desc=f"listener, leave one {'kit' if by == 'group' else by} "
-                 "out", unit="fold", disable=None)  # no bar when stderr is not a terminal
+    folds = tqdm(held_out, desc=f"listener, leave one {'kit' if by == 'group' else by} out",
+                 unit="fold", disable=None)  # no bar when stderr is not a terminal
     for held in folds:
         test = np.flatnonzero((keys_arr == held) & data.original)
         train = np.flatnonzero(keys_arr != held)
-        if len(test) == 0 or len({data.labels[i] for i in train}) < len(classes):
+        if len(test) == 0 or len(set(y[train].tolist())) < len(classes):
             continue  # a fold that would lose a whole class says nothing about the listener
-        model, mean, std = _fit(data, train, classes, epochs, copies, seed)
+        model, mean, std = _fit(feats, y, train, len(classes), epochs, seed, members)
+        logits = model.predict((feats[0, test] - mean) / std, batch_size=1024, verbose=0)
         true += [data.labels[i] for i in test]
-        pred += [classes[j] for j in _predict(model, data, test, mean, std)]
+        pred += [classes[j] for j in np.asarray(logits).argmax(axis=1)]
     result = per_class_accuracy(true, pred, classes)
     result["confusion"] = confusion(true, pred, classes)
-    result["folds"] = len(set(keys))
+    result["folds"] = len(held_out)
     result["items"] = len(true)
     return result
 
@@ -180,18 +265,25 @@ class EarReport:
 
 
 def train_ear(paths: list[str | Path], out: str | Path, epochs: int = 25, copies: int = 2,
-              seed: int = 0, validate: bool = True) -> EarReport:
-    """Judge leave-one-kit-out and leave-one-source-out, then train on everything and save."""
+              seed: int = 0, validate: bool = True, members: int = MEMBERS,
+              sources: bool = True, limit: int = 0, repitch: float = REPITCH) -> EarReport:
+    """Judge leave-one-kit-out and leave-one-source-out, then train on everything and save.
+
+    ``sources``: the source folds too; ``limit``: only that many kit folds (a quick screen).
+    """
     start = time.monotonic()
     data = load_ear_data(paths)
     classes = [c for c in CLASSES if c in set(data.labels)]
+    feats = ear_features(data, copies, seed, repitch)
     kit = source = None
     if validate:
-        kit = cross_validate(data, "group", classes, epochs, copies, seed)
-        if len(set(data.collections)) > 1:
-            source = cross_validate(data, "collection", classes, epochs, copies, seed)
+        kit = cross_validate(data, "group", classes, epochs, copies, seed, members, feats, limit)
+        if sources and len(set(data.collections)) > 1:
+            source = cross_validate(data, "collection", classes, epochs, copies, seed, members,
+                                    feats)
     everything = np.arange(len(data.labels))
-    model, mean, std = _fit(data, everything, classes, epochs, copies, seed)
+    y = np.array([classes.index(lab) for lab in data.labels])
+    model, mean, std = _fit(feats, y, everything, len(classes), epochs, seed, members)
     mel = MelSettings(sample_rate=data.sample_rate)
     accuracy: dict[str, Any] = dict(kit or {})
     accuracy["leave_one_source_out"] = source
@@ -203,9 +295,9 @@ def train_ear(paths: list[str | Path], out: str | Path, epochs: int = 25, copies
         accuracy=accuracy, kind="summary", feature_mean=[float(v) for v in mean],
         feature_std=[float(v) for v in std], feature_set=FEATURE_SET,
         training={"corpus_fingerprints": data.fingerprints, "epochs": epochs,
-                  "augment_copies": copies, "seed": seed, "items": len(data.labels),
-                  "kits": len(set(data.groups)), "sources": sorted(set(data.collections)),
-                  "seconds": round(seconds, 1)})
+                  "augment_copies": copies, "repitch": repitch, "seed": seed,
+                  "items": len(data.labels), "members": members, "kits": len(set(data.groups)),
+                  "sources": sorted(set(data.collections)), "seconds": round(seconds, 1)})
     path = save_listener(out, model, info)
     return EarReport(path, kit, source, len(data.labels), seconds)
 
@@ -223,4 +315,4 @@ def format_confusion(result: dict[str, Any], classes: list[str]) -> str:
 
 
 __all__ = ["EarData", "EarReport", "augment_mel", "confusion", "cross_validate",
-           "format_confusion", "load_ear_data", "train_ear"]
+           "ear_features", "format_confusion", "load_ear_data", "train_ear"]

@@ -86,6 +86,23 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
     return bank.T.astype(np.float32)
 
 
+def _mel_range(settings: MelSettings) -> tuple[float, float]:
+    top = settings.sample_rate / 2.0 if settings.fmax is None else settings.fmax
+    return float(_hz_to_mel(settings.fmin)), float(_hz_to_mel(min(top, settings.sample_rate / 2)))
+
+
+def mel_band_hz(settings: MelSettings) -> np.ndarray:
+    """(n_mels,) the centre frequency of each log-mel band, in Hz."""
+    lo, hi = _mel_range(settings)
+    return _mel_to_hz(np.linspace(lo, hi, settings.n_mels + 2)[1:-1])
+
+
+def mel_band_position(hz: np.ndarray, settings: MelSettings) -> np.ndarray:
+    """Fractional index of the log-mel band centred at ``hz`` (-1 at fmin, n_mels at the top)."""
+    lo, hi = _mel_range(settings)
+    return (_hz_to_mel(hz) - lo) / ((hi - lo) / (settings.n_mels + 1)) - 1.0
+
+
 DEFAULT_MEL = MelSettings()
 
 

@@ -92,8 +92,8 @@ class Listener:
     def embed(self, audio: np.ndarray, sample_rate: int, batch: int = 256) -> np.ndarray:
         """(B, D) the listener's embedding: the layer before its class logits.
 
-        A layer named ``embedding`` if the network has one; for the CNN (ensemble) its
-        global-average-pooled features (every member's, side by side).
+        A layer named ``embedding`` if the network has one; for an ensemble every member's
+        (``embedding``, or the CNN's global-average-pooled features), side by side.
         """
         if self._embedder is None:
             self._embedder = _embedding_model(self.model)
@@ -125,7 +125,11 @@ def _embedding_model(model: Any) -> Any:
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if not members:
         raise ModelFileError("listener network has no embedding layer (no 'embedding' or 'gap')")
-    inner = [keras.Model(m.inputs, m.get_layer("gap").output) for m in members]
+    inner = []
+    for m in members:  # the CNN's members pool into "gap", the summary listener's ear.py nets
+        names = {layer.name for layer in m.layers}
+        inner.append(keras.Model(m.inputs, m.get_layer(
+            "embedding" if "embedding" in names else "gap").output))
     outs = [sub(model.inputs[0]) for sub in inner]
     joined = outs[0] if len(outs) == 1 else keras.layers.Concatenate()(outs)
     return keras.Model(model.inputs, joined)
