@@ -16,9 +16,8 @@ VELOCITY_CURVES = ("linear", "soft", "hard", "fixed")
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int, quality: str = "VHQ") -> np.ndarray:
-    """Sample-rate conversion (libsoxr) along the last axis; ``quality`` is soxr's: "VHQ"
-    (28-bit) for corpora and analysis, "HQ" (20-bit, a noise floor near -120 dB, 2-3 times
-    faster) for playback buffers decoded while a knob moves."""
+    """Sample-rate conversion (libsoxr) along the last axis; ``quality`` is soxr's ("VHQ":
+    28-bit, "HQ": 20-bit and faster; playback's is ``decode.worker.PLAYBACK_QUALITY``)."""
     audio = np.asarray(audio, dtype=np.float32)
     if from_rate == to_rate:
         return audio.copy()

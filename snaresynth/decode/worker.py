@@ -88,7 +88,7 @@ alone); kept at VHQ until that is understood (docs/performance.md)."""
 
 
 def playback_buffer(raw: np.ndarray, model_rate: int, out_rate: int, tune_semitones: float,
-                    decay: float, quality: str = PLAYBACK_QUALITY) -> np.ndarray:
+                    decay: float) -> np.ndarray:
     """Model output -> what a voice plays: resampled to the output rate, tuned, its silent
     pre-roll trimmed (as a sampler's sample start), decay-shaped.
 
@@ -98,7 +98,7 @@ def playback_buffer(raw: np.ndarray, model_rate: int, out_rate: int, tune_semito
     """
     ratio = dsp.semitones_to_ratio(tune_semitones)
     target = out_rate / ratio
-    buf = dsp.resample(raw, model_rate, int(round(target)), quality) \
+    buf = dsp.resample(raw, model_rate, int(round(target)), PLAYBACK_QUALITY) \
         if abs(target - model_rate) > 0.5 else np.asarray(raw, dtype=np.float32).copy()
     start = max(0, dsp.onset_index(buf, ONSET_DB) - int(PREROLL_S * out_rate))
     buf = buf[start:]
