@@ -8,9 +8,12 @@ autosaved periodically when it changed.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -251,13 +254,33 @@ def _start_web(server: Any, engine: Engine, settings: Settings, sequencer: Any,
 
 
 def _run_until(stop: threading.Event, engine: Engine, state_file: Path, autosave_s: float) -> None:
-    """Wait for a signal; meanwhile save the state every ``autosave_s`` seconds if it changed."""
-    saved = engine.state()
-    while not stop.wait(autosave_s):
-        current = engine.state()
-        if current != saved:
-            _save(engine, state_file)
-            saved = current
+    """Wait for a signal; meanwhile save the state every ``autosave_s`` seconds if it changed.
+
+    The kernel may hand a process's signal to any of its threads, and then a main thread asleep
+    in ``Event.wait`` would only run the Python handler when its timeout ends (30 s late, seen in
+    CI): it sleeps in ``select`` on the wake-up fd, which CPython's C handler writes to from
+    whichever thread got the signal."""
+    reader, writer = socket.socketpair()
+    for end in (reader, writer):
+        end.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        saved = engine.state()
+        next_save = time.monotonic() + autosave_s
+        while not stop.is_set():
+            select.select([reader], [], [], max(0.0, next_save - time.monotonic()))
+            with contextlib.suppress(BlockingIOError):
+                reader.recv(64)  # the signals' numbers: the Python handler sets ``stop``
+            if time.monotonic() >= next_save and not stop.is_set():
+                next_save = time.monotonic() + autosave_s
+                current = engine.state()
+                if current != saved:
+                    _save(engine, state_file)
+                    saved = current
+    finally:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
 
 
 def _save(engine: Engine, state_file: Path) -> None:

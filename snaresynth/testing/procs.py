@@ -120,3 +120,17 @@ def tensorflow_loaded(pid: int) -> bool:
         return "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return False
+
+
+def signal_other_thread(pid: int, sig: int) -> int:
+    """Send ``sig`` to one of ``pid``'s threads other than its main one (``tgkill``), as the
+    kernel may do with a signal sent to the process; returns that thread's id."""
+    import ctypes
+
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    if not tids:
+        raise HarnessError(f"process {pid} has no thread but its main one")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, tids[-1], sig) != 0:
+        raise HarnessError(f"tgkill({pid}, {tids[-1]}): {os.strerror(ctypes.get_errno())}")
+    return tids[-1]

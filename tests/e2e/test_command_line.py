@@ -19,7 +19,7 @@ import pytest
 from snaresynth.testing.daemon import Daemon, daemon_env, serve_args
 from snaresynth.testing.jackd import JackServer
 from snaresynth.testing.midi import MidiSender
-from snaresynth.testing.procs import proc_tree, signal_tree, wait_for
+from snaresynth.testing.procs import proc_tree, signal_other_thread, signal_tree, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -109,6 +109,20 @@ def test_a_signal_to_the_process_group_stops_all_without_a_traceback(
     assert daemon.returncode == 0 and "Traceback" not in daemon.output(), daemon.output()
     assert (len(pids) > 1) == (decode == "process")  # the decode child got it too
     assert "stopped in" in daemon.output()
+
+
+def test_a_signal_delivered_to_another_thread_stops_it_as_soon(tmp_path: Path) -> None:
+    # the kernel hands a process's signal to any thread that does not block it; the main thread
+    # used to notice only when its 30 s autosave wait ended (a CI run timed out on it)
+    daemon = Daemon.in_home(tmp_path, "--audio", "null", "--midi-in", "none")
+    signal_other_thread(daemon.pid, signal.SIGTERM)
+    try:
+        daemon.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"no exit within 20 s of SIGTERM to one of its threads:\n{daemon.tail()}")
+    finally:
+        daemon.stop()
+    assert daemon.returncode == 0 and "stopped in" in daemon.output(), daemon.output()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
