@@ -47,6 +47,24 @@ GM_NAMES = {35: "kick2", 36: "kick", 37: "sidestick", 38: "snare", 39: "clap", 4
             42: "hat-closed", 44: "hat-pedal", 46: "hat-open", 49: "crash", 51: "ride"}
 
 
+# GS / GM2 drum sets by program: those up to Orchestra (48) and the CM-64 set (127) follow the
+# GM key map; 56 is GS's SFX set (sound effects on the drum keys), and MuseScore puts marching
+# percussion and a metronome on programs 55-96 with maps of their own: keys mean nothing there
+GM_MAPPED_PROGRAMS = frozenset(range(49)) | {127}
+BRUSH, ORCHESTRA = 40, 48
+TIMPANI_KEYS = range(41, 54)  # the Orchestra set: timpani where the toms, hats and cymbals are
+
+
+def kit_label(bank: int, program: int, note: int) -> str:
+    """The class of ``note`` in a drum preset: the GM map with the GS sets' exceptions (the
+    Brush set's key 39 is a brush slap on the snare, not a clap)."""
+    if bank == 128 and program == ORCHESTRA and note in TIMPANI_KEYS:
+        return "other"
+    if bank == 128 and program == BRUSH and note == 39:
+        return "snare"
+    return gm_label(note)
+
+
 def gm_label(note: int) -> str:
     """The class of a GM percussion key; keys 54, 56, 58, 60-81 are other percussion."""
     if note in GM_LABELS:
@@ -97,12 +115,15 @@ def _phdr(fh, size: int, path: Path) -> list[tuple[str, int, int]]:
 def drum_presets(path: str | Path) -> list[tuple[str, int, int]]:
     """Bank-128 presets; a file without any (a drum-only SoundFont) gives all its presets.
 
-    Numbered variants ("Standard 3") are left out where their base kit ("Standard") exists:
+    Sets whose keys do not follow the GM map (``GM_MAPPED_PROGRAMS``) are left out: their labels
+    would be guesses. Numbered variants ("Standard 3") are left out where their base kit
+    ("Standard") exists:
     in GM SoundFonts they mostly reuse its samples, and near-copies would flatter a held-out
     split.
     """
     presets = read_presets(path)
     drums = [p for p in presets if p[1] == 128] or presets
+    drums = [p for p in drums if p[1] != 128 or p[2] in GM_MAPPED_PROGRAMS]
     names = {p[0] for p in drums}
     return [p for p in drums if not (re.fullmatch(r"(.+) \d+", p[0])
                                      and re.fullmatch(r"(.+) \d+", p[0]).group(1) in names)]
@@ -188,10 +209,12 @@ def soundfont_sources(sf2: str | Path, cache: str | Path) -> list[Source]:
                 (folder / tmp).unlink(missing_ok=True)
             done_flag.write_text("rendered\n")
         for note, vel in hits:
-            sources.append(Source(folder / f"{note:03d}-{vel:03d}.wav", gm_label(note), kit,
+            sources.append(Source(folder / f"{note:03d}-{vel:03d}.wav",
+                                  kit_label(bank, program, note), kit,
                                   GM_NAMES.get(note, f"gm{note}"), collection=sf2.stem))
     return sources
 
 
-__all__ = ["GM_LABELS", "drum_presets", "gm_label", "hits_midi", "read_presets",
+__all__ = ["GM_LABELS", "GM_MAPPED_PROGRAMS", "drum_presets", "gm_label", "hits_midi",
+           "kit_label", "read_presets",
            "soundfont_sources"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from snaresynth.data.soundfont import drum_presets, gm_label, hits_midi, read_presets
+from snaresynth.data.soundfont import drum_presets, gm_label, hits_midi, kit_label, read_presets
 from snaresynth.errors import CorpusError
 
 
@@ -32,6 +32,11 @@ def test_presets_and_drum_kits(tmp_path: Path) -> None:
     assert ("Piano", 0, 0) in read_presets(gm)
     # bank 128 only, and a numbered variant of a kit that is there is left out
     assert drum_presets(gm) == [("Standard", 128, 0), ("TR 808", 128, 25)]
+    # sets whose keys are not the GM map: GS's SFX set, MuseScore's marching percussion
+    odd = _sf2(tmp_path / "odd.sf2", [("Standard", 128, 0), ("Orchestra", 128, 48),
+                                       ("SFX", 128, 56), ("Marching Snare", 128, 56),
+                                       ("Marching Tenor", 128, 96), ("CM-64/32 Set", 128, 127)])
+    assert [p[2] for p in drum_presets(odd)] == [0, 48, 127]
     kit = _sf2(tmp_path / "kit.sf2", [("Black_Pearl_4pc", 0, 0)])
     assert drum_presets(kit) == [("Black_Pearl_4pc", 0, 0)]  # a drum-only file: all presets
     (tmp_path / "x.sf2").write_bytes(b"RIFF\0\0\0\0WAVE")
@@ -47,6 +52,16 @@ def test_gm_key_map() -> None:
     assert (gm_label(36), gm_label(42), gm_label(45), gm_label(49), gm_label(39)) == (
         "kick", "hat", "tom", "cymbal", "clap")
     assert gm_label(70) == "other" and gm_label(20) == "unknown"
+
+
+def test_the_gs_sets_exceptions_to_the_gm_map() -> None:
+    assert kit_label(128, 0, 42) == "hat" and kit_label(128, 0, 39) == "clap"
+    # Orchestra: timpani on 41-53, concert snares still on 38 and 40
+    assert {kit_label(128, 48, n) for n in range(41, 54)} == {"other"}
+    assert kit_label(128, 48, 38) == kit_label(128, 48, 40) == "snare"
+    assert kit_label(128, 48, 57) == "cymbal"
+    assert kit_label(128, 40, 39) == "snare"  # the Brush set's brush slap
+    assert kit_label(0, 48, 42) == "hat"  # a drum-only file (bank 0): the plain GM map
 
 
 def test_hits_midi_is_a_well_formed_file() -> None:
