@@ -99,9 +99,9 @@ def collect_sources(
     for folder in folders:
         sources.extend(folder_sources(folder, label))
     if soundfonts:
-        from snaresynth.data.soundfont import soundfont_sources
+        from snaresynth.data.soundfont import distinct_soundfonts, soundfont_sources
 
-        for sf2 in soundfonts:
+        for sf2 in distinct_soundfonts(soundfonts):
             sources.extend(soundfont_sources(sf2, render_cache or Path("renders-cache")))
     if instruments is not None:
         keep = set(instruments)

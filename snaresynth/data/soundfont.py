@@ -20,6 +20,7 @@ import re
 import shutil
 import struct
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,30 @@ def render_preset(sf2: Path, bank: int, program: int, hits: list[tuple[int, int]
     start = int(0.1 * RENDER_RATE)
     rows = [mono[start + i * step:start + (i + 1) * step] for i in range(len(hits))]
     return np.stack([np.pad(r, (0, step - len(r))) for r in rows])
+
+
+def distinct_soundfonts(paths: Iterable[str | Path]) -> list[Path]:
+    """Each SoundFont file once, named by the file itself rather than a link to it.
+
+    Debian's ``default-GM.sf2`` is a link to one of the installed banks, so
+    ``--soundfont /usr/share/sounds/sf2/*.sf2`` names that bank twice: rendered twice, its kits
+    would be two "kits" of identical audio (a leak between a listener's folds, duplicates in a
+    held-out set). A path that is not a file is kept as given for ``soundfont_sources`` to name.
+    """
+    out: list[Path] = []
+    seen: dict[Path, Path] = {}
+    for given in map(Path, paths):
+        if not given.is_file():
+            out.append(given)
+            continue
+        real = given.resolve()
+        if real in seen:
+            log.warning("%s is the same file as %s: its kits are rendered once", given,
+                        seen[real])
+            continue
+        seen[real] = given
+        out.append(real)
+    return out
 
 
 def soundfont_sources(sf2: str | Path, cache: str | Path) -> list[Source]:

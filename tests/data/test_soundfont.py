@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from snaresynth.data.soundfont import drum_presets, gm_label, hits_midi, kit_label, read_presets
+from snaresynth.data.soundfont import (
+    distinct_soundfonts,
+    drum_presets,
+    gm_label,
+    hits_midi,
+    kit_label,
+    read_presets,
+)
 from snaresynth.errors import CorpusError
 
 
@@ -73,3 +80,14 @@ def test_hits_midi_is_a_well_formed_file() -> None:
     assert bytes([0xC9, 25]) in track and bytes([0x99, 38, 100]) in track  # drum channel 10
     melodic = hits_midi(0, 3, [(38, 100)])
     assert bytes([0xB0, 0, 0]) in melodic and bytes([0x90, 38, 100]) in melodic
+
+
+def test_a_soundfont_named_twice_is_taken_once_by_its_own_name(tmp_path: Path) -> None:
+    real = _sf2(tmp_path / "MuseScore_General.sf2", [("Standard", 128, 0)])
+    other = _sf2(tmp_path / "TimGM6mb.sf2", [("Standard", 128, 0)])  # same bytes, its own file
+    link = tmp_path / "default-GM.sf2"  # what Debian's alternatives make
+    link.symlink_to(real)
+    missing = tmp_path / "gone.sf2"
+    # the link first, as a shell's glob may sort it: the kits still get the bank's own name
+    assert distinct_soundfonts([link, other, real, missing, link]) == [
+        real.resolve(), other.resolve(), missing]
