@@ -16,7 +16,10 @@ held-out snares than the network's reconstructions. This closes that gap in two 
    ``--anchor A`` adds A times the same error against the original network at uniform knob
    points, to keep the knob travel between the snares as it was; ``--smooth S`` penalises the
    parameters' finite-difference Jacobian at uniform knob points; ``--even E`` penalises uneven
-   steps along straight lines between uniform knob settings (what ``eval``'s smoothness counts).
+   steps along straight lines between uniform knob settings (what ``eval``'s smoothness counts);
+   ``--even-mel E`` the same with each step's length in log-mel (eval's own distance), through
+   the synthesiser's finite-difference Jacobian at ``JACOBIAN_SNARES`` fitted snares (a linear
+   picture of the synthesiser: a few matrix products a step instead of a synthesis).
 
 The result is a whole model file (encoder, metadata with the refit in its training record, the
 inference form); judge it with ``snaresynth eval``. Needs the train extra (TensorFlow).
@@ -35,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SMOOTH_EPS = 0.05  # network units: the finite difference of the Jacobian penalty
 EVEN_LINES, EVEN_POINTS = 16, 17  # knob lines per step for --even, points along each
+JACOBIAN_SNARES, JACOBIAN_EPS = 4, 0.02  # --even-mel: where its Jacobians are taken, the step
 
 
 def main() -> int:
@@ -53,6 +57,9 @@ def main() -> int:
     p.add_argument("--even", type=float, default=0.0,
                    help="weight of an evenness penalty along uniform knob lines: the squared "
                         "coefficient of variation of a line's parameter steps")
+    p.add_argument("--even-mel", type=float, default=0.0,
+                   help="the same evenness, the steps measured in log-mel through the "
+                        "synthesiser's Jacobian at a few fitted snares (what eval measures)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fitted", type=Path, default=None, metavar="NPZ",
                    help="keep step 1's parameters here; a later run with the same file skips it")
@@ -118,6 +125,11 @@ def main() -> int:
 
     # 2. MLP regression onto the fitted parameters
     rng = np.random.default_rng(args.seed)
+    jacobians = tf.zeros((1, fitted.shape[1], 1))
+    if args.even_mel:
+        jacobians = tf.constant(mel_jacobians(fitted[rng.choice(len(fitted), JACOBIAN_SNARES,
+                                                                replace=False)], synth,
+                                              int(decoder.sample_rate)))
     original = keras.models.clone_model(params)
     original.set_weights(params.get_weights())
     mlp_optimizer = keras.optimizers.Adam(args.lr)
@@ -143,6 +155,14 @@ def main() -> int:
                 cv2 = tf.reduce_mean(tf.square(steps - mean[:, None]), axis=1) / (
                     tf.square(mean) + 1e-6)
                 loss += args.even * tf.reduce_mean(cv2)
+            if args.even_mel:  # mean |J du| over log-mel cells: eval's distance, linearised
+                along = tf.reshape(tf.sigmoid(params(zl)), (EVEN_LINES, EVEN_POINTS, -1))
+                du = along[:, 1:] - along[:, :-1]
+                steps = tf.reduce_mean(tf.abs(tf.einsum("ltp,kpf->kltf", du, jacobians)), -1)
+                mean = tf.reduce_mean(steps, axis=2, keepdims=True)
+                cv2 = tf.reduce_mean(tf.square(steps - mean), axis=2) / (
+                    tf.square(mean[..., 0]) + 1e-6)
+                loss += args.even_mel * tf.reduce_mean(cv2)
         mlp_optimizer.apply_gradients(zip(tape.gradient(loss, trainable), trainable,
                                           strict=True))
         return loss
@@ -155,7 +175,7 @@ def main() -> int:
         anchor = tf.sigmoid(original(za)).numpy() if args.anchor else np.zeros((64, 1),
                                                                                  np.float32)
         zl = np.zeros((EVEN_LINES * EVEN_POINTS, len(lo)), np.float32)
-        if args.even:
+        if args.even or args.even_mel:
             ends = rng.uniform(lo, hi, (EVEN_LINES, 2, len(lo)))
             t = np.linspace(0.0, 1.0, EVEN_POINTS)[None, :, None]
             knob_lines = ends[:, :1] + t * (ends[:, 1:] - ends[:, :1])
@@ -172,11 +192,29 @@ def main() -> int:
                          "fit_steps": args.fit_steps, "fit_lr": args.fit_lr,
                          "steps": args.steps, "lr": args.lr, "jitter": args.jitter,
                          "anchor": args.anchor, "smooth": args.smooth, "even": args.even,
+                         "even_mel": args.even_mel,
                          "seed": args.seed}
     metadata = dataclasses.replace(decoder.metadata, training=training)
     save_model_file(args.out, decoder.model, metadata, encoder=decoder.encoder)
     print(f"wrote {args.out}")
     return 0
+
+
+def mel_jacobians(units: np.ndarray, synth, rate: int) -> np.ndarray:
+    """(K, P, cells): d log-mel / d parameter (sigmoid units) at K settings, finite differences."""
+    import tensorflow as tf
+
+    from snaresynth.analysis.features import MelSettings, log_mel
+
+    k, n = units.shape
+    units = np.clip(units, 1e-4, 1.0 - 1e-4)
+    delta = np.where(units < 0.5, JACOBIAN_EPS, -JACOBIAN_EPS)  # (K, P): nudged inwards
+    moved = np.repeat(units[:, None, :], n + 1, axis=1)  # (K, P + 1, P): the setting, then each
+    moved[:, 1:] += delta[:, :, None] * np.eye(n, dtype=units.dtype)[None]  # parameter nudged
+    flat = moved.reshape(-1, n)
+    audio = synth(tf.constant(np.log(flat / (1.0 - flat)), tf.float32)).numpy()
+    feats = log_mel(audio, MelSettings(sample_rate=rate)).reshape(k, n + 1, -1)
+    return ((feats[:, 1:] - feats[:, :1]) / delta[..., None]).astype(np.float32)
 
 
 if __name__ == "__main__":
