@@ -72,9 +72,9 @@ def main() -> int:
 
     from snaresynth.data.corpus import load_corpus
     from snaresynth.models import losses, registry
-    from snaresynth.models import synth as synthesiser
     from snaresynth.models.base import save_model_file
     from snaresynth.models.knobmap import to_network
+    from snaresynth.models.synth_fit import decoder_parts, fit_parameters
 
     keras.utils.set_random_seed(args.seed)
     decoder = registry.load(args.model, runtime="keras")
@@ -83,13 +83,7 @@ def main() -> int:
     lo, hi = (np.asarray(v, np.float32) for v in decoder.latent_range())
     knob_map = decoder.metadata.knob_map
     z = to_network(decoder.encode(audio), lo, hi, knob_map).astype(np.float32)
-    params = keras.Model(decoder.model.inputs, decoder.model.get_layer("synth_params").output)
-    layer = decoder.model.get_layer("synth")
-    noise = {n: tf.convert_to_tensor(w) for n, w in zip(layer._noise_names, layer.noise,
-                                                         strict=True)}
-
-    def synth(raw: tf.Tensor) -> tf.Tensor:
-        return synthesiser.synthesize(raw, layer.spec, noise, layer._bands)
+    params, synth = decoder_parts(decoder)
 
     def mrstft(sounds: tf.Tensor) -> float:
         return float(tf.reduce_mean(losses.multi_resolution_stft_loss(tf.constant(audio),
@@ -100,26 +94,15 @@ def main() -> int:
         fitted = np.load(args.fitted)["fitted"]
         print(f"fitted parameters from {args.fitted}", flush=True)
     else:
-        raw = tf.Variable(params.predict(z, verbose=0))
+        start = params.predict(z, verbose=0)
         print(f"{len(audio)} snares; the network's reconstructions: MR-STFT "
-              f"{mrstft(synth(raw)):.3f}", flush=True)
-        optimizer = keras.optimizers.Adam(args.fit_lr)
-        target = tf.constant(audio)
+              f"{mrstft(synth(start)):.3f}", flush=True)
 
-        @tf.function
-        def fit_step() -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(losses.multi_resolution_stft_loss(target, synth(raw)))
-            optimizer.apply_gradients(zip(tape.gradient(loss, [raw]), [raw], strict=True))
-            return loss
+        def report(step: int, loss: float, seconds: float, _raw: np.ndarray) -> None:
+            print(f"fit step {step}: MR-STFT {loss:.3f} ({seconds:.0f} s)", flush=True)
 
-        start = time.monotonic()
-        for i in range(1, args.fit_steps + 1):
-            loss = float(fit_step())
-            if i % 50 == 0 or i == args.fit_steps:
-                print(f"fit step {i}: MR-STFT {loss:.3f} ({time.monotonic() - start:.0f} s)",
-                      flush=True)
-        fitted = tf.sigmoid(raw).numpy()
+        fitted = tf.sigmoid(fit_parameters(synth, start, audio, args.fit_steps, args.fit_lr,
+                                           report=report)).numpy()
         if args.fitted:
             np.savez(args.fitted, fitted=fitted)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,40 +37,21 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=0.05)
     args = p.parse_args()
 
-    import keras
-    import tensorflow as tf
-
     from snaresynth.analysis.evaluate import heldout_snares
     from snaresynth.analysis.listener import load_listener
     from snaresynth.analysis.travel import precision_recall
     from snaresynth.data.corpus import load_corpus
-    from snaresynth.models import losses, registry
-    from snaresynth.models import synth as synthesiser
+    from snaresynth.models import registry
     from snaresynth.models.knobmap import to_network
+    from snaresynth.models.synth_fit import decoder_parts, fit_parameters
 
     decoder = registry.load(args.model, runtime="keras")
     corpus = load_corpus(args.data, label="snare")
     audio = corpus.audio[:, :decoder.length].astype(np.float32)
     lo, hi = (np.asarray(v, np.float32) for v in decoder.latent_range())
     z = to_network(decoder.encode(audio), lo, hi, decoder.metadata.knob_map)
-    params = keras.Model(decoder.model.inputs, decoder.model.get_layer("synth_params").output)
-    layer = decoder.model.get_layer("synth")
-    noise = {n: tf.convert_to_tensor(w) for n, w in zip(layer._noise_names, layer.noise,
-                                                         strict=True)}
-
-    def synth(raw: tf.Tensor) -> tf.Tensor:
-        return synthesiser.synthesize(raw, layer.spec, noise, layer._bands)
-
-    raw = tf.Variable(params.predict(z, verbose=0))
-    optimizer = keras.optimizers.Adam(args.lr)
-    target = tf.constant(audio)
-
-    @tf.function
-    def step() -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(losses.multi_resolution_stft_loss(target, synth(raw)))
-        optimizer.apply_gradients(zip(tape.gradient(loss, [raw]), [raw], strict=True))
-        return loss
+    params, synth = decoder_parts(decoder)
+    start = params.predict(z, verbose=0)
 
     held, rate, kits = heldout_snares(args.heldout, load_corpus(args.data))
     listener = load_listener(None)
@@ -85,13 +65,13 @@ def main() -> int:
     print(f"{len(audio)} snares of {args.data} fitted; {len(held)} held-out snares from "
           f"{len(kits)} kits of {args.heldout}")
     print(f"the originals: {coverage(audio)}")
-    print(f"the model's reconstructions: {coverage(synth(raw).numpy())}", flush=True)
-    start = time.monotonic()
-    for i in range(1, args.steps + 1):
-        loss = float(step())  # the loss before this step's update
-        if i % args.every == 0:
-            print(f"fitted, step {i}: MR-STFT {loss:.3f}, {coverage(synth(raw).numpy())} "
-                  f"({time.monotonic() - start:.0f} s)", flush=True)
+    print(f"the model's reconstructions: {coverage(synth(start).numpy())}", flush=True)
+
+    def report(step: int, loss: float, seconds: float, raw: np.ndarray) -> None:
+        print(f"fitted, step {step}: MR-STFT {loss:.3f}, {coverage(synth(raw).numpy())} "
+              f"({seconds:.0f} s)", flush=True)
+
+    fit_parameters(synth, start, audio, args.steps, args.lr, args.every, report)
     return 0
 
 

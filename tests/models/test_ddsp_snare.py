@@ -74,3 +74,23 @@ def test_train_fit_knobs_save_reload_decode(tmp_path: Path) -> None:
     np.testing.assert_allclose(out, np.asarray(trainer.decoder(z)), atol=1e-5)
     np.testing.assert_array_equal(loaded.decode(z), out)  # deterministic
     np.testing.assert_allclose(loaded.encode(audio), knobs, atol=1e-5)
+
+
+def test_fitting_the_synthesiser_per_snare_brings_it_closer(tmp_path: Path) -> None:
+    """snaresynth.models.synth_fit (the refit's and the oracle's first step): each snare's own
+    parameters, from the network's guess, move towards that snare."""
+    from snaresynth.models.synth_fit import decoder_parts, fit_parameters
+
+    config = {**ddsp_snare.default_config(), **SMALL}
+    trainer = ddsp_snare.build_trainer(config, RATE, LENGTH)
+    meta = ModelMetadata(family="ddsp_snare", latent_dim=4, sample_rate=RATE,
+                         latent_lo=[-2.0] * 4, latent_hi=[2.0] * 4, latent_prior="normal",
+                         training={"config": config})
+    path = save_model_file(tmp_path / "m.keras", trainer.decoder, meta)
+    params, synth = decoder_parts(load_model_file(path))
+    start = params.predict(np.zeros((2, 4), np.float32), verbose=0)
+    losses: list[float] = []
+    fitted = fit_parameters(synth, start, _tiny_corpus(2), steps=6, lr=0.05, every=1,
+                            report=lambda step, loss, seconds, raw: losses.append(loss))
+    assert fitted.shape == start.shape and len(losses) == 6
+    assert losses[-1] < losses[0]
