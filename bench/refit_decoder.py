@@ -1,8 +1,8 @@
 """Refit a ddsp_snare decoder to its training snares, one synthesiser setting per snare.
 
     .venv/bin/python bench/refit_decoder.py --model runs/ddsp-mix.keras --data corpora/mix \
-        --out runs/refit.keras [--fit-steps 200] [--steps 3000] [--jitter 0.1] [--anchor 0] \
-        [--smooth 0] [--even 0]
+        --out runs/refit.keras [--fit-steps 200] [--fitted NPZ] [--steps 3000] [--jitter 0.1] \
+        [--anchor 0] [--smooth 0] [--even 0] [--even-mel 0]
 
 ``bench/synth_oracle.py`` showed that the synthesiser, set per snare, covers far more of the
 held-out snares than the network's reconstructions. This closes that gap in two steps:
@@ -70,6 +70,7 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
+    from snaresynth.analysis.travel import uniform_knobs, uniform_lines
     from snaresynth.data.corpus import load_corpus
     from snaresynth.models import losses, registry
     from snaresynth.models.base import save_model_file
@@ -118,6 +119,12 @@ def main() -> int:
     mlp_optimizer = keras.optimizers.Adam(args.lr)
     trainable = params.trainable_variables
 
+    def cv2(steps: tf.Tensor, axis: int) -> tf.Tensor:
+        """Squared coefficient of variation along ``axis``: scale-free, uneven steps cost."""
+        mean = tf.reduce_mean(steps, axis=axis, keepdims=True)
+        return tf.reduce_mean(tf.square(steps - mean), axis=axis) / (
+            tf.square(tf.squeeze(mean, axis)) + 1e-6)
+
     @tf.function
     def mlp_step(zj: tf.Tensor, want: tf.Tensor, za: tf.Tensor, anchor: tf.Tensor,
                  zl: tf.Tensor) -> tf.Tensor:
@@ -131,21 +138,14 @@ def main() -> int:
                 moved = tf.sigmoid(params(za + step)) - tf.sigmoid(params(za))
                 loss += args.smooth * tf.reduce_mean(tf.reduce_sum(tf.square(moved), -1)) / (
                     SMOOTH_EPS ** 2)
-            if args.even:  # scale-free: uneven steps cost, a long even travel does not
-                along = tf.reshape(tf.sigmoid(params(zl)), (EVEN_LINES, EVEN_POINTS, -1))
-                steps = tf.norm(along[:, 1:] - along[:, :-1] + 1e-9, axis=-1)
-                mean = tf.reduce_mean(steps, axis=1)
-                cv2 = tf.reduce_mean(tf.square(steps - mean[:, None]), axis=1) / (
-                    tf.square(mean) + 1e-6)
-                loss += args.even * tf.reduce_mean(cv2)
-            if args.even_mel:  # mean |J du| over log-mel cells: eval's distance, linearised
+            if args.even or args.even_mel:  # a long even travel costs nothing
                 along = tf.reshape(tf.sigmoid(params(zl)), (EVEN_LINES, EVEN_POINTS, -1))
                 du = along[:, 1:] - along[:, :-1]
-                steps = tf.reduce_mean(tf.abs(tf.einsum("ltp,kpf->kltf", du, jacobians)), -1)
-                mean = tf.reduce_mean(steps, axis=2, keepdims=True)
-                cv2 = tf.reduce_mean(tf.square(steps - mean), axis=2) / (
-                    tf.square(mean[..., 0]) + 1e-6)
-                loss += args.even_mel * tf.reduce_mean(cv2)
+                if args.even:
+                    loss += args.even * tf.reduce_mean(cv2(tf.norm(du + 1e-9, axis=-1), 1))
+                if args.even_mel:  # mean |J du| over log-mel cells: eval's distance, linearised
+                    steps = tf.reduce_mean(tf.abs(tf.einsum("ltp,kpf->kltf", du, jacobians)), -1)
+                    loss += args.even_mel * tf.reduce_mean(cv2(steps, 2))
         mlp_optimizer.apply_gradients(zip(tape.gradient(loss, trainable), trainable,
                                           strict=True))
         return loss
@@ -153,15 +153,12 @@ def main() -> int:
     start = time.monotonic()
     for i in range(1, args.steps + 1):
         zj = z + rng.normal(0.0, args.jitter, z.shape).astype(np.float32)
-        knobs = rng.uniform(lo, hi, (64, len(lo))).astype(np.float32)
-        za = to_network(knobs, lo, hi, knob_map).astype(np.float32)
+        za = to_network(uniform_knobs(decoder, 64, rng), lo, hi, knob_map).astype(np.float32)
         anchor = tf.sigmoid(original(za)).numpy() if args.anchor else np.zeros((64, 1),
                                                                                  np.float32)
         zl = np.zeros((EVEN_LINES * EVEN_POINTS, len(lo)), np.float32)
-        if args.even or args.even_mel:
-            ends = rng.uniform(lo, hi, (EVEN_LINES, 2, len(lo)))
-            t = np.linspace(0.0, 1.0, EVEN_POINTS)[None, :, None]
-            knob_lines = ends[:, :1] + t * (ends[:, 1:] - ends[:, :1])
+        if args.even or args.even_mel:  # eval's knob lines, shorter
+            knob_lines = uniform_lines(decoder, EVEN_LINES, EVEN_POINTS - 1, rng)
             zl = to_network(knob_lines.reshape(-1, len(lo)), lo, hi, knob_map).astype(np.float32)
         loss = float(mlp_step(zj, fitted, za, anchor, zl))
         if i % 500 == 0 or i == args.steps:
