@@ -229,6 +229,20 @@ def test_precision_recall_of_known_sets() -> None:
         precision_recall(real[:3], real)
 
 
+def test_precision_recall_draws_are_disjoint_sets() -> None:
+    from snaresynth.analysis.travel import precision_recall, precision_recall_draws
+
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((50, 3))
+    # set 0 is the real cloud itself, set 1 far away, and 10 leftover fakes are not used
+    fake = np.concatenate([real, real + 100.0, real[:10]])
+    draws = precision_recall_draws(real, fake, 50)
+    np.testing.assert_array_equal(draws, [[1.0, 1.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(draws[0], precision_recall(real, fake[:50]))
+    with pytest.raises(ValueError, match="at least one set"):
+        precision_recall_draws(real, fake[:40], 50)
+
+
 def test_ratio_summary_keeps_cliffs_and_leaves_flat_lines_out() -> None:
     from snaresynth.analysis.travel import ratio_summary
 
@@ -268,6 +282,9 @@ def test_travel_figures_see_the_stairs(real: _References) -> None:
     smooth = evaluate_decoder(ToneDecoder("smooth"), real, FakeListener(), **kw)
     stairs = evaluate_decoder(ToneDecoder("stairs"), real, FakeListener(), **kw)
     assert smooth.travel_share == 1.0 and smooth.coverage_items == 12
+    assert smooth.coverage_draws == 3  # 40 points: three disjoint sets of 12
+    lo, hi = smooth.coverage_recall_range
+    assert lo <= smooth.coverage_recall <= hi
     assert 1.0 <= smooth.travel_smooth_median < 3.0
     assert stairs.travel_smooth_p90 > 5 * smooth.travel_smooth_p90
     assert 0.0 <= smooth.coverage_precision <= 1.0 and 0.0 <= smooth.coverage_recall <= 1.0
@@ -294,6 +311,7 @@ def test_evaluate_with_heldout_kits(model_and_corpus: tuple[Path, Path], tmp_pat
     assert main([*args, "--json"]) == 0
     real, model = json.loads(capsys.readouterr().out)
     assert real["coverage_items"] == 4 and model["coverage_items"] == 4
+    assert real["coverage_draws"] == 1 and model["coverage_draws"] == 5  # 20 points, sets of 4
     for row in (real, model):
         assert 0.0 <= row["coverage_precision"] <= 1.0
         assert 0.0 <= row["coverage_recall"] <= 1.0

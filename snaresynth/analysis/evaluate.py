@@ -42,6 +42,7 @@ from snaresynth.analysis.features import (
 from snaresynth.analysis.travel import (
     K_NEAREST,
     precision_recall,
+    precision_recall_draws,
     ratio_summary,
     uniform_knobs,
     uniform_lines,
@@ -74,6 +75,9 @@ class ModelFigures:
     coverage_precision: float | None = None  # vs held-out kits' snares, listener embedding
     coverage_recall: float | None = None
     coverage_items: int = 0  # sounds per set compared (model and training snares alike)
+    coverage_draws: int = 0  # disjoint sets of the model's sounds; the figures are their mean
+    coverage_precision_range: list[float] | None = None  # [lowest, highest] over the sets
+    coverage_recall_range: list[float] | None = None
     decode_ms_median: float | None = None
     decode_ms_p99: float | None = None
     size_mb: float | None = None
@@ -283,9 +287,12 @@ def travel_figures(
         figures.travel_share = listener.share(audio, rate, "snare")
         n = min(coverage_items, len(audio))
         if heldout is not None and n > K_NEAREST:
-            fake = listener.embed(audio[:n], rate)
-            figures.coverage_precision, figures.coverage_recall = precision_recall(heldout, fake)
-            figures.coverage_items = n
+            fake = listener.embed(audio[:n * (len(audio) // n)], rate)
+            draws = precision_recall_draws(heldout, fake, n)
+            figures.coverage_precision, figures.coverage_recall = map(float, draws.mean(axis=0))
+            figures.coverage_precision_range = [float(draws[:, 0].min()), float(draws[:, 0].max())]
+            figures.coverage_recall_range = [float(draws[:, 1].min()), float(draws[:, 1].max())]
+            figures.coverage_items, figures.coverage_draws = n, len(draws)
     if lines > 0 and steps > 0:
         ratios, _ = line_step_ratios(decoder, uniform_lines(decoder, lines, steps, rng))
         figures.travel_smooth_median, figures.travel_smooth_p90, _ = ratio_summary(ratios)
@@ -390,7 +397,7 @@ def real_snares_row(snares: _References, listener: Any | None,
         if heldout is not None and len(snares.audio) > K_NEAREST:
             own = listener.embed(snares.audio, snares.sample_rate)
             row.coverage_precision, row.coverage_recall = precision_recall(heldout, own)
-            row.coverage_items = len(snares.audio)
+            row.coverage_items, row.coverage_draws = len(snares.audio), 1
     return row
 
 
@@ -407,7 +414,7 @@ TRAVEL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "model"), ("family", "family"), ("travel_share", "snare share (uniform knobs)"),
     ("travel_smooth_median", "smoothness median"), ("travel_smooth_p90", "smoothness p90"),
     ("coverage_precision", "coverage precision"), ("coverage_recall", "coverage recall"),
-    ("coverage_items", "n"),
+    ("coverage_items", "n"), ("coverage_draws", "sets"),
 )
 
 
@@ -425,6 +432,9 @@ def _cell(figures: ModelFigures, key: str) -> str:
         if key in ("snare_share", "flat_lines", "travel_share"):
             return f"{100 * value:.0f}%"
         text = f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+        spread = getattr(figures, f"{key}_range", None) if key.startswith("coverage") else None
+        if spread and figures.coverage_draws > 1:
+            text += f" ({spread[0]:.2f}-{spread[1]:.2f})"
         if key == "reconstruction" and figures.reconstruction_on_training_data:
             text += "*"
         return text
@@ -435,7 +445,7 @@ def format_table(rows: list[ModelFigures], markdown: bool = False,
                  columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
     """A plain-text (aligned) or Markdown table, one row per model."""
     header = [title for _, title in columns]
-    body = [[_cell(row, key) if key != "coverage_items" or row.coverage_items else "-"
+    body = [[_cell(row, key) if not key.startswith("coverage_") or getattr(row, key) else "-"
              for key, _ in columns] for row in rows]
     notes = []
     if columns is COLUMNS and any(row.reconstruction_on_training_data for row in rows):
@@ -468,7 +478,9 @@ def eval_command(models: list[str], data: Path, points: int, lines: int, steps: 
     print(("\n" if markdown else "\n") + "Over the whole knob travel (every knob uniform over "
           f"its full range; smoothness over {lines} lines of {steps} steps; coverage k = "
           f"{K_NEAREST} against snares of kits not in {data}"
-          + (f", from {heldout}" if heldout else ": give --heldout CORPUS") + "):"
+          + (f", from {heldout}; a model's coverage is the mean (lowest-highest) over disjoint "
+             "sets of its sounds, each as large as the real-snares set" if heldout
+             else ": give --heldout CORPUS") + "):"
           + ("\n" if markdown else ""))
     print(format_table(rows, markdown=markdown, columns=TRAVEL_COLUMNS))
     judge = Path(listener or BUNDLED_LISTENER)

@@ -101,5 +101,15 @@ def precision_recall(real: np.ndarray, fake: np.ndarray,
     return precision, recall
 
 
-__all__ = ["K_NEAREST", "knn_radii", "pairwise_euclidean", "precision_recall", "ratio_summary",
-           "uniform_knobs", "uniform_lines"]
+def precision_recall_draws(real: np.ndarray, fake: np.ndarray, n: int,
+                           k: int = K_NEAREST) -> np.ndarray:
+    """(draws, 2) precision and recall of each of the ``len(fake) // n`` disjoint sets of ``n``
+    fakes against ``real``: one set of as many sounds as the reference is a noisy figure."""
+    draws = len(fake) // n if n > k else 0
+    if draws == 0:
+        raise ValueError(f"need at least one set of n={n} > k={k} fakes, got {len(fake)}")
+    return np.array([precision_recall(real, fake[i * n:(i + 1) * n], k) for i in range(draws)])
+
+
+__all__ = ["K_NEAREST", "knn_radii", "pairwise_euclidean", "precision_recall",
+           "precision_recall_draws", "ratio_summary", "uniform_knobs", "uniform_lines"]
