@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/refit_decoder.py --model runs/ddsp-mix.keras --data corpora/mix \
         --out runs/refit.keras [--fit-steps 200] [--fitted NPZ] [--steps 3000] [--jitter 0.1] \
-        [--anchor 0] [--smooth 0] [--even 0] [--even-mel 0]
+        [--anchor 0] [--smooth 0] [--even 0] [--even-mel 0] [--move-points 0 [--hold 0]] \
+        [--rank-knobs]
 
 ``bench/synth_oracle.py`` showed that the synthesiser, set per snare, covers far more of the
 held-out snares than the network's reconstructions. This closes that gap in two steps:
@@ -39,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SMOOTH_EPS = 0.05  # network units: the finite difference of the Jacobian penalty
 EVEN_LINES, EVEN_POINTS = 16, 17  # knob lines per step for --even, points along each
 JACOBIAN_SNARES, JACOBIAN_EPS = 4, 0.02  # --even-mel: where its Jacobians are taken, the step
+MMD_WIDTHS = (0.5, 1.0, 2.0)  # network units (whitened knob space: the knobs span about +-2)
 
 
 def main() -> int:
@@ -60,6 +62,15 @@ def main() -> int:
     p.add_argument("--even-mel", type=float, default=0.0,
                    help="the same evenness, the steps measured in log-mel through the "
                         "synthesiser's Jacobian at a few fitted snares (what eval measures)")
+    p.add_argument("--move-points", type=float, default=0.0, metavar="M",
+                   help="let the snares' knob points move too (an auto-decoder), M times the "
+                        "MMD between them and uniform knob settings pulling them apart")
+    p.add_argument("--hold", type=float, default=0.0, metavar="H",
+                   help="with --move-points: H times the mean squared move from the encoder's "
+                        "point")
+    p.add_argument("--rank-knobs", action="store_true",
+                   help="afterwards order the knobs again by how audibly each changes the sound "
+                        "(knob 1 = most audible), as training does")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fitted", type=Path, default=None, metavar="NPZ",
                    help="keep step 1's parameters here; a later run with the same file skips it")
@@ -117,7 +128,8 @@ def main() -> int:
     original = keras.models.clone_model(params)
     original.set_weights(params.get_weights())
     mlp_optimizer = keras.optimizers.Adam(args.lr)
-    trainable = params.trainable_variables
+    points = tf.Variable(z)  # the snares' knob points (network units): moved by --move-points
+    trainable = params.trainable_variables + ([points] if args.move_points else [])
 
     def cv2(steps: tf.Tensor, axis: int) -> tf.Tensor:
         """Squared coefficient of variation along ``axis``: scale-free, uneven steps cost."""
@@ -125,11 +137,21 @@ def main() -> int:
         return tf.reduce_mean(tf.square(steps - mean), axis=axis) / (
             tf.square(tf.squeeze(mean, axis)) + 1e-6)
 
+    def mmd2(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        """Squared maximum mean discrepancy, Gaussian kernels at MMD_WIDTHS (network units)."""
+        def gram(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            d2 = tf.reduce_sum(tf.square(x[:, None] - y[None]), -1)
+            return tf.add_n([tf.reduce_mean(tf.exp(-d2 / (2.0 * w * w))) for w in MMD_WIDTHS])
+        return gram(a, a) + gram(b, b) - 2.0 * gram(a, b)
+
     @tf.function
-    def mlp_step(zj: tf.Tensor, want: tf.Tensor, za: tf.Tensor, anchor: tf.Tensor,
+    def mlp_step(jitter: tf.Tensor, want: tf.Tensor, za: tf.Tensor, anchor: tf.Tensor,
                  zl: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(tf.sigmoid(params(zj)) - want))
+            loss = tf.reduce_mean(tf.square(tf.sigmoid(params(points + jitter)) - want))
+            if args.move_points:  # spread the snares over the knob travel, as uniform as it is
+                loss += args.move_points * mmd2(points, za)
+                loss += args.hold * tf.reduce_mean(tf.reduce_sum(tf.square(points - z), -1))
             if args.anchor:
                 loss += args.anchor * tf.reduce_mean(tf.square(tf.sigmoid(params(za)) - anchor))
             if args.smooth:  # squared: the steepest places along a knob line cost the most
@@ -152,32 +174,63 @@ def main() -> int:
 
     start = time.monotonic()
     for i in range(1, args.steps + 1):
-        zj = z + rng.normal(0.0, args.jitter, z.shape).astype(np.float32)
-        za = to_network(uniform_knobs(decoder, 64, rng), lo, hi, knob_map).astype(np.float32)
-        anchor = tf.sigmoid(original(za)).numpy() if args.anchor else np.zeros((64, 1),
+        jitter = rng.normal(0.0, args.jitter, z.shape).astype(np.float32)
+        za = to_network(uniform_knobs(decoder, 256 if args.move_points else 64, rng), lo, hi,
+                        knob_map).astype(np.float32)
+        anchor = tf.sigmoid(original(za)).numpy() if args.anchor else np.zeros((len(za), 1),
                                                                                  np.float32)
         zl = np.zeros((EVEN_LINES * EVEN_POINTS, len(lo)), np.float32)
         if args.even or args.even_mel:  # eval's knob lines, shorter
             knob_lines = uniform_lines(decoder, EVEN_LINES, EVEN_POINTS - 1, rng)
             zl = to_network(knob_lines.reshape(-1, len(lo)), lo, hi, knob_map).astype(np.float32)
-        loss = float(mlp_step(zj, fitted, za, anchor, zl))
+        loss = float(mlp_step(jitter, fitted, za, anchor, zl))
         if i % 500 == 0 or i == args.steps:
             print(f"mlp step {i}: parameter MSE {loss:.5f} ({time.monotonic() - start:.0f} s)",
                   flush=True)
     print(f"refit reconstructions: MR-STFT {mrstft(synth(params.predict(z, verbose=0))):.3f}",
           flush=True)
+    if args.move_points:
+        moved = np.linalg.norm(points.numpy() - z, axis=-1)
+        print(f"knob points moved {np.median(moved):.3f} (median), {moved.max():.3f} (most); "
+              f"at the moved points: MR-STFT {mrstft(synth(params(points))):.3f}", flush=True)
 
     training = dict(decoder.metadata.training)
     training["refit"] = {"from": str(args.model), "data": str(args.data),
                          "fit_steps": args.fit_steps, "fit_lr": args.fit_lr,
                          "steps": args.steps, "lr": args.lr, "jitter": args.jitter,
                          "anchor": args.anchor, "smooth": args.smooth, "even": args.even,
-                         "even_mel": args.even_mel,
+                         "even_mel": args.even_mel, "move_points": args.move_points,
+                         "hold": args.hold,
                          "seed": args.seed}
     metadata = dataclasses.replace(decoder.metadata, training=training)
+    if args.rank_knobs:
+        metadata = rank_knobs(decoder, metadata)
     save_model_file(args.out, decoder.model, metadata, encoder=decoder.encoder)
     print(f"wrote {args.out}")
     return 0
+
+
+def rank_knobs(decoder, metadata):
+    """Knob 1 the most audible again (the refit changes what each knob does); the metadata with
+    the ranges permuted alike, the new order and each knob's audibility in the refit record."""
+    import dataclasses
+
+    from snaresynth.models.ddsp_snare import LogMel, knob_audibility, reorder_knobs
+
+    config = metadata.training["config"]
+    mel = LogMel(int(decoder.sample_rate), n_mels=int(config["n_mels"]))
+    audibility = knob_audibility(decoder.model, mel, int(config["order_probes"]))
+    order = np.argsort(-audibility)
+    reorder_knobs(decoder.model, decoder.encoder, order)
+    print("knob audibility " + " / ".join(f"{a:.2f}" for a in audibility)
+          + f"; new order (old knob numbers): {' '.join(str(i + 1) for i in order)}", flush=True)
+    training = dict(metadata.training)
+    training["refit"] = dict(training["refit"], knob_order=[int(i) for i in order],
+                             knob_audibility=[round(float(audibility[i]), 4) for i in order])
+    return dataclasses.replace(
+        metadata, training=training,
+        latent_lo=[metadata.latent_lo[i] for i in order],
+        latent_hi=[metadata.latent_hi[i] for i in order])
 
 
 def mel_jacobians(units: np.ndarray, synth, rate: int) -> np.ndarray:

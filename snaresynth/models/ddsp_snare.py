@@ -288,16 +288,8 @@ def fit_knob_space(trainer: DDSPSnareTrainer, audio: np.ndarray,
     affine.kernel.assign(scale.T.astype(np.float32))
     affine.bias.assign(centre.astype(np.float32))
 
-    rng = np.random.default_rng(seed)
-    probes = rng.standard_normal((int(trainer.config["order_probes"]), dim)).astype(np.float32)
     mel = LogMel(trainer.sample_rate, n_mels=int(trainer.config["n_mels"]))
-    audibility = np.zeros(dim)
-    for i in range(dim):
-        lo, hi = probes.copy(), probes.copy()
-        lo[:, i], hi[:, i] = -2.0, 2.0
-        a = _logmel_np(mel, np.asarray(trainer.decoder(lo, training=False)))
-        b = _logmel_np(mel, np.asarray(trainer.decoder(hi, training=False)))
-        audibility[i] = float(np.mean(np.abs(a - b)))
+    audibility = knob_audibility(trainer.decoder, mel, int(trainer.config["order_probes"]), seed)
     order = np.argsort(-audibility)
     kernel = scale[:, order].T  # z_model = z_knob @ kernel + centre
     affine.kernel.assign(kernel.astype(np.float32))
@@ -307,6 +299,32 @@ def fit_knob_space(trainer: DDSPSnareTrainer, audio: np.ndarray,
     enc_affine.bias.assign((-centre @ inverse).astype(np.float32))
     return {"knob_audibility": [round(float(audibility[i]), 4) for i in order],
             "pca_sigma": [round(float(np.sqrt(max(eigval[i], 0.0))), 4) for i in order]}
+
+
+def knob_audibility(decoder: Any, mel: LogMel, probes: int = 32, seed: int = 0) -> np.ndarray:
+    """(D,) mean log-mel change as each knob alone goes -2 .. +2 sigma, at ``probes`` random
+    N(0, 1) knob settings of ``decoder`` (a Keras model from knob units to audio)."""
+    dim = int(decoder.inputs[0].shape[-1])
+    points = np.random.default_rng(seed).standard_normal((probes, dim)).astype(np.float32)
+    audibility = np.zeros(dim)
+    for i in range(dim):
+        lo, hi = points.copy(), points.copy()
+        lo[:, i], hi[:, i] = -2.0, 2.0
+        a = _logmel_np(mel, np.asarray(decoder(lo, training=False)))
+        b = _logmel_np(mel, np.asarray(decoder(hi, training=False)))
+        audibility[i] = float(np.mean(np.abs(a - b)))
+    return audibility
+
+
+def reorder_knobs(decoder: Any, encoder: Any | None, order: np.ndarray) -> None:
+    """Make knob ``i`` what knob ``order[i]`` was, in the decoder's ``knobs`` map and the
+    encoder's ``knobs_inverse`` (in place; knob ranges are the caller's to permute)."""
+    affine = decoder.get_layer("knobs")
+    affine.kernel.assign(np.asarray(affine.kernel)[order])
+    if encoder is not None:
+        inverse = encoder.get_layer("knobs_inverse")
+        inverse.kernel.assign(np.asarray(inverse.kernel)[:, order])
+        inverse.bias.assign(np.asarray(inverse.bias)[order])
 
 
 def latent_spec(trainer: DDSPSnareTrainer, audio: np.ndarray,

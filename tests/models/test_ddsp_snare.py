@@ -76,6 +76,27 @@ def test_train_fit_knobs_save_reload_decode(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.encode(audio), knobs, atol=1e-5)
 
 
+def test_reordering_the_knobs_permutes_the_knob_space_and_nothing_else() -> None:
+    """ddsp_snare.reorder_knobs (the refit's --rank-knobs): knob i becomes what knob order[i]
+    was, in the decoder and the encoder alike; every sound stays where it was."""
+    config = {**ddsp_snare.default_config(), **SMALL}
+    audio = _tiny_corpus(4)
+    trainer = ddsp_snare.build_trainer(config, RATE, LENGTH)
+    ddsp_snare.latent_spec(trainer, audio, config)
+    z = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    before = np.asarray(trainer.decoder(z, training=False))
+    encoded = np.asarray(trainer.encoder(audio, training=False)[0])
+    order = np.array([2, 0, 3, 1])
+    ddsp_snare.reorder_knobs(trainer.decoder, trainer.encoder, order)
+    np.testing.assert_allclose(np.asarray(trainer.decoder(z[:, order], training=False)), before,
+                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(trainer.encoder(audio, training=False)[0]),
+                               encoded[:, order], atol=1e-5)
+    mel = ddsp_snare.LogMel(RATE, n_mels=32)
+    audibility = ddsp_snare.knob_audibility(trainer.decoder, mel, probes=3)
+    assert audibility.shape == (4,) and np.all(audibility >= 0)
+
+
 def test_fitting_the_synthesiser_per_snare_brings_it_closer(tmp_path: Path) -> None:
     """snaresynth.models.synth_fit (the refit's and the oracle's first step): each snare's own
     parameters, from the network's guess, move towards that snare."""
