@@ -3,7 +3,7 @@
     .venv/bin/python bench/refit_decoder.py --model runs/ddsp-mix.keras --data corpora/mix \
         --out runs/refit.keras [--fit-steps 200] [--fitted NPZ] [--steps 3000] [--jitter 0.1] \
         [--anchor 0] [--smooth 0] [--even 0] [--even-mel 0] [--move-points 0 [--hold 0]] \
-        [--rank-knobs]
+        [--snare-pull 0] [--rank-knobs]
 
 ``bench/synth_oracle.py`` showed that the synthesiser, set per snare, covers far more of the
 held-out snares than the network's reconstructions. This closes that gap in two steps:
@@ -68,6 +68,9 @@ def main() -> int:
     p.add_argument("--hold", type=float, default=0.0, metavar="H",
                    help="with --move-points: H times the mean squared move from the encoder's "
                         "point")
+    p.add_argument("--snare-pull", type=float, default=0.0, metavar="P",
+                   help="P times the squared distance, in parameters, from the sound at a uniform "
+                        "knob setting to the nearest fitted snare (keeps the travel among snares)")
     p.add_argument("--rank-knobs", action="store_true",
                    help="afterwards order the knobs again by how audibly each changes the sound "
                         "(knob 1 = most audible), as training does")
@@ -152,6 +155,9 @@ def main() -> int:
             if args.move_points:  # spread the snares over the knob travel, as uniform as it is
                 loss += args.move_points * mmd2(points, za)
                 loss += args.hold * tf.reduce_mean(tf.reduce_sum(tf.square(points - z), -1))
+            if args.snare_pull:  # every knob setting near some snare's own setting
+                d2 = tf.reduce_sum(tf.square(tf.sigmoid(params(za))[:, None] - want[None]), -1)
+                loss += args.snare_pull * tf.reduce_mean(tf.reduce_min(d2, axis=1))
             if args.anchor:
                 loss += args.anchor * tf.reduce_mean(tf.square(tf.sigmoid(params(za)) - anchor))
             if args.smooth:  # squared: the steepest places along a knob line cost the most
@@ -200,6 +206,7 @@ def main() -> int:
                          "steps": args.steps, "lr": args.lr, "jitter": args.jitter,
                          "anchor": args.anchor, "smooth": args.smooth, "even": args.even,
                          "even_mel": args.even_mel, "move_points": args.move_points,
+                         "snare_pull": args.snare_pull,
                          "hold": args.hold,
                          "seed": args.seed}
     metadata = dataclasses.replace(decoder.metadata, training=training)
