@@ -137,6 +137,17 @@ def test_table_formats() -> None:
     assert ModelFigures("x", smoothness=float("nan")).to_dict()["smoothness"] is None
 
 
+def test_a_coverage_of_zero_is_printed_and_an_unmeasured_one_is_not() -> None:
+    from snaresynth.analysis.evaluate import TRAVEL_COLUMNS
+    rows = [ModelFigures("none.keras", "vae", travel_share=0.1, coverage_precision=0.0,
+                         coverage_recall=0.0, coverage_items=187, coverage_draws=5,
+                         coverage_precision_range=[0.0, 0.0], coverage_recall_range=[0.0, 0.0]),
+            ModelFigures("unmeasured.keras", "vae", travel_share=0.1)]
+    zero, unmeasured = format_table(rows, markdown=True, columns=TRAVEL_COLUMNS).splitlines()[2:]
+    assert zero.split(" | ")[-4:] == ["0.00 (0.00-0.00)", "0.00 (0.00-0.00)", "187", "5 |"]
+    assert unmeasured.split(" | ")[-4:] == ["-", "-", "-", "- |"]
+
+
 # --- a real Keras model file (untrained, seeded) ------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -445,8 +445,9 @@ def format_table(rows: list[ModelFigures], markdown: bool = False,
                  columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
     """A plain-text (aligned) or Markdown table, one row per model."""
     header = [title for _, title in columns]
-    body = [[_cell(row, key) if not key.startswith("coverage_") or getattr(row, key) else "-"
-             for key, _ in columns] for row in rows]
+    # a count of 0 is "not measured"; a measured precision or recall of 0.00 is a figure
+    body = [[_cell(row, key) if key not in ("coverage_items", "coverage_draws")
+             or getattr(row, key) else "-" for key, _ in columns] for row in rows]
     notes = []
     if columns is COLUMNS and any(row.reconstruction_on_training_data for row in rows):
         notes.append("* reconstruction measured on the corpus the model was trained on")
