@@ -8,4 +8,4 @@ serve:
 test:
 	@scripts/setup.sh test
 	.venv/bin/ruff check snaresynth tests bench
-	.venv/bin/python -m pytest -q $(ARGS)
+	.venv/bin/python -m pytest -q --durations=15 $(ARGS)
