@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from snaresynth.analysis.evaluate import (
+    TRAVEL_COLUMNS,
     ModelFigures,
     _References,
     decode_times_ms,
@@ -138,7 +139,6 @@ def test_table_formats() -> None:
 
 
 def test_a_coverage_of_zero_is_printed_and_an_unmeasured_one_is_not() -> None:
-    from snaresynth.analysis.evaluate import TRAVEL_COLUMNS
     rows = [ModelFigures("none.keras", "vae", travel_share=0.1, coverage_precision=0.0,
                          coverage_recall=0.0, coverage_items=187, coverage_draws=5,
                          coverage_precision_range=[0.0, 0.0], coverage_recall_range=[0.0, 0.0]),
@@ -299,8 +299,7 @@ def test_travel_figures_see_the_stairs(real: _References) -> None:
     assert 1.0 <= smooth.travel_smooth_median < 3.0
     assert stairs.travel_smooth_p90 > 5 * smooth.travel_smooth_p90
     assert 0.0 <= smooth.coverage_precision <= 1.0 and 0.0 <= smooth.coverage_recall <= 1.0
-    text = format_table([smooth], columns=__import__(
-        "snaresynth.analysis.evaluate", fromlist=["TRAVEL_COLUMNS"]).TRAVEL_COLUMNS)
+    text = format_table([smooth], columns=TRAVEL_COLUMNS)
     assert "snare share (uniform knobs)" in text and "100%" in text
 
 

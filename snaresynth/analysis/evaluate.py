@@ -420,7 +420,8 @@ TRAVEL_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def _cell(figures: ModelFigures, key: str) -> str:
     value = getattr(figures, key)
-    if value is None:
+    # a set count of 0 is "not measured"; a measured precision or recall of 0.00 is a figure
+    if value is None or (key in ("coverage_items", "coverage_draws") and not value):
         return "-"
     if key == "smoothness" and isinstance(value, float) and math.isnan(value):
         return "flat"
@@ -445,9 +446,7 @@ def format_table(rows: list[ModelFigures], markdown: bool = False,
                  columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
     """A plain-text (aligned) or Markdown table, one row per model."""
     header = [title for _, title in columns]
-    # a count of 0 is "not measured"; a measured precision or recall of 0.00 is a figure
-    body = [[_cell(row, key) if key not in ("coverage_items", "coverage_draws")
-             or getattr(row, key) else "-" for key, _ in columns] for row in rows]
+    body = [[_cell(row, key) for key, _ in columns] for row in rows]
     notes = []
     if columns is COLUMNS and any(row.reconstruction_on_training_data for row in rows):
         notes.append("* reconstruction measured on the corpus the model was trained on")
