@@ -155,15 +155,17 @@ def main() -> int:
             if args.move_points:  # spread the snares over the knob travel, as uniform as it is
                 loss += args.move_points * mmd2(points, za)
                 loss += args.hold * tf.reduce_mean(tf.reduce_sum(tf.square(points - z), -1))
+            if args.snare_pull or args.anchor or args.smooth:  # the sounds at uniform settings
+                uniform = tf.sigmoid(params(za))
             if args.snare_pull:  # every knob setting near some snare's own setting
-                d2 = tf.reduce_sum(tf.square(tf.sigmoid(params(za))[:, None] - want[None]), -1)
+                d2 = tf.reduce_sum(tf.square(uniform[:, None] - want[None]), -1)
                 loss += args.snare_pull * tf.reduce_mean(tf.reduce_min(d2, axis=1))
             if args.anchor:
-                loss += args.anchor * tf.reduce_mean(tf.square(tf.sigmoid(params(za)) - anchor))
+                loss += args.anchor * tf.reduce_mean(tf.square(uniform - anchor))
             if args.smooth:  # squared: the steepest places along a knob line cost the most
                 step = tf.random.normal(tf.shape(za))
                 step = SMOOTH_EPS * step / tf.norm(step, axis=-1, keepdims=True)
-                moved = tf.sigmoid(params(za + step)) - tf.sigmoid(params(za))
+                moved = tf.sigmoid(params(za + step)) - uniform
                 loss += args.smooth * tf.reduce_mean(tf.reduce_sum(tf.square(moved), -1)) / (
                     SMOOTH_EPS ** 2)
             if args.even or args.even_mel:  # a long even travel costs nothing
