@@ -20,7 +20,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
-    from snaresynth.analysis.ear import MEMBERS, REPITCH, format_confusion, train_ear
+    from snaresynth.analysis.ear import (
+        BALANCE,
+        MEMBERS,
+        REPITCH,
+        EarRecipe,
+        format_confusion,
+        train_ear,
+    )
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
@@ -31,12 +38,15 @@ def main() -> None:
     p.add_argument("--members", type=int, default=MEMBERS, help="nets averaged by the listener")
     p.add_argument("--repitch", type=float, default=REPITCH,
                    help="share of augmented copies played faster or slower")
+    p.add_argument("--balance", type=float, default=BALANCE,
+                   help="class weights: the inverse class frequency to this power (1: balanced, "
+                        "0: none)")
     p.add_argument("--quick", type=int, default=0, metavar="N",
                    help="only N kit folds and no source folds (a screen, not a figure)")
     args = p.parse_args()
-    report = train_ear(args.data, args.out, args.epochs, args.copies, args.seed,
-                       members=args.members, sources=not args.quick, limit=args.quick,
-                       repitch=args.repitch)
+    recipe = EarRecipe(epochs=args.epochs, copies=args.copies, seed=args.seed,
+                       members=args.members, repitch=args.repitch, balance=args.balance)
+    report = train_ear(args.data, args.out, recipe, sources=not args.quick, limit=args.quick)
     print(f"wrote {report.path} ({report.path.stat().st_size / 1e3:.0f} kB) from "
           f"{report.items} items in {report.seconds:.0f} s")
     for title, result in (("leave-one-kit-out", report.kit),
@@ -47,6 +57,10 @@ def main() -> None:
         print(f"\n{title}: {result['folds']} folds, {result['items']} held-out files, "
               f"overall {result['overall']:.2f}, balanced {result['balanced']:.2f}\n")
         print(format_confusion(result, classes))
+        wrong = [m for m in result["misheard"] if "snare" in m[1:]]
+        print(f"\n{title}: the {len(wrong)} snares missed and false snares (file, true, heard)\n")
+        for name, true, heard in sorted(wrong, key=lambda m: (m[2] != "snare", m[0])):
+            print(f"- {true} heard as {heard}: {name}")
 
 
 if __name__ == "__main__":

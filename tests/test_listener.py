@@ -182,7 +182,7 @@ def test_summary_listener_is_judged_per_kit_and_per_source(tmp_path: Path, capsy
 
 def test_the_summary_ensemble_trains_each_member_and_averages_their_logits(
         tmp_path: Path) -> None:
-    from snaresynth.analysis.ear import _build, train_ear
+    from snaresynth.analysis.ear import EarRecipe, _build, train_ear
 
     net, ensemble = _build(12, 3, members=3)
     x = np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32)
@@ -191,7 +191,7 @@ def test_the_summary_ensemble_trains_each_member_and_averages_their_logits(
     np.testing.assert_allclose(ensemble(x).numpy(), stacked.mean(axis=1), rtol=1e-5, atol=1e-6)
     assert not np.allclose(stacked[:, 0], stacked[:, 1])  # members start apart
     a = _tiny_corpus(tmp_path / "a", "alpha", 3, 0)
-    report = train_ear([a], tmp_path / "ens.keras", epochs=2, members=2, limit=2)
+    report = train_ear([a], tmp_path / "ens.keras", EarRecipe(epochs=2, members=2), limit=2)
     assert report.kit is not None and report.kit["folds"] == 2  # the quick screen
     assert report.kit["items"] == 12 and report.source is None  # one source: no source folds
     info = read_listener_info(report.path)

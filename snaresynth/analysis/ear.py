@@ -45,6 +45,19 @@ EMBEDDING = 64
 FEATURE_SET = 2  # summary_features with the texture features (features.py)
 MEMBERS = 3  # dense nets averaged by the listener (``_build``)
 REPITCH = 0.5  # share of augmented copies played faster or slower (``repitch_mel``)
+BALANCE = 1.0  # class weights: the inverse class frequency to this power (1: balanced)
+
+
+@dataclass(frozen=True)
+class EarRecipe:
+    """How a summary listener is trained (every fold and the final fit alike)."""
+
+    epochs: int = 25
+    copies: int = 2  # augmented copies of every item (``augment_mel``)
+    seed: int = 0
+    members: int = MEMBERS
+    repitch: float = REPITCH
+    balance: float = BALANCE
 
 
 @dataclass
@@ -59,13 +72,14 @@ class EarData:
     fingerprints: list[str]
     sample_rate: int
     length: int
+    names: list[str]  # each item's source file, to name what the listener misheard
 
 
 def load_ear_data(paths: list[str | Path], mel: MelSettings | None = None) -> EarData:
     """Every item with a listener class from the corpora ``paths`` (one rate and length)."""
     from snaresynth.data.corpus import load_corpus
 
-    parts, labels, groups, collections, original, prints = [], [], [], [], [], []
+    parts, labels, groups, collections, original, prints, names = [], [], [], [], [], [], []
     rate = length = 0
     for path in paths:
         corpus = load_corpus(path)
@@ -80,11 +94,12 @@ def load_ear_data(paths: list[str | Path], mel: MelSettings | None = None) -> Ea
             groups.append(str(item.get("group") or item.get("source", "")))
             collections.append(str(item.get("collection") or Path(path).name))
             original.append(not item.get("augment"))
+            names.append(str(item.get("source", "")))
         prints.append(corpus.fingerprint)
     if not labels:
         raise ModelFileError(f"{', '.join(map(str, paths))}: no items with a listener class")
     return EarData(np.concatenate(parts), labels, groups, collections, np.array(original),
-                   prints, rate, length)
+                   prints, rate, length, names)
 
 
 def augment_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -186,18 +201,20 @@ def ear_features(data: EarData, copies: int, seed: int, repitch: float = 0.0) ->
     return np.stack([summary_features(m, FEATURE_SET) for m in mels])
 
 
-def _fit(feats: np.ndarray, y: np.ndarray, train: np.ndarray, n_classes: int, epochs: int,
-         seed: int, members: int = 1) -> tuple[Any, np.ndarray, np.ndarray]:
+def _fit(feats: np.ndarray, y: np.ndarray, train: np.ndarray, n_classes: int,
+         recipe: EarRecipe) -> tuple[Any, np.ndarray, np.ndarray]:
     """(listener network, feature mean, feature std) trained on rows ``train`` and their
-    augmented copies, classes weighted by their inverse frequency."""
+    augmented copies, classes weighted by their inverse frequency to ``recipe.balance``."""
     import keras
 
     x = feats[:, train].reshape(-1, feats.shape[2])
     labels = np.tile(y[train], feats.shape[0])
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    weights = (len(labels) / (n_classes * np.maximum(counts, 1.0)))[labels]
-    keras.utils.set_random_seed(seed)
+    weights = np.maximum(counts, 1.0) ** -recipe.balance
+    weights = (weights / np.sum(weights * counts) * len(labels))[labels]  # mean weight 1
+    keras.utils.set_random_seed(recipe.seed)
+    members = recipe.members
     net, listener = _build(x.shape[1], n_classes, members)
     # many steps per call: the net is so small that Python's per-step overhead dominated
     net.compile(optimizer=keras.optimizers.Adam(2e-3), steps_per_execution=32,
@@ -205,7 +222,7 @@ def _fit(feats: np.ndarray, y: np.ndarray, train: np.ndarray, n_classes: int, ep
     if members > 1:
         labels, weights = np.repeat(labels[:, None], members, 1), np.repeat(
             weights[:, None], members, 1)
-    net.fit((x - mean) / std, labels, sample_weight=weights, batch_size=128, epochs=epochs,
+    net.fit((x - mean) / std, labels, sample_weight=weights, batch_size=128, epochs=recipe.epochs,
             shuffle=True, verbose=0)
     return listener, mean, std
 
@@ -218,15 +235,15 @@ def confusion(true: list[str], pred: list[str], classes: list[str]) -> list[list
     return matrix.tolist()
 
 
-def cross_validate(data: EarData, by: str, classes: list[str], epochs: int, copies: int,
-                   seed: int, members: int = 1, feats: np.ndarray | None = None,
-                   limit: int = 0) -> dict[str, Any]:
+def cross_validate(data: EarData, by: str, classes: list[str], recipe: EarRecipe,
+                   feats: np.ndarray | None = None, limit: int = 0) -> dict[str, Any]:
     """Hold out each kit (``by="group"``) or source (``"collection"``) once; pooled figures.
 
-    ``feats``: ``ear_features(data, copies, seed)`` when the caller has them; ``limit``: only
-    that many folds, drawn with a fixed seed (a quick screen, not a figure to report).
+    ``feats``: ``ear_features`` of ``data`` by the recipe when the caller has them; ``limit``:
+    only that many folds, drawn with a fixed seed (a quick screen, not a figure to report).
     """
-    feats = ear_features(data, copies, seed) if feats is None else feats
+    if feats is None:
+        feats = ear_features(data, recipe.copies, recipe.seed, recipe.repitch)
     y = np.array([classes.index(lab) for lab in data.labels])
     keys = data.groups if by == "group" else data.collections
     keys_arr = np.asarray(keys)
@@ -235,6 +252,7 @@ def cross_validate(data: EarData, by: str, classes: list[str], epochs: int, copi
         held_out = sorted(np.random.default_rng(1).choice(held_out, limit, replace=False))
     true: list[str] = []
     pred: list[str] = []
+    names: list[str] = []
     from tqdm import tqdm
 
     folds = tqdm(held_out, desc=f"listener, leave one {'kit' if by == 'group' else by} out",
@@ -244,12 +262,15 @@ def cross_validate(data: EarData, by: str, classes: list[str], epochs: int, copi
         train = np.flatnonzero(keys_arr != held)
         if len(test) == 0 or len(set(y[train].tolist())) < len(classes):
             continue  # a fold that would lose a whole class says nothing about the listener
-        model, mean, std = _fit(feats, y, train, len(classes), epochs, seed, members)
+        model, mean, std = _fit(feats, y, train, len(classes), recipe)
         logits = model.predict((feats[0, test] - mean) / std, batch_size=1024, verbose=0)
         true += [data.labels[i] for i in test]
         pred += [classes[j] for j in np.asarray(logits).argmax(axis=1)]
+        names += [data.names[i] for i in test]
     result = per_class_accuracy(true, pred, classes)
     result["confusion"] = confusion(true, pred, classes)
+    # what it got wrong, item by item: wrong labels show up here before they show in a figure
+    result["misheard"] = [(n, t, p) for n, t, p in zip(names, true, pred, strict=True) if t != p]
     result["folds"] = len(held_out)
     result["items"] = len(true)
     return result
@@ -264,29 +285,29 @@ class EarReport:
     seconds: float
 
 
-def train_ear(paths: list[str | Path], out: str | Path, epochs: int = 25, copies: int = 2,
-              seed: int = 0, validate: bool = True, members: int = MEMBERS,
-              sources: bool = True, limit: int = 0, repitch: float = REPITCH) -> EarReport:
+def train_ear(paths: list[str | Path], out: str | Path, recipe: EarRecipe | None = None,
+              validate: bool = True, sources: bool = True, limit: int = 0) -> EarReport:
     """Judge leave-one-kit-out and leave-one-source-out, then train on everything and save.
 
     ``sources``: the source folds too; ``limit``: only that many kit folds (a quick screen).
     """
+    recipe = recipe or EarRecipe()
     start = time.monotonic()
     data = load_ear_data(paths)
     classes = [c for c in CLASSES if c in set(data.labels)]
-    feats = ear_features(data, copies, seed, repitch)
+    feats = ear_features(data, recipe.copies, recipe.seed, recipe.repitch)
     kit = source = None
     if validate:
-        kit = cross_validate(data, "group", classes, epochs, copies, seed, members, feats, limit)
+        kit = cross_validate(data, "group", classes, recipe, feats, limit)
         if sources and len(set(data.collections)) > 1:
-            source = cross_validate(data, "collection", classes, epochs, copies, seed, members,
-                                    feats)
+            source = cross_validate(data, "collection", classes, recipe, feats)
     everything = np.arange(len(data.labels))
     y = np.array([classes.index(lab) for lab in data.labels])
-    model, mean, std = _fit(feats, y, everything, len(classes), epochs, seed, members)
+    model, mean, std = _fit(feats, y, everything, len(classes), recipe)
     mel = MelSettings(sample_rate=data.sample_rate)
-    accuracy: dict[str, Any] = dict(kit or {})
-    accuracy["leave_one_source_out"] = source
+    accuracy: dict[str, Any] = {k: v for k, v in (kit or {}).items() if k != "misheard"}
+    accuracy["leave_one_source_out"] = source and {
+        k: v for k, v in source.items() if k != "misheard"}
     accuracy["heldout_groups"] = ["each kit once (leave-one-kit-out)"]
     accuracy["heldout_items"] = kit["items"] if kit else 0
     seconds = time.monotonic() - start
@@ -294,9 +315,10 @@ def train_ear(paths: list[str | Path], out: str | Path, epochs: int = 25, copies
         classes=classes, mel=mel.to_dict(), mean=0.0, std=1.0, length=data.length,
         accuracy=accuracy, kind="summary", feature_mean=[float(v) for v in mean],
         feature_std=[float(v) for v in std], feature_set=FEATURE_SET,
-        training={"corpus_fingerprints": data.fingerprints, "epochs": epochs,
-                  "augment_copies": copies, "repitch": repitch, "seed": seed,
-                  "items": len(data.labels), "members": members, "kits": len(set(data.groups)),
+        training={"corpus_fingerprints": data.fingerprints, "epochs": recipe.epochs,
+                  "augment_copies": recipe.copies, "repitch": recipe.repitch,
+                  "balance": recipe.balance, "seed": recipe.seed, "items": len(data.labels),
+                  "members": recipe.members, "kits": len(set(data.groups)),
                   "sources": sorted(set(data.collections)), "seconds": round(seconds, 1)})
     path = save_listener(out, model, info)
     return EarReport(path, kit, source, len(data.labels), seconds)
@@ -314,5 +336,5 @@ def format_confusion(result: dict[str, Any], classes: list[str]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["EarData", "EarReport", "augment_mel", "confusion", "cross_validate",
+__all__ = ["EarData", "EarRecipe", "EarReport", "augment_mel", "confusion", "cross_validate",
            "ear_features", "format_confusion", "load_ear_data", "train_ear"]

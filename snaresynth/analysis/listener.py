@@ -412,9 +412,9 @@ def listener_train_command(data: Path | list[Path], out: Path, epochs: int | Non
     """
     paths = data if isinstance(data, list) else [data]
     if kind == "summary":
-        from snaresynth.analysis.ear import format_confusion, train_ear
+        from snaresynth.analysis.ear import EarRecipe, format_confusion, train_ear
 
-        ear = train_ear(paths, out, epochs=epochs or 25, seed=seed)
+        ear = train_ear(paths, out, EarRecipe(epochs=epochs or 25, seed=seed))
         print(f"wrote {ear.path} ({ear.path.stat().st_size / 1e6:.2f} MB) from {ear.items} "
               f"items, {ear.seconds:.0f} s")
         for title, result in (("leave-one-kit-out", ear.kit), ("leave-one-source-out",
