@@ -258,3 +258,16 @@ def test_the_bundled_listener_keeps_its_feature_set() -> None:
     info = read_listener_info(BUNDLED_LISTENER)
     assert info.kind == "summary" and info.feature_set in (1, 2)
     assert len(info.feature_mean) > 0
+
+
+def test_class_weights_go_from_one_per_item_to_one_per_class() -> None:
+    from snaresynth.analysis.ear import class_weights
+
+    labels = np.array([0] * 90 + [1] * 10)
+    np.testing.assert_allclose(class_weights(labels, 3, 0.0), 1.0)
+    balanced = class_weights(labels, 3, 1.0)
+    assert balanced[labels == 0].sum() == pytest.approx(balanced[labels == 1].sum())
+    half = class_weights(labels, 3, 0.5)  # in between: the rare class 3 times the common one
+    assert half[-1] / half[0] == pytest.approx(3.0)
+    for w in (balanced, half):
+        assert w.mean() == pytest.approx(1.0)

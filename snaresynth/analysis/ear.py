@@ -201,6 +201,14 @@ def ear_features(data: EarData, copies: int, seed: int, repitch: float = 0.0) ->
     return np.stack([summary_features(m, FEATURE_SET) for m in mels])
 
 
+def class_weights(labels: np.ndarray, n_classes: int, balance: float) -> np.ndarray:
+    """Each label's weight: its class's inverse frequency to ``balance``, with mean 1 (so 1
+    gives every class the same total weight, 0 every item the same weight)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    per_class = np.maximum(counts, 1.0) ** -balance
+    return (per_class / np.sum(per_class * counts) * len(labels))[labels]
+
+
 def _fit(feats: np.ndarray, y: np.ndarray, train: np.ndarray, n_classes: int,
          recipe: EarRecipe) -> tuple[Any, np.ndarray, np.ndarray]:
     """(listener network, feature mean, feature std) trained on rows ``train`` and their
@@ -210,9 +218,7 @@ def _fit(feats: np.ndarray, y: np.ndarray, train: np.ndarray, n_classes: int,
     x = feats[:, train].reshape(-1, feats.shape[2])
     labels = np.tile(y[train], feats.shape[0])
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    weights = np.maximum(counts, 1.0) ** -recipe.balance
-    weights = (weights / np.sum(weights * counts) * len(labels))[labels]  # mean weight 1
+    weights = class_weights(labels, n_classes, recipe.balance)
     keras.utils.set_random_seed(recipe.seed)
     members = recipe.members
     net, listener = _build(x.shape[1], n_classes, members)
@@ -336,5 +342,5 @@ def format_confusion(result: dict[str, Any], classes: list[str]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["EarData", "EarRecipe", "EarReport", "augment_mel", "confusion", "cross_validate",
-           "ear_features", "format_confusion", "load_ear_data", "train_ear"]
+__all__ = ["EarData", "EarRecipe", "EarReport", "augment_mel", "class_weights", "confusion",
+           "cross_validate", "ear_features", "format_confusion", "load_ear_data", "train_ear"]
