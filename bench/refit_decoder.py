@@ -3,7 +3,7 @@
     .venv/bin/python bench/refit_decoder.py --model runs/ddsp-mix.keras --data corpora/mix \
         --out runs/refit.keras [--fit-steps 200] [--fitted NPZ] [--steps 3000] [--jitter 0.1] \
         [--anchor 0] [--smooth 0] [--even 0] [--even-mel 0] [--move-points 0 [--hold 0]] \
-        [--snare-pull 0] [--rank-knobs]
+        [--snare-pull 0 [--pull-radius 0]] [--rank-knobs]
 
 ``bench/synth_oracle.py`` showed that the synthesiser, set per snare, covers far more of the
 held-out snares than the network's reconstructions. This closes that gap in two steps:
@@ -21,6 +21,9 @@ held-out snares than the network's reconstructions. This closes that gap in two 
    ``--even-mel E`` the same with each step's length in log-mel (eval's own distance), through
    the synthesiser's finite-difference Jacobian at ``JACOBIAN_SNARES`` fitted snares (a linear
    picture of the synthesiser: a few matrix products a step instead of a synthesis).
+   ``--snare-pull P`` draws every uniform knob setting towards the nearest fitted snare;
+   ``--pull-radius R`` leaves it free within R times the median neighbour distance of the
+   snares (so the travel between near snares is not pulled onto them).
 
 The result is a whole model file (encoder, metadata with the refit in its training record, the
 inference form); judge it with ``snaresynth eval``. Needs the train extra (TensorFlow).
@@ -71,6 +74,9 @@ def main() -> int:
     p.add_argument("--snare-pull", type=float, default=0.0, metavar="P",
                    help="P times the squared distance, in parameters, from the sound at a uniform "
                         "knob setting to the nearest fitted snare (keeps the travel among snares)")
+    p.add_argument("--pull-radius", type=float, default=0.0, metavar="R",
+                   help="with --snare-pull: no pull within R times the median distance between "
+                        "neighbouring fitted snares (the travel may roam among near snares)")
     p.add_argument("--rank-knobs", action="store_true",
                    help="afterwards order the knobs again by how audibly each changes the sound "
                         "(knob 1 = most audible), as training does")
@@ -128,6 +134,11 @@ def main() -> int:
         jacobians = tf.constant(mel_jacobians(fitted[rng.choice(len(fitted), JACOBIAN_SNARES,
                                                                 replace=False)], synth,
                                               int(decoder.sample_rate)))
+    free2 = 0.0  # --pull-radius, squared: the snare pull's free zone around each snare
+    if args.pull_radius:
+        gaps = np.sum(np.square(fitted[:, None] - fitted[None]), -1)
+        np.fill_diagonal(gaps, np.inf)
+        free2 = float(args.pull_radius ** 2 * np.median(gaps.min(axis=1)))
     original = keras.models.clone_model(params)
     original.set_weights(params.get_weights())
     mlp_optimizer = keras.optimizers.Adam(args.lr)
@@ -159,7 +170,7 @@ def main() -> int:
                 uniform = tf.sigmoid(params(za))
             if args.snare_pull:  # every knob setting near some snare's own setting
                 d2 = tf.reduce_sum(tf.square(uniform[:, None] - want[None]), -1)
-                loss += args.snare_pull * tf.reduce_mean(tf.reduce_min(d2, axis=1))
+                loss += args.snare_pull * tf.reduce_mean(tf.nn.relu(tf.reduce_min(d2, 1) - free2))
             if args.anchor:
                 loss += args.anchor * tf.reduce_mean(tf.square(uniform - anchor))
             if args.smooth:  # squared: the steepest places along a knob line cost the most
@@ -208,7 +219,7 @@ def main() -> int:
                          "steps": args.steps, "lr": args.lr, "jitter": args.jitter,
                          "anchor": args.anchor, "smooth": args.smooth, "even": args.even,
                          "even_mel": args.even_mel, "move_points": args.move_points,
-                         "snare_pull": args.snare_pull,
+                         "snare_pull": args.snare_pull, "pull_radius": args.pull_radius,
                          "hold": args.hold,
                          "seed": args.seed}
     metadata = dataclasses.replace(decoder.metadata, training=training)
