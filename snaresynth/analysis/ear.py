@@ -187,17 +187,18 @@ def _build(dim: int, n_classes: int, members: int = 1) -> tuple[Any, Any]:
     return keras.Model(inputs, stacked, name="members"), listener
 
 
-def ear_features(data: EarData, copies: int, seed: int, repitch: float = 0.0) -> np.ndarray:
-    """(copies + 1, N, D) summary features of every item and of ``copies`` augmented copies
-    (``repitch``: the share of copies also played faster or slower, ``repitch_mel``).
+def ear_features(data: EarData, recipe: EarRecipe) -> np.ndarray:
+    """(copies + 1, N, D) summary features of every item and of the recipe's augmented copies
+    (``recipe.repitch``: the share of copies also played faster or slower, ``repitch_mel``).
 
     Computed once per run: a fold only picks its training rows (an item's copies depend on
     the item alone, so no fold sees anything of its held-out kit).
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(recipe.seed)
     settings = MelSettings(sample_rate=data.sample_rate)
+    repitch = recipe.repitch
     mels = [data.mel] + [augment_mel(repitch_mel(data.mel, rng, settings, repitch) if repitch
-                                     else data.mel, rng) for _ in range(copies)]
+                                     else data.mel, rng) for _ in range(recipe.copies)]
     return np.stack([summary_features(m, FEATURE_SET) for m in mels])
 
 
@@ -248,8 +249,7 @@ def cross_validate(data: EarData, by: str, classes: list[str], recipe: EarRecipe
     ``feats``: ``ear_features`` of ``data`` by the recipe when the caller has them; ``limit``:
     only that many folds, drawn with a fixed seed (a quick screen, not a figure to report).
     """
-    if feats is None:
-        feats = ear_features(data, recipe.copies, recipe.seed, recipe.repitch)
+    feats = ear_features(data, recipe) if feats is None else feats
     y = np.array([classes.index(lab) for lab in data.labels])
     keys = data.groups if by == "group" else data.collections
     keys_arr = np.asarray(keys)
@@ -291,6 +291,11 @@ class EarReport:
     seconds: float
 
 
+def _figures_only(result: dict[str, Any]) -> dict[str, Any]:
+    """A cross-validation result without its item-by-item list (the file keeps the figures)."""
+    return {k: v for k, v in result.items() if k != "misheard"}
+
+
 def train_ear(paths: list[str | Path], out: str | Path, recipe: EarRecipe | None = None,
               validate: bool = True, sources: bool = True, limit: int = 0) -> EarReport:
     """Judge leave-one-kit-out and leave-one-source-out, then train on everything and save.
@@ -301,7 +306,7 @@ def train_ear(paths: list[str | Path], out: str | Path, recipe: EarRecipe | None
     start = time.monotonic()
     data = load_ear_data(paths)
     classes = [c for c in CLASSES if c in set(data.labels)]
-    feats = ear_features(data, recipe.copies, recipe.seed, recipe.repitch)
+    feats = ear_features(data, recipe)
     kit = source = None
     if validate:
         kit = cross_validate(data, "group", classes, recipe, feats, limit)
@@ -311,9 +316,8 @@ def train_ear(paths: list[str | Path], out: str | Path, recipe: EarRecipe | None
     y = np.array([classes.index(lab) for lab in data.labels])
     model, mean, std = _fit(feats, y, everything, len(classes), recipe)
     mel = MelSettings(sample_rate=data.sample_rate)
-    accuracy: dict[str, Any] = {k: v for k, v in (kit or {}).items() if k != "misheard"}
-    accuracy["leave_one_source_out"] = source and {
-        k: v for k, v in source.items() if k != "misheard"}
+    accuracy: dict[str, Any] = _figures_only(kit or {})
+    accuracy["leave_one_source_out"] = source and _figures_only(source)
     accuracy["heldout_groups"] = ["each kit once (leave-one-kit-out)"]
     accuracy["heldout_items"] = kit["items"] if kit else 0
     seconds = time.monotonic() - start
