@@ -142,10 +142,11 @@ def test_a_coverage_of_zero_is_printed_and_an_unmeasured_one_is_not() -> None:
     rows = [ModelFigures("none.keras", "vae", travel_share=0.1, coverage_precision=0.0,
                          coverage_recall=0.0, coverage_items=187, coverage_draws=5,
                          coverage_precision_range=[0.0, 0.0], coverage_recall_range=[0.0, 0.0]),
-            ModelFigures("unmeasured.keras", "vae", travel_share=0.1)]
+            ModelFigures("unmeasured.keras", "vae", travel_share=0.946)]
     zero, unmeasured = format_table(rows, markdown=True, columns=TRAVEL_COLUMNS).splitlines()[2:]
     assert zero.split(" | ")[-4:] == ["0.00 (0.00-0.00)", "0.00 (0.00-0.00)", "187", "5 |"]
     assert unmeasured.split(" | ")[-4:] == ["-", "-", "-", "- |"]
+    assert " 94.6% " in unmeasured  # a share just under the 95 % target never reads as 95 %
 
 
 # --- a real Keras model file (untrained, seeded) ------------------------------------------------
@@ -300,7 +301,7 @@ def test_travel_figures_see_the_stairs(real: _References) -> None:
     assert stairs.travel_smooth_p90 > 5 * smooth.travel_smooth_p90
     assert 0.0 <= smooth.coverage_precision <= 1.0 and 0.0 <= smooth.coverage_recall <= 1.0
     text = format_table([smooth], columns=TRAVEL_COLUMNS)
-    assert "snare share (uniform knobs)" in text and "100%" in text
+    assert "snare share (uniform knobs)" in text and "100.0%" in text
 
 
 def _corpus(path: Path, kinds: tuple[str, ...], group: str, seeds: range) -> Path:

@@ -430,7 +430,9 @@ def _cell(figures: ModelFigures, key: str) -> str:
             return "nan"
         if math.isinf(value):
             return "inf"
-        if key in ("snare_share", "flat_lines", "travel_share"):
+        if key == "travel_share":  # one decimal: 0.946 must not print as the 95 % target
+            return f"{100 * value:.1f}%"
+        if key in ("snare_share", "flat_lines"):
             return f"{100 * value:.0f}%"
         text = f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
         spread = getattr(figures, f"{key}_range", None) if key.startswith("coverage") else None
