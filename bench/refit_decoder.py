@@ -32,6 +32,7 @@ inference form); judge it with ``snaresynth eval``. Needs the train extra (Tenso
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -82,7 +83,8 @@ def main() -> int:
                         "(knob 1 = most audible), as training does")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fitted", type=Path, default=None, metavar="NPZ",
-                   help="keep step 1's parameters here; a later run with the same file skips it")
+                   help="keep step 1's parameters here, by snare; a later run fits only the snares "
+                        "the file lacks")
     args = p.parse_args()
 
     import dataclasses
@@ -106,26 +108,32 @@ def main() -> int:
     z = to_network(decoder.encode(audio), lo, hi, knob_map).astype(np.float32)
     params, synth = decoder_parts(decoder)
 
-    def mrstft(sounds: tf.Tensor) -> float:
-        return float(tf.reduce_mean(losses.multi_resolution_stft_loss(tf.constant(audio),
+    def mrstft(sounds: tf.Tensor, rows: np.ndarray | None = None) -> float:
+        real = audio if rows is None else audio[rows]
+        return float(tf.reduce_mean(losses.multi_resolution_stft_loss(tf.constant(real),
                                                                       sounds)))
 
-    # 1. per-snare fit
+    # 1. per-snare fit, kept by a hash of each snare's audio so a larger corpus fits only its
+    # new snares (the manifest's file hashes differ between two renderings of one SoundFont)
+    keys = np.array([hashlib.sha256(row.tobytes()).hexdigest() for row in audio])
+    fitted = np.full((len(audio), params.output_shape[-1]), np.nan, np.float32)
     if args.fitted and args.fitted.is_file():
-        fitted = np.load(args.fitted)["fitted"]
-        print(f"fitted parameters from {args.fitted}", flush=True)
-    else:
-        start = params.predict(z, verbose=0)
-        print(f"{len(audio)} snares; the network's reconstructions: MR-STFT "
-              f"{mrstft(synth(start)):.3f}", flush=True)
+        fitted = load_fitted(args.fitted, keys, fitted)
+        print(f"fitted parameters of {int(np.sum(~np.isnan(fitted[:, 0])))} snares from "
+              f"{args.fitted}", flush=True)
+    todo = np.flatnonzero(np.isnan(fitted[:, 0]))
+    if len(todo):
+        start = params.predict(z[todo], verbose=0)
+        print(f"{len(todo)} snares to fit; the network's reconstructions: MR-STFT "
+              f"{mrstft(synth(start), todo):.3f}", flush=True)
 
         def report(step: int, loss: float, seconds: float, _raw: np.ndarray) -> None:
             print(f"fit step {step}: MR-STFT {loss:.3f} ({seconds:.0f} s)", flush=True)
 
-        fitted = tf.sigmoid(fit_parameters(synth, start, audio, args.fit_steps, args.fit_lr,
-                                           report=report)).numpy()
+        fitted[todo] = tf.sigmoid(fit_parameters(synth, start, audio[todo], args.fit_steps,
+                                                 args.fit_lr, report=report)).numpy()
         if args.fitted:
-            np.savez(args.fitted, fitted=fitted)
+            np.savez(args.fitted, fitted=fitted, sha256=keys)
 
     # 2. MLP regression onto the fitted parameters
     rng = np.random.default_rng(args.seed)
@@ -228,6 +236,22 @@ def main() -> int:
     save_model_file(args.out, decoder.model, metadata, encoder=decoder.encoder)
     print(f"wrote {args.out}")
     return 0
+
+
+def load_fitted(path: Path, keys: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """``fitted`` with the rows a kept fit has for these snares (by audio hash; a file without
+    hashes must be of this very corpus, row for row)."""
+    kept = np.load(path)
+    if "sha256" not in kept:
+        if len(kept["fitted"]) != len(fitted):
+            raise SystemExit(f"{path}: {len(kept['fitted'])} fitted snares without their hashes, "
+                             f"the corpus has {len(fitted)}")
+        return kept["fitted"].astype(np.float32)
+    row = {str(k): i for i, k in enumerate(kept["sha256"])}
+    for i, key in enumerate(keys):
+        if key in row:
+            fitted[i] = kept["fitted"][row[key]]
+    return fitted
 
 
 def rank_knobs(decoder, metadata):
