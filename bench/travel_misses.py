@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 QUANTILES = 33  # knots of each knob's quantile map
 POINTS = 1000  # eval's default
+MAX_SNARES = 256  # evaluate()'s max_snares
 
 
 def main() -> None:
@@ -51,7 +52,8 @@ def main() -> None:
     corpus = _snare_corpus(args.data, "training")
     held, held_rate, _ = heldout_snares(args.heldout, corpus)
     held_emb = judge.embed(held, held_rate)
-    n = len(corpus.audio)
+    # eval's set size: its training snares, originals only, at most MAX_SNARES of them
+    n = min(sum(not item.get("augment") for item in corpus.items), MAX_SNARES)
     lo, hi = (np.asarray(a, dtype=np.float64) for a in decoder.latent_range())
     snares = np.clip(decoder.encode(corpus.audio), lo, hi)
     qs = np.linspace(0.0, 1.0, QUANTILES)
