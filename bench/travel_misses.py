@@ -24,11 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 QUANTILES = 33  # knots of each knob's quantile map
 POINTS = 1000  # eval's default
-MAX_SNARES = 256  # evaluate()'s max_snares
 
 
 def main() -> None:
     from snaresynth.analysis.evaluate import (
+        MAX_SNARES,
         _snare_corpus,
         decode_batched,
         heldout_snares,

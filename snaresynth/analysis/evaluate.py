@@ -52,6 +52,7 @@ from snaresynth.errors import CorpusError, ModelFileError
 FLAT_EPS = 1e-6  # log-mel distance below which two decodes count as the same sound
 MAX_REFERENCE = 200  # real snares used for pairwise reference distances
 DECODE_BATCH = 128
+MAX_SNARES = 256  # training snares compared with (and the coverage sets' size cap)
 
 
 @dataclass
@@ -345,7 +346,7 @@ def snare_listener(path: str | Path | None) -> Any:
 def evaluate(
     models: list[str | Path], data: str | Path, points: int = 1000, lines: int = 50,
     steps: int = 64, timing: int = 200, listener: str | Path | None = None, seed: int = 0,
-    max_snares: int = 256, heldout: str | Path | None = None,
+    max_snares: int = MAX_SNARES, heldout: str | Path | None = None,
 ) -> list[ModelFigures]:
     """Figures of every model file plus the "real snares" row, on the corpus' original snares.
 
