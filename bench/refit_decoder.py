@@ -24,6 +24,11 @@ held-out snares than the network's reconstructions. This closes that gap in two 
    ``--snare-pull P`` draws every uniform knob setting towards the nearest fitted snare;
    ``--pull-radius R`` leaves it free within R times the median neighbour distance of the
    snares (so the travel between near snares is not pulled onto them).
+   ``--guide-pull G`` then mines the travel with a listener (``--guide``; another ear than the
+   one ``eval`` judges with): ``--guide-rounds`` times, it decodes ``--guide-points`` uniform
+   knob settings (draws of its own, not eval's), keeps those heard as something else, and
+   trains ``--guide-steps`` more steps pulling each of them (jittered) onto the nearest fitted
+   snare, G times the squared distance in parameters (beyond ``--guide-radius``).
 
 The result is a whole model file (encoder, metadata with the refit in its training record, the
 inference form); judge it with ``snaresynth eval``. Needs the train extra (TensorFlow).
@@ -81,6 +86,18 @@ def main() -> int:
     p.add_argument("--rank-knobs", action="store_true",
                    help="afterwards order the knobs again by how audibly each changes the sound "
                         "(knob 1 = most audible), as training does")
+    p.add_argument("--guide-pull", type=float, default=0.0, metavar="G",
+                   help="G times the squared distance, in parameters, from each knob setting the "
+                        "guide listener hears as no snare to the nearest fitted snare")
+    p.add_argument("--guide", type=Path, default=None, metavar="LISTENER",
+                   help="with --guide-pull: the listener that mines the travel (default: the "
+                        "bundled one; judge with another)")
+    p.add_argument("--guide-radius", type=float, default=0.0, metavar="R",
+                   help="with --guide-pull: no pull within R times the median distance between "
+                        "neighbouring fitted snares")
+    p.add_argument("--guide-rounds", type=int, default=3)
+    p.add_argument("--guide-points", type=int, default=2000)
+    p.add_argument("--guide-steps", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fitted", type=Path, default=None, metavar="NPZ",
                    help="keep step 1's parameters here, by snare; a later run fits only the snares "
@@ -142,11 +159,11 @@ def main() -> int:
         jacobians = tf.constant(mel_jacobians(fitted[rng.choice(len(fitted), JACOBIAN_SNARES,
                                                                 replace=False)], synth,
                                               int(decoder.sample_rate)))
-    free2 = 0.0  # --pull-radius, squared: the snare pull's free zone around each snare
-    if args.pull_radius:
-        gaps = np.sum(np.square(fitted[:, None] - fitted[None]), -1)
-        np.fill_diagonal(gaps, np.inf)
-        free2 = float(args.pull_radius ** 2 * np.median(gaps.min(axis=1)))
+    # --pull-radius, --guide-radius, squared: the free zones around each snare
+    gaps = np.sum(np.square(fitted[:, None] - fitted[None]), -1)
+    np.fill_diagonal(gaps, np.inf)
+    free2 = float(args.pull_radius ** 2 * np.median(gaps.min(axis=1)))
+    guide_free2 = float(args.guide_radius ** 2 * np.median(gaps.min(axis=1)))
     original = keras.models.clone_model(params)
     original.set_weights(params.get_weights())
     mlp_optimizer = keras.optimizers.Adam(args.lr)
@@ -168,9 +185,12 @@ def main() -> int:
 
     @tf.function
     def mlp_step(jitter: tf.Tensor, want: tf.Tensor, za: tf.Tensor, anchor: tf.Tensor,
-                 zl: tf.Tensor) -> tf.Tensor:
+                 zl: tf.Tensor, zm: tf.Tensor, guide: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(tf.sigmoid(params(points + jitter)) - want))
+            if args.guide_pull:  # the settings the guide heard as no snare, onto the snares
+                d2 = tf.reduce_sum(tf.square(tf.sigmoid(params(zm))[:, None] - want[None]), -1)
+                loss += guide * tf.reduce_mean(tf.nn.relu(tf.reduce_min(d2, 1) - guide_free2))
             if args.move_points:  # spread the snares over the knob travel, as uniform as it is
                 loss += args.move_points * mmd2(points, za)
                 loss += args.hold * tf.reduce_mean(tf.reduce_sum(tf.square(points - z), -1))
@@ -199,8 +219,26 @@ def main() -> int:
                                           strict=True))
         return loss
 
+    misses = np.zeros((0, len(lo)), np.float32)  # network units, heard as no snare
+    judge = None
+    if args.guide_pull:
+        from snaresynth.analysis.evaluate import decode_batched, snare_listener
+        judge = snare_listener(args.guide)
+    rounds = args.guide_rounds if args.guide_pull else 0
     start = time.monotonic()
-    for i in range(1, args.steps + 1):
+    for i in range(1, args.steps + rounds * args.guide_steps + 1):
+        if judge is not None and i > args.steps and (i - args.steps - 1) % args.guide_steps == 0:
+            knobs = uniform_knobs(decoder, args.guide_points, rng)
+            heard = np.array(judge.classify(decode_batched(decoder, knobs),
+                                            int(decoder.sample_rate)))
+            found = to_network(knobs[heard != "snare"], lo, hi, knob_map).astype(np.float32)
+            misses = np.concatenate([misses, found])
+            print(f"guide: {len(found)} of {len(knobs)} knob settings heard as no snare "
+                  f"({np.mean(heard == 'snare'):.3f} snare); {len(misses)} kept", flush=True)
+        zm = np.zeros((64, len(lo)), np.float32)
+        if len(misses):
+            zm = misses[rng.integers(0, len(misses), 64)] + rng.normal(
+                0.0, args.jitter, (64, len(lo))).astype(np.float32)
         jitter = rng.normal(0.0, args.jitter, z.shape).astype(np.float32)
         za = to_network(uniform_knobs(decoder, 256 if args.move_points else 64, rng), lo, hi,
                         knob_map).astype(np.float32)
@@ -210,7 +248,8 @@ def main() -> int:
         if args.even or args.even_mel:  # eval's knob lines, shorter
             knob_lines = uniform_lines(decoder, EVEN_LINES, EVEN_POINTS - 1, rng)
             zl = to_network(knob_lines.reshape(-1, len(lo)), lo, hi, knob_map).astype(np.float32)
-        loss = float(mlp_step(jitter, fitted, za, anchor, zl))
+        guide = np.float32(args.guide_pull if i > args.steps else 0.0)
+        loss = float(mlp_step(jitter, fitted, za, anchor, zl, zm, guide))
         if i % 500 == 0 or i == args.steps:
             print(f"mlp step {i}: parameter MSE {loss:.5f} ({time.monotonic() - start:.0f} s)",
                   flush=True)
@@ -228,8 +267,11 @@ def main() -> int:
                          "anchor": args.anchor, "smooth": args.smooth, "even": args.even,
                          "even_mel": args.even_mel, "move_points": args.move_points,
                          "snare_pull": args.snare_pull, "pull_radius": args.pull_radius,
-                         "hold": args.hold,
-                         "seed": args.seed}
+                         "hold": args.hold, "guide_pull": args.guide_pull,
+                         "guide_radius": args.guide_radius,
+                         "guide": str(args.guide) if args.guide else None,
+                         "guide_rounds": rounds, "guide_points": args.guide_points,
+                         "guide_steps": args.guide_steps, "seed": args.seed}
     metadata = dataclasses.replace(decoder.metadata, training=training)
     if args.rank_knobs:
         metadata = rank_knobs(decoder, metadata)
