@@ -162,8 +162,8 @@ def main() -> int:
     # --pull-radius, --guide-radius, squared: the free zones around each snare
     gaps = np.sum(np.square(fitted[:, None] - fitted[None]), -1)
     np.fill_diagonal(gaps, np.inf)
-    free2 = float(args.pull_radius ** 2 * np.median(gaps.min(axis=1)))
-    guide_free2 = float(args.guide_radius ** 2 * np.median(gaps.min(axis=1)))
+    neighbour2 = float(np.median(gaps.min(axis=1)))
+    free2, guide_free2 = args.pull_radius ** 2 * neighbour2, args.guide_radius ** 2 * neighbour2
     original = keras.models.clone_model(params)
     original.set_weights(params.get_weights())
     mlp_optimizer = keras.optimizers.Adam(args.lr)
