@@ -36,6 +36,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from test_families import TRAINER_FAMILIES as FAMILIES  # noqa: E402  (this folder is on the path)
+
 from snaresynth.data.corpus import Corpus, save_corpus  # noqa: E402
 from snaresynth.models.base import read_metadata  # noqa: E402
 from snaresynth.models.distribute import localhost_tf_configs  # noqa: E402
@@ -49,7 +51,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # the families whose default-strategy losses the chief computes (worker 1: the others), so the
 # two take about equal CPU time (the chief also writes the model files)
 DEFAULT_ON_CHIEF = {"autoencoder", "vae", "ddsp_snare"}
-FAMILIES = ["autoencoder", "vae", "ddsp_snare", "wavegan"]  # one per trainer
 RATE, RTOL = 16000, 1e-4
 START_S = 600  # phases 1 and 2 must reach the killed run by then (a broken cluster fails)
 STOP_S = 120  # the chief must exit this long after worker 1 died, else the test fails (a hang)
