@@ -28,7 +28,10 @@ held-out snares than the network's reconstructions. This closes that gap in two 
    one ``eval`` judges with): ``--guide-rounds`` times, it decodes ``--guide-points`` uniform
    knob settings (draws of its own, not eval's), keeps those heard as something else, and
    trains ``--guide-steps`` more steps pulling each of them (jittered) onto the nearest fitted
-   snare, G times the squared distance in parameters (beyond ``--guide-radius``).
+   snare, G times the squared distance in parameters (beyond ``--guide-radius``); with
+   ``--guide-k K`` towards the centre of its K nearest snares instead. ``--match M`` adds M
+   times the squared MMD between the sounds' parameters at uniform knob settings and the
+   fitted snares' (the travel spread like the snares, where the pulls only draw it near them).
 
 The result is a whole model file (encoder, metadata with the refit in its training record, the
 inference form); judge it with ``snaresynth eval``. Needs the train extra (TensorFlow).
@@ -95,6 +98,13 @@ def main() -> int:
     p.add_argument("--guide-radius", type=float, default=0.0, metavar="R",
                    help="with --guide-pull: no pull within R times the median distance between "
                         "neighbouring fitted snares")
+    p.add_argument("--match", type=float, default=0.0, metavar="M",
+                   help="M times the squared MMD, in parameters, between the sounds at uniform "
+                        "knob settings and the fitted snares: the travel as varied as the snares, "
+                        "not only near them (kernels at 1, 2 and 4 neighbour distances)")
+    p.add_argument("--guide-k", type=int, default=1, metavar="K",
+                   help="with --guide-pull: pull each miss towards its K nearest fitted snares "
+                        "(the mean of the K squared distances: their centre), not only the nearest")
     p.add_argument("--guide-rounds", type=int, default=3)
     p.add_argument("--guide-points", type=int, default=2000)
     p.add_argument("--guide-steps", type=int, default=500)
@@ -103,6 +113,8 @@ def main() -> int:
                    help="keep step 1's parameters here, by snare; a later run fits only the snares "
                         "the file lacks")
     args = p.parse_args()
+    if args.guide_k < 1:
+        p.error("--guide-k: at least 1")
 
     import dataclasses
 
@@ -176,12 +188,20 @@ def main() -> int:
         return tf.reduce_mean(tf.square(steps - mean), axis=axis) / (
             tf.square(tf.squeeze(mean, axis)) + 1e-6)
 
-    def mmd2(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-        """Squared maximum mean discrepancy, Gaussian kernels at MMD_WIDTHS (network units)."""
+    def mmd2(a: tf.Tensor, b: tf.Tensor, widths: tuple[float, ...] = MMD_WIDTHS) -> tf.Tensor:
+        """Squared maximum mean discrepancy, Gaussian kernels at ``widths``."""
         def gram(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
             d2 = tf.reduce_sum(tf.square(x[:, None] - y[None]), -1)
-            return tf.add_n([tf.reduce_mean(tf.exp(-d2 / (2.0 * w * w))) for w in MMD_WIDTHS])
+            return tf.add_n([tf.reduce_mean(tf.exp(-d2 / (2.0 * w * w))) for w in widths])
         return gram(a, a) + gram(b, b) - 2.0 * gram(a, b)
+
+    match_widths = tuple(f * float(np.sqrt(neighbour2)) for f in (1.0, 2.0, 4.0))
+
+    def travel_mmd() -> float:
+        """The --match distance over 512 fresh uniform knob settings (printed, so M can be set)."""
+        probe = np.random.default_rng(args.seed + 1)  # its own stream: the training's is untouched
+        za = to_network(uniform_knobs(decoder, 512, probe), lo, hi, knob_map).astype(np.float32)
+        return float(mmd2(tf.sigmoid(params(za)), tf.constant(fitted), match_widths))
 
     @tf.function
     def mlp_step(jitter: tf.Tensor, want: tf.Tensor, za: tf.Tensor, anchor: tf.Tensor,
@@ -190,12 +210,15 @@ def main() -> int:
             loss = tf.reduce_mean(tf.square(tf.sigmoid(params(points + jitter)) - want))
             if args.guide_pull:  # the settings the guide heard as no snare, onto the snares
                 d2 = tf.reduce_sum(tf.square(tf.sigmoid(params(zm))[:, None] - want[None]), -1)
-                loss += guide * tf.reduce_mean(tf.nn.relu(tf.reduce_min(d2, 1) - guide_free2))
+                near = -tf.math.top_k(-d2, args.guide_k).values  # the K nearest snares
+                loss += guide * tf.reduce_mean(tf.nn.relu(near - guide_free2))
             if args.move_points:  # spread the snares over the knob travel, as uniform as it is
                 loss += args.move_points * mmd2(points, za)
                 loss += args.hold * tf.reduce_mean(tf.reduce_sum(tf.square(points - z), -1))
-            if args.snare_pull or args.anchor or args.smooth:  # the sounds at uniform settings
+            if args.snare_pull or args.anchor or args.smooth or args.match:  # uniform settings
                 uniform = tf.sigmoid(params(za))
+            if args.match:  # the uniform travel's sounds spread like the snares' own settings
+                loss += args.match * mmd2(uniform, want, match_widths)
             if args.snare_pull:  # every knob setting near some snare's own setting
                 d2 = tf.reduce_sum(tf.square(uniform[:, None] - want[None]), -1)
                 loss += args.snare_pull * tf.reduce_mean(tf.nn.relu(tf.reduce_min(d2, 1) - free2))
@@ -224,7 +247,14 @@ def main() -> int:
     if args.guide_pull:
         from snaresynth.analysis.evaluate import decode_batched, snare_listener
         judge = snare_listener(args.guide)
+        bounded = np.clip(fitted, 1e-6, 1.0 - 1e-6)  # some fits sit on the sigmoid's ends
+        copies = synth(tf.constant(np.log(bounded / (1.0 - bounded)))).numpy()  # raw = logit
+        for name, ear in (("the guide", judge), ("the bundled listener", snare_listener(None))):
+            print(f"the synthesiser's copies of the {len(copies)} snares (their fitted settings): "
+                  f"{ear.share(copies, int(decoder.sample_rate), 'snare'):.3f} snare to {name}",
+                  flush=True)
     rounds = args.guide_rounds if args.guide_pull else 0
+    print(f"travel-to-snares MMD^2 before: {travel_mmd():.4f}", flush=True)
     start = time.monotonic()
     for i in range(1, args.steps + rounds * args.guide_steps + 1):
         if judge is not None and i > args.steps and (i - args.steps - 1) % args.guide_steps == 0:
@@ -253,6 +283,7 @@ def main() -> int:
         if i % 500 == 0 or i == args.steps:
             print(f"mlp step {i}: parameter MSE {loss:.5f} ({time.monotonic() - start:.0f} s)",
                   flush=True)
+    print(f"travel-to-snares MMD^2 after: {travel_mmd():.4f}", flush=True)
     print(f"refit reconstructions: MR-STFT {mrstft(synth(params.predict(z, verbose=0))):.3f}",
           flush=True)
     if args.move_points:
@@ -268,7 +299,8 @@ def main() -> int:
                          "even_mel": args.even_mel, "move_points": args.move_points,
                          "snare_pull": args.snare_pull, "pull_radius": args.pull_radius,
                          "hold": args.hold, "guide_pull": args.guide_pull,
-                         "guide_radius": args.guide_radius,
+                         "guide_radius": args.guide_radius, "guide_k": args.guide_k,
+                         "match": args.match,
                          "guide": str(args.guide) if args.guide else None,
                          "guide_rounds": rounds, "guide_points": args.guide_points,
                          "guide_steps": args.guide_steps, "seed": args.seed}
