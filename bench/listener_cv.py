@@ -22,12 +22,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> None:
     from snaresynth.analysis.ear import (
         BALANCE,
+        FEATURE_SET,
         MEMBERS,
         REPITCH,
         EarRecipe,
         format_confusion,
         train_ear,
     )
+    from snaresynth.analysis.features import FEATURE_SETS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
@@ -41,11 +43,14 @@ def main() -> None:
     p.add_argument("--balance", type=float, default=BALANCE,
                    help="class weights: the inverse class frequency to this power (1: balanced, "
                         "0: none)")
+    p.add_argument("--features", type=int, default=FEATURE_SET, choices=FEATURE_SETS,
+                   help="summary feature set (3: with the re-attack features)")
     p.add_argument("--quick", type=int, default=0, metavar="N",
                    help="only N kit folds and no source folds (a screen, not a figure)")
     args = p.parse_args()
     recipe = EarRecipe(epochs=args.epochs, copies=args.copies, seed=args.seed,
-                       members=args.members, repitch=args.repitch, balance=args.balance)
+                       members=args.members, repitch=args.repitch, balance=args.balance,
+                       features=args.features)
     report = train_ear(args.data, args.out, recipe, sources=not args.quick, limit=args.quick)
     print(f"wrote {report.path} ({report.path.stat().st_size / 1e3:.0f} kB) from "
           f"{report.items} items in {report.seconds:.0f} s")

@@ -254,6 +254,24 @@ def test_texture_features_are_level_free_and_hear_noise_flicker() -> None:
     assert summary_features(mel, 2).shape[1] == summary_features(mel, 1).shape[1] + 49
 
 
+def test_attack_features_hear_a_roll_strike_again_and_are_level_free() -> None:
+    from snaresynth.analysis.features import MelSettings, log_mel, summary_features
+
+    rate = 32000
+    t = np.arange(LENGTH) / rate
+    noise = np.random.default_rng(1).standard_normal(LENGTH)
+    hit = noise * np.exp(-t / 0.05)
+    roll = noise * np.exp(-(t % 0.09) / 0.02)  # a stroke every 90 ms
+    mel = log_mel(np.stack([hit, roll, 0.5 * roll]).astype(np.float32), MelSettings(rate))
+    attack = summary_features(mel, 3)[:, -3:]
+    assert summary_features(mel, 3).shape[1] == summary_features(mel, 2).shape[1] + 3
+    late_rise, strikes, _ = attack.T
+    assert late_rise[0] < 0.1 < late_rise[1] and strikes[0] == 0 < strikes[1]
+    # -6 dB: the same strokes; the rises as far as the troughs stay above the log-mel floor
+    assert attack[2, 1] == attack[1, 1]
+    np.testing.assert_allclose(attack[2], attack[1], atol=0.03)
+
+
 def test_the_bundled_listener_keeps_its_feature_set() -> None:
     info = read_listener_info(BUNDLED_LISTENER)
     assert info.kind == "summary" and info.feature_set in (1, 2)

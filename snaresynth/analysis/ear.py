@@ -58,6 +58,7 @@ class EarRecipe:
     members: int = MEMBERS
     repitch: float = REPITCH
     balance: float = BALANCE
+    features: int = FEATURE_SET  # summary_features' set (features.py)
 
 
 @dataclass
@@ -199,7 +200,7 @@ def ear_features(data: EarData, recipe: EarRecipe) -> np.ndarray:
     repitch = recipe.repitch
     mels = [data.mel] + [augment_mel(repitch_mel(data.mel, rng, settings, repitch) if repitch
                                      else data.mel, rng) for _ in range(recipe.copies)]
-    return np.stack([summary_features(m, FEATURE_SET) for m in mels])
+    return np.stack([summary_features(m, recipe.features) for m in mels])
 
 
 def class_weights(labels: np.ndarray, n_classes: int, balance: float) -> np.ndarray:
@@ -324,7 +325,7 @@ def train_ear(paths: list[str | Path], out: str | Path, recipe: EarRecipe | None
     info = ListenerInfo(
         classes=classes, mel=mel.to_dict(), mean=0.0, std=1.0, length=data.length,
         accuracy=accuracy, kind="summary", feature_mean=[float(v) for v in mean],
-        feature_std=[float(v) for v in std], feature_set=FEATURE_SET,
+        feature_std=[float(v) for v in std], feature_set=recipe.features,
         training={"corpus_fingerprints": data.fingerprints, "epochs": recipe.epochs,
                   "augment_copies": recipe.copies, "repitch": recipe.repitch,
                   "balance": recipe.balance, "seed": recipe.seed, "items": len(data.labels),

@@ -173,7 +173,9 @@ SUMMARY_SEGMENTS: tuple[tuple[int, int], ...] = ((0, 3), (3, 8), (8, 20), (20, 4
 SUMMARY_BANDS = 16
 
 
-FEATURE_SETS = (1, 2)  # 1: spectrum and envelope; 2: plus texture (``texture_features``)
+# 1: spectrum and envelope; 2: plus texture (``texture_features``); 3: plus re-attacks
+# (``attack_features``)
+FEATURE_SETS = (1, 2, 3)
 TEXTURE_SEGMENTS: tuple[tuple[int, int], ...] = ((1, 8), (8, 24), (24, 60))
 
 
@@ -208,6 +210,26 @@ def texture_features(feats: np.ndarray, bands: np.ndarray | None = None) -> np.n
     smooth = np.stack([np.convolve(row, kernel, mode="same") for row in profile])
     out.append((profile - smooth)[:, 2:-2].std(axis=1, keepdims=True))
     return np.concatenate(out, axis=1)
+
+
+def attack_features(frame_level: np.ndarray) -> np.ndarray:
+    """(B, frames) frame level (ln power, 0 at the peak) -> (B, 3) how often the sound strikes.
+
+    One hit decays after its peak, a roll or a flam strikes again: from 3 frames (24 ms) after
+    the peak on, the largest rise of the level over 2 frames, and the share of frames where it
+    rises by more than 6 dB; and the largest rise anywhere before 8 frames past the peak, which
+    a flam's grace note or a rim click's ring shows. In ln power / 16 (the envelope's units);
+    level-free as far as the troughs between strokes stay above the log-mel floor.
+    """
+    b, frames = frame_level.shape
+    level = np.maximum(frame_level, -16.0)  # floored like the envelope: no rise out of silence
+    rise = np.zeros((b, frames))
+    rise[:, 2:] = level[:, 2:] - level[:, :-2]
+    after = np.arange(frames)[None, :] - frame_level.argmax(axis=1)[:, None]
+    late = np.where(after >= 3, rise, 0.0)
+    early = np.where((after >= 1) & (after < 8), rise, 0.0)
+    strikes = (late > np.log(4.0)).sum(axis=1) / frames
+    return np.stack([late.max(axis=1) / 16.0, strikes, early.max(axis=1) / 16.0], axis=1)
 
 
 def summary_features(feats: np.ndarray, feature_set: int = 1) -> np.ndarray:
@@ -247,4 +269,6 @@ def summary_features(feats: np.ndarray, feature_set: int = 1) -> np.ndarray:
     out += [envelope, *decays]
     if feature_set >= 2:
         out.append(texture_features(feats, bands))
+    if feature_set >= 3:
+        out.append(attack_features(frame_level))
     return np.concatenate(out, axis=1).astype(np.float32)
