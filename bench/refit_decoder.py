@@ -247,8 +247,8 @@ def main() -> int:
     if args.guide_pull:
         from snaresynth.analysis.evaluate import decode_batched, snare_listener
         judge = snare_listener(args.guide)
-        bounded = np.clip(fitted, 1e-6, 1.0 - 1e-6)  # some fits sit on the sigmoid's ends
-        copies = synth(tf.constant(np.log(bounded / (1.0 - bounded)))).numpy()  # raw = logit
+        # some fits sit on the sigmoid's very ends
+        copies = synthesize_units(synth, np.clip(fitted, 1e-6, 1.0 - 1e-6))
         for name, ear in (("the guide", judge), ("the bundled listener", snare_listener(None))):
             print(f"the synthesiser's copies of the {len(copies)} snares (their fitted settings): "
                   f"{ear.share(copies, int(decoder.sample_rate), 'snare'):.3f} snare to {name}",
@@ -351,9 +351,15 @@ def rank_knobs(decoder, metadata):
         latent_hi=[metadata.latent_hi[i] for i in order])
 
 
+def synthesize_units(synth, units: np.ndarray) -> np.ndarray:
+    """The synthesiser's sounds at parameter settings in sigmoid units (inside 0..1)."""
+    import tensorflow as tf
+
+    return synth(tf.constant(np.log(units / (1.0 - units)), tf.float32)).numpy()  # the logit
+
+
 def mel_jacobians(units: np.ndarray, synth, rate: int) -> np.ndarray:
     """(K, P, cells): d log-mel / d parameter (sigmoid units) at K settings, finite differences."""
-    import tensorflow as tf
 
     from snaresynth.analysis.features import MelSettings, log_mel
 
@@ -362,8 +368,7 @@ def mel_jacobians(units: np.ndarray, synth, rate: int) -> np.ndarray:
     delta = np.where(units < 0.5, JACOBIAN_EPS, -JACOBIAN_EPS)  # (K, P): nudged inwards
     moved = np.repeat(units[:, None, :], n + 1, axis=1)  # (K, P + 1, P): the setting, then each
     moved[:, 1:] += delta[:, :, None] * np.eye(n, dtype=units.dtype)[None]  # parameter nudged
-    flat = moved.reshape(-1, n)
-    audio = synth(tf.constant(np.log(flat / (1.0 - flat)), tf.float32)).numpy()
+    audio = synthesize_units(synth, moved.reshape(-1, n))
     feats = log_mel(audio, MelSettings(sample_rate=rate)).reshape(k, n + 1, -1)
     return ((feats[:, 1:] - feats[:, :1]) / delta[..., None]).astype(np.float32)
 
