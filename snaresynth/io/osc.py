@@ -28,6 +28,7 @@ from typing import Any
 from pythonosc import osc_packet
 
 from snaresynth.control.params import Param, parse_param
+from snaresynth.engine.changes import change_key
 from snaresynth.errors import SnareSynthError
 from snaresynth.io import osc_layout
 from snaresynth.io.osc_args import (
@@ -95,7 +96,7 @@ class OscController:
         self.send = send  # used for pushes to subscribers; replies are returned instead
         self.subscribers: set[Address] = set()
         # the changes flush sends: per target, per address (or edited widget), the latest
-        self._pending: dict[Address, dict[str, tuple[str, list[Any]]]] = {}
+        self._pending: dict[Address, dict[tuple[Any, ...], tuple[str, list[Any]]]] = {}
         self._pending_lock = threading.Lock()
         self.received = 0
         self.failed = 0
@@ -439,9 +440,9 @@ class OscController:
             for target in list(self.subscribers):
                 pending = self._pending.setdefault(target, {})
                 if target != source:
-                    pending[change[0]] = change
+                    pending[change_key(address, change[1])] = change
                 for edit in edits:
-                    pending["/EDIT " + edit[1][0]] = edit
+                    pending[("/EDIT", edit[1][0])] = edit
 
     def _preset_names(self) -> list[str]:
         store = self.engine.store

@@ -11,11 +11,12 @@ flood is coalesced: knob moves still waiting when a newer one for the same knob 
 dropped, as OSC does within a batch.
 
 Out: every engine change (``engine.add_listener``, one path for every source) goes into each
-page's own bounded mailbox, keyed by address (the newest value wins; the oldest entry goes
-first when it is full), and each page's sender task sends what is there at most 60 times a
-second. Listeners run on the changing thread (MIDI, OSC, decode, this loop) and only touch the
-mailbox and ``call_soon_threadsafe``: no daemon thread waits on a browser. A stalled page's
-sender waits alone and is closed after ``SEND_TIMEOUT_S``.
+page's own bounded mailbox, keyed by address and, for a step or a slot's round-robin count,
+by its target (``engine.changes.change_key``: the newest value wins; when it is full the oldest
+entry goes and the page gets the whole state again), and each page's sender task sends what
+is there at most 60 times a second. Listeners run on the changing thread (MIDI, OSC, decode,
+this loop) and only touch the mailbox and ``call_soon_threadsafe``: no daemon thread waits on a
+browser. A stalled page's sender waits alone and is closed after ``SEND_TIMEOUT_S``.
 
 Security: bound to loopback unless told; bound wider, a token (in the ready line's URL) is
 required; a WebSocket whose Origin or Host is not the page's own is refused (403).
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from snaresynth.control.params import slot_params
+from snaresynth.engine.changes import change_key
 from snaresynth.engine.notes import layer_buffer
 from snaresynth.errors import DeviceError, SnareSynthError
 from snaresynth.io.web_protocol import (
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UPDATES_PER_S = 60
-MAILBOX = 512  # distinct addresses waiting for one page; the oldest goes first beyond this
+MAILBOX = 512  # distinct keys waiting for one page; beyond this the oldest goes, state is resent
 REPLIES = 64
 SEND_TIMEOUT_S = 5.0
 BUFFER_MIN_S = 0.1  # a page gets one slot's buffer at most this often
@@ -72,7 +74,9 @@ class Page:
         self.ws = ws
         self.loop = loop
         self.lock = threading.Lock()
-        self.mailbox: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
+        # (address, target) -> (address, args): the newest message per knob, step or slot
+        self.mailbox: collections.OrderedDict[tuple[Any, ...], tuple[str, list[Any]]] = \
+            collections.OrderedDict()
         self.replies: collections.deque[dict[str, Any]] = collections.deque(maxlen=REPLIES)
         self.state_due = True
         self.buffers_due: set[int] = set()
@@ -85,13 +89,16 @@ class Page:
         self.woken = False
 
     def push(self, address: str, args: list[Any]) -> None:
-        """Any thread: the newest value of ``address`` waits for the next send."""
+        """Any thread: the newest value of ``address`` (for its target) waits for the next
+        send."""
+        key = change_key(address, args)
         with self.lock:
-            self.mailbox.pop(address, None)
-            self.mailbox[address] = args
+            self.mailbox.pop(key, None)
+            self.mailbox[key] = (address, args)
             while len(self.mailbox) > MAILBOX:
                 self.mailbox.popitem(last=False)
                 self.dropped += 1
+                self.state_due = True  # the whole state again: what was dropped is in it
             if address in STATE_EVENTS:
                 self.state_due = True
         self._wake()
@@ -120,7 +127,7 @@ class Page:
     def take(self) -> tuple[list[dict[str, Any]], bool, set[int]]:
         with self.lock:
             out = list(self.replies) + [{"address": a, "args": v}
-                                        for a, v in self.mailbox.items()]
+                                        for a, v in self.mailbox.values()]
             self.replies.clear()
             self.mailbox.clear()
             state, self.state_due = self.state_due, False

@@ -33,7 +33,22 @@ def _wait_decoded(client, before: dict, count: int, timeout: float = 60.0) -> No
         time.sleep(0.2)
 
 
-def _roll(probe: Probe) -> list[np.ndarray]:
+def _roll(probe: Probe, server) -> tuple[list[np.ndarray], int]:
+    """A roll whose recording JACK did not break: a cycle found unfinished or an xrun leaves a
+    period of the probe's ring unwritten, and the hits could not be compared sample by sample.
+    On a loaded machine that happens now and then, so the roll is played again (3 tries).
+    Returns the hits and how many rolls were played."""
+    for tries in range(1, 4):
+        log0, xruns0 = len(server.log_text()), probe.xruns
+        hits = _roll_once(probe)
+        late = server.late_clients(log0)
+        if not late and probe.xruns == xruns0:
+            return hits, tries
+        print(f"\nroll played again: JACK reported {probe.xruns - xruns0} xruns, late {late}")
+    raise AssertionError(f"JACK broke the recording of 3 rolls running (late clients {late})")
+
+
+def _roll_once(probe: Probe) -> list[np.ndarray]:
     """``HITS`` note-ons of slot 0 (note 38), each at a frame offset of its own; the audio of
     each hit from its note's frame, checked to start exactly there."""
     probe.clear_sent()
@@ -58,13 +73,13 @@ def test_a_roll_varies_hit_to_hit_with_no_latency(jack_server, start_daemon, osc
     try:
         probe.connect("snaresynth:midi_in", "snaresynth-audio:out_1")
         time.sleep(0.3)
-        plain = _roll(probe)
+        plain, _ = _roll(probe, jack_server)
         before = client.status()
         client.send("/snaresynth/variants", 4, 0)
         client.send("/snaresynth/variation", 0.3, 0)
         layers = 4  # the default kit's velocity layers (velocity_latent = 0)
         _wait_decoded(client, before, 3 * layers)
-        varied = _roll(probe)
+        varied, rolls = _roll(probe, jack_server)
         after = client.status()
     finally:
         probe.close()
@@ -74,7 +89,7 @@ def test_a_roll_varies_hit_to_hit_with_no_latency(jack_server, start_daemon, osc
         assert float(np.abs(a - b).max()) < 1e-4 * peak
     diffs = [float(np.abs(a - b).max()) / peak for a, b in zip(varied, varied[1:], strict=False)]
     assert all(d > 0.01 for d in diffs), f"successive hits too alike: {diffs}"
-    assert after["notes_in_callback"] - before["notes_in_callback"] == HITS, after
+    assert after["notes_in_callback"] - before["notes_in_callback"] == rolls * HITS, after
     assert after["late_hits"] == 0, after
     print(f"\nvariation roll: successive hits differ by {[round(d, 3) for d in diffs]} "
           f"of the peak; without variation by < 1e-4; latency 0 frames")

@@ -129,6 +129,19 @@ def test_pushes_keep_the_latest_value_of_each_address(osc):
                       ("/snaresynth/level", [0.25], other)]
 
 
+def test_pushes_keep_the_change_of_each_slot(osc):
+    """/variants names its slot: two slots changed between two flushes are both told."""
+    other = ("127.0.0.1", 50001)
+    osc.handle_packet(build_message("/snaresynth/subscribe", []), other)
+    osc.handle_packet(build_message("/snaresynth/variants", [3, 0]), SENDER)
+    osc.handle_packet(build_message("/snaresynth/variants", [5, 1]), SENDER)
+    osc.handle_packet(build_message("/snaresynth/variants", [2, 1]), SENDER)
+    osc.flush()
+    told = [p for p in osc.pushed if p[0] == "/snaresynth/variants"]
+    assert told == [("/snaresynth/variants", [3, 0], other),
+                    ("/snaresynth/variants", [2, 1], other)]
+
+
 def test_a_new_subscriber_gets_the_current_state(osc):
     osc.engine.set_param(parse_param("latent/1"), 0.7, slot=0)
     replies = osc.handle_packet(build_message("/snaresynth/subscribe", ["127.0.0.1", 9100]),
