@@ -170,6 +170,7 @@ class Probe:
         set_process_callback(self.midi, send_midi, self._q_table)
         set_process_callback(self.audio, hear_audio, self._r_table)
         self.xruns = 0
+        self.xrun_frames: list[int] = []  # the server's frame when each xrun was told
         self.midi.set_xrun_callback(self._xrun)
         self.midi.activate()
         self.audio.activate()
@@ -186,6 +187,13 @@ class Probe:
 
     def _xrun(self, delay_usecs: float) -> None:
         self.xruns += 1
+        self.xrun_frames.append(self.midi.frame_time)
+
+    def xrun_near(self, frame: int, length: int, told_within: int) -> bool:
+        """Whether an xrun may have broken frames ``frame .. frame + length`` of the recording:
+        one was told from ``frame`` to ``told_within`` frames after the span (JACK tells an
+        xrun after it happened, from another thread)."""
+        return any(frame <= told <= frame + length + told_within for told in self.xrun_frames)
 
     def now(self) -> int:
         """The server's current frame (estimated between cycles). Thread: any."""
