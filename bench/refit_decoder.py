@@ -3,7 +3,8 @@
     .venv/bin/python bench/refit_decoder.py --model runs/ddsp-mix.keras --data corpora/mix \
         --out runs/refit.keras [--fit-steps 200] [--fitted NPZ] [--steps 3000] [--jitter 0.1] \
         [--anchor 0] [--smooth 0] [--even 0] [--even-mel 0] [--move-points 0 [--hold 0]] \
-        [--snare-pull 0 [--pull-radius 0]] [--rank-knobs]
+        [--snare-pull 0 [--pull-radius 0]] [--rank-knobs] [--match 0] \
+        [--guide LISTENER [--guide-pull 0] [--guide-k 1] [--ear 0 [--ear-margin 1]]]
 
 ``bench/synth_oracle.py`` showed that the synthesiser, set per snare, covers far more of the
 held-out snares than the network's reconstructions. This closes that gap in two steps:
@@ -32,6 +33,11 @@ held-out snares than the network's reconstructions. This closes that gap in two 
    ``--guide-k K`` towards the centre of its K nearest snares instead. ``--match M`` adds M
    times the squared MMD between the sounds' parameters at uniform knob settings and the
    fitted snares' (the travel spread like the snares, where the pulls only draw it near them).
+   ``--ear E`` moves the misses only as far as the guide's decision: each round it fits a small
+   network to the guide's snare margin (log P(snare) - log of the likeliest other class) over
+   every setting decoded so far and the fitted snares' copies, in synthesiser parameters, and
+   trains on E times how far each uniform knob setting's margin lies under ``--ear-margin``
+   (a differentiable stand-in for the ear; it prints how well it foretold the new round).
 
 The result is a whole model file (encoder, metadata with the refit in its training record, the
 inference form); judge it with ``snaresynth eval``. Needs the train extra (TensorFlow).
@@ -53,6 +59,7 @@ SMOOTH_EPS = 0.05  # network units: the finite difference of the Jacobian penalt
 EVEN_LINES, EVEN_POINTS = 16, 17  # knob lines per step for --even, points along each
 JACOBIAN_SNARES, JACOBIAN_EPS = 4, 0.02  # --even-mel: where its Jacobians are taken, the step
 MMD_WIDTHS = (0.5, 1.0, 2.0)  # network units (whitened knob space: the knobs span about +-2)
+EAR_CLIP, EAR_EPOCHS = 8.0, 60  # --ear: the margin's range the stand-in learns, its epochs
 
 
 def main() -> int:
@@ -105,6 +112,10 @@ def main() -> int:
     p.add_argument("--guide-k", type=int, default=1, metavar="K",
                    help="with --guide-pull: pull each miss towards its K nearest fitted snares "
                         "(the mean of the K squared distances: their centre), not only the nearest")
+    p.add_argument("--ear", type=float, default=0.0, metavar="E",
+                   help="E times how far each uniform setting lies under the margin, by the "
+                        "guide's stand-in in parameters (needs --guide)")
+    p.add_argument("--ear-margin", type=float, default=1.0, metavar="M")
     p.add_argument("--guide-rounds", type=int, default=3)
     p.add_argument("--guide-points", type=int, default=2000)
     p.add_argument("--guide-steps", type=int, default=500)
@@ -115,6 +126,9 @@ def main() -> int:
     args = p.parse_args()
     if args.guide_k < 1:
         p.error("--guide-k: at least 1")
+    if (args.guide_pull or args.ear) and args.guide is None:
+        p.error("--guide-pull and --ear need --guide LISTENER")
+    guided = bool(args.guide_pull or args.ear)
 
     import dataclasses
 
@@ -203,9 +217,11 @@ def main() -> int:
         za = to_network(uniform_knobs(decoder, 512, probe), lo, hi, knob_map).astype(np.float32)
         return float(mmd2(tf.sigmoid(params(za)), tf.constant(fitted), match_widths))
 
+    stand_in = ear_stand_in(fitted.shape[1]) if args.ear else None
+
     @tf.function
     def mlp_step(jitter: tf.Tensor, want: tf.Tensor, za: tf.Tensor, anchor: tf.Tensor,
-                 zl: tf.Tensor, zm: tf.Tensor, guide: tf.Tensor) -> tf.Tensor:
+                 zl: tf.Tensor, zm: tf.Tensor, guide: tf.Tensor, ear: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(tf.sigmoid(params(points + jitter)) - want))
             if args.guide_pull:  # the settings the guide heard as no snare, onto the snares
@@ -215,8 +231,11 @@ def main() -> int:
             if args.move_points:  # spread the snares over the knob travel, as uniform as it is
                 loss += args.move_points * mmd2(points, za)
                 loss += args.hold * tf.reduce_mean(tf.reduce_sum(tf.square(points - z), -1))
-            if args.snare_pull or args.anchor or args.smooth or args.match:  # uniform settings
-                uniform = tf.sigmoid(params(za))
+            if args.snare_pull or args.anchor or args.smooth or args.match or args.ear:
+                uniform = tf.sigmoid(params(za))  # the uniform knob settings' parameters
+            if args.ear:  # each setting heard as snare by a margin, moved no further than that
+                short = tf.nn.relu(args.ear_margin - stand_in(uniform, training=False)[:, 0])
+                loss += ear * tf.reduce_mean(short)
             if args.match:  # the uniform travel's sounds spread like the snares' own settings
                 loss += args.match * mmd2(uniform, want, match_widths)
             if args.snare_pull:  # every knob setting near some snare's own setting
@@ -244,7 +263,9 @@ def main() -> int:
 
     misses = np.zeros((0, len(lo)), np.float32)  # network units, heard as no snare
     judge = None
-    if args.guide_pull:
+    heard_x = np.zeros((0, fitted.shape[1]), np.float32)  # the stand-in's data: parameters,
+    heard_y = np.zeros((0,), np.float32)  # and the guide's snare margin there
+    if guided:
         from snaresynth.analysis.evaluate import decode_batched, snare_listener
         judge = snare_listener(args.guide)
         # some fits sit on the sigmoid's very ends
@@ -253,18 +274,32 @@ def main() -> int:
             print(f"the synthesiser's copies of the {len(copies)} snares (their fitted settings): "
                   f"{ear.share(copies, int(decoder.sample_rate), 'snare'):.3f} snare to {name}",
                   flush=True)
-    rounds = args.guide_rounds if args.guide_pull else 0
+        heard_x = np.clip(fitted, 1e-6, 1.0 - 1e-6)
+        heard_y = snare_margin(judge, copies, int(decoder.sample_rate))
+    rounds = args.guide_rounds if guided else 0
     print(f"travel-to-snares MMD^2 before: {travel_mmd():.4f}", flush=True)
     start = time.monotonic()
     for i in range(1, args.steps + rounds * args.guide_steps + 1):
         if judge is not None and i > args.steps and (i - args.steps - 1) % args.guide_steps == 0:
             knobs = uniform_knobs(decoder, args.guide_points, rng)
-            heard = np.array(judge.classify(decode_batched(decoder, knobs),
-                                            int(decoder.sample_rate)))
-            found = to_network(knobs[heard != "snare"], lo, hi, knob_map).astype(np.float32)
+            margin = snare_margin(judge, decode_batched(decoder, knobs), int(decoder.sample_rate))
+            heard_snare = margin > 0.0
+            found = to_network(knobs[~heard_snare], lo, hi, knob_map).astype(np.float32)
             misses = np.concatenate([misses, found])
             print(f"guide: {len(found)} of {len(knobs)} knob settings heard as no snare "
-                  f"({np.mean(heard == 'snare'):.3f} snare); {len(misses)} kept", flush=True)
+                  f"({np.mean(heard_snare):.3f} snare); {len(misses)} kept", flush=True)
+            if stand_in is not None:
+                units = tf.sigmoid(params(to_network(knobs, lo, hi, knob_map))).numpy()
+                if len(heard_y) > len(fitted):  # foretold before it learns this round
+                    said = stand_in.predict(units, verbose=0)[:, 0]
+                    error = float(np.median(np.abs(said - margin)))
+                    flagged = int(np.sum(said[~heard_snare] <= 0))
+                    print(f"ear stand-in foretold {np.mean((said > 0) == heard_snare):.3f} of "
+                          f"the guide's decisions, {flagged} of its {len(found)} misses (margin "
+                          f"error {error:.2f} median)", flush=True)
+                heard_x = np.concatenate([heard_x, units])
+                heard_y = np.concatenate([heard_y, margin])
+                fit_stand_in(stand_in, heard_x, heard_y, args.seed)
         zm = np.zeros((64, len(lo)), np.float32)
         if len(misses):
             zm = misses[rng.integers(0, len(misses), 64)] + rng.normal(
@@ -279,7 +314,8 @@ def main() -> int:
             knob_lines = uniform_lines(decoder, EVEN_LINES, EVEN_POINTS - 1, rng)
             zl = to_network(knob_lines.reshape(-1, len(lo)), lo, hi, knob_map).astype(np.float32)
         guide = np.float32(args.guide_pull if i > args.steps else 0.0)
-        loss = float(mlp_step(jitter, fitted, za, anchor, zl, zm, guide))
+        ear = np.float32(args.ear if i > args.steps else 0.0)
+        loss = float(mlp_step(jitter, fitted, za, anchor, zl, zm, guide, ear))
         if i % 500 == 0 or i == args.steps:
             print(f"mlp step {i}: parameter MSE {loss:.5f} ({time.monotonic() - start:.0f} s)",
                   flush=True)
@@ -300,7 +336,7 @@ def main() -> int:
                          "snare_pull": args.snare_pull, "pull_radius": args.pull_radius,
                          "hold": args.hold, "guide_pull": args.guide_pull,
                          "guide_radius": args.guide_radius, "guide_k": args.guide_k,
-                         "match": args.match,
+                         "match": args.match, "ear": args.ear, "ear_margin": args.ear_margin,
                          "guide": str(args.guide) if args.guide else None,
                          "guide_rounds": rounds, "guide_points": args.guide_points,
                          "guide_steps": args.guide_steps, "seed": args.seed}
@@ -349,6 +385,31 @@ def rank_knobs(decoder, metadata):
         metadata, training=training,
         latent_lo=[metadata.latent_lo[i] for i in order],
         latent_hi=[metadata.latent_hi[i] for i in order])
+
+
+def snare_margin(judge, audio: np.ndarray, rate: int) -> np.ndarray:
+    """log P(snare) - log P(the likeliest other class): above 0 where the ear says snare."""
+    probs = np.clip(judge.probabilities(audio, rate).astype(np.float64), 1e-12, 1.0)
+    snare = judge.classes.index("snare")
+    other = np.delete(probs, snare, axis=1).max(axis=1)
+    return np.clip(np.log(probs[:, snare]) - np.log(other), -EAR_CLIP, EAR_CLIP).astype(np.float32)
+
+
+def ear_stand_in(n_params: int):
+    """A small network from synthesiser parameters (sigmoid units) to the guide's margin."""
+    import keras
+
+    return keras.Sequential([keras.Input((n_params,)), keras.layers.Dense(128, "gelu"),
+                             keras.layers.Dense(128, "gelu"), keras.layers.Dense(1)])
+
+
+def fit_stand_in(model, x: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """Fit (again, from where it was) the stand-in to every setting the guide heard so far."""
+    import keras
+
+    model.compile(keras.optimizers.Adam(1e-3), loss="huber")
+    model.fit(x, y, epochs=EAR_EPOCHS, batch_size=128, shuffle=True, verbose=0)
+    print(f"ear stand-in fitted to {len(y)} settings ({np.mean(y > 0):.3f} snare)", flush=True)
 
 
 def synthesize_units(synth, units: np.ndarray) -> np.ndarray:
