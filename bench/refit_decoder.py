@@ -299,7 +299,7 @@ def main() -> int:
                           f"error {error:.2f} median)", flush=True)
                 heard_x = np.concatenate([heard_x, units])
                 heard_y = np.concatenate([heard_y, margin])
-                fit_stand_in(stand_in, heard_x, heard_y, args.seed)
+                fit_stand_in(stand_in, heard_x, heard_y)
         zm = np.zeros((64, len(lo)), np.float32)
         if len(misses):
             zm = misses[rng.integers(0, len(misses), 64)] + rng.normal(
@@ -403,8 +403,9 @@ def ear_stand_in(n_params: int):
                              keras.layers.Dense(128, "gelu"), keras.layers.Dense(1)])
 
 
-def fit_stand_in(model, x: np.ndarray, y: np.ndarray, seed: int) -> None:
-    """Fit (again, from where it was) the stand-in to every setting the guide heard so far."""
+def fit_stand_in(model, x: np.ndarray, y: np.ndarray) -> None:
+    """Fit (again, from where it was) the stand-in to every setting the guide heard so far
+    (its draws follow ``--seed`` through Keras' global seed)."""
     import keras
 
     model.compile(keras.optimizers.Adam(1e-3), loss="huber")
