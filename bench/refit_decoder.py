@@ -100,8 +100,8 @@ def main() -> int:
                    help="G times the squared distance, in parameters, from each knob setting the "
                         "guide listener hears as no snare to the nearest fitted snare")
     p.add_argument("--guide", type=Path, default=None, metavar="LISTENER",
-                   help="with --guide-pull: the listener that mines the travel (default: the "
-                        "bundled one; judge with another)")
+                   help="with --guide-pull or --ear: the listener that mines the travel "
+                        "(default: the bundled one; judge with another)")
     p.add_argument("--guide-radius", type=float, default=0.0, metavar="R",
                    help="with --guide-pull: no pull within R times the median distance between "
                         "neighbouring fitted snares")
@@ -113,9 +113,11 @@ def main() -> int:
                    help="with --guide-pull: pull each miss towards its K nearest fitted snares "
                         "(the mean of the K squared distances: their centre), not only the nearest")
     p.add_argument("--ear", type=float, default=0.0, metavar="E",
-                   help="E times how far each uniform setting lies under the margin, by the "
-                        "guide's stand-in in parameters (needs --guide)")
-    p.add_argument("--ear-margin", type=float, default=1.0, metavar="M")
+                   help="E times how far each uniform setting lies under the margin, by a "
+                        "stand-in for the guide's decision, in parameters")
+    p.add_argument("--ear-margin", type=float, default=1.0, metavar="M",
+                   help="with --ear: the snare margin (log-odds against the likeliest other "
+                        "class) a setting must reach to cost nothing")
     p.add_argument("--guide-rounds", type=int, default=3)
     p.add_argument("--guide-points", type=int, default=2000)
     p.add_argument("--guide-steps", type=int, default=500)
@@ -126,8 +128,6 @@ def main() -> int:
     args = p.parse_args()
     if args.guide_k < 1:
         p.error("--guide-k: at least 1")
-    if (args.guide_pull or args.ear) and args.guide is None:
-        p.error("--guide-pull and --ear need --guide LISTENER")
     guided = bool(args.guide_pull or args.ear)
 
     import dataclasses
