@@ -268,14 +268,14 @@ def main() -> int:
     if guided:
         from snaresynth.analysis.evaluate import decode_batched, snare_listener
         judge = snare_listener(args.guide)
-        # some fits sit on the sigmoid's very ends
-        copies = synthesize_units(synth, np.clip(fitted, 1e-6, 1.0 - 1e-6))
-        for name, ear in (("the guide", judge), ("the bundled listener", snare_listener(None))):
-            print(f"the synthesiser's copies of the {len(copies)} snares (their fitted settings): "
-                  f"{ear.share(copies, int(decoder.sample_rate), 'snare'):.3f} snare to {name}",
-                  flush=True)
-        heard_x = np.clip(fitted, 1e-6, 1.0 - 1e-6)
+        heard_x = np.clip(fitted, 1e-6, 1.0 - 1e-6)  # some fits sit on the sigmoid's very ends
+        copies = synthesize_units(synth, heard_x)
         heard_y = snare_margin(judge, copies, int(decoder.sample_rate))
+        bundled = snare_listener(None).share(copies, int(decoder.sample_rate), "snare")
+        for name, share in (("the guide", float(np.mean(heard_y > 0))),
+                            ("the bundled listener", bundled)):
+            print(f"the synthesiser's copies of the {len(copies)} snares (their fitted settings): "
+                  f"{share:.3f} snare to {name}", flush=True)
     rounds = args.guide_rounds if guided else 0
     print(f"travel-to-snares MMD^2 before: {travel_mmd():.4f}", flush=True)
     start = time.monotonic()
