@@ -4,7 +4,8 @@
         --out runs/refit.keras [--fit-steps 200] [--fitted NPZ] [--steps 3000] [--jitter 0.1] \
         [--anchor 0] [--smooth 0] [--even 0] [--even-mel 0] [--move-points 0 [--hold 0]] \
         [--snare-pull 0 [--pull-radius 0]] [--rank-knobs] [--match 0] \
-        [--guide LISTENER [--guide-pull 0] [--guide-k 1] [--ear 0 [--ear-margin 1]]]
+        [--guide LISTENER [--guide-pull 0] [--guide-k 1]
+        [--ear 0 [--ear-margin 1] [--ear-members 1 [--ear-doubt 0]]]]
 
 ``bench/synth_oracle.py`` showed that the synthesiser, set per snare, covers far more of the
 held-out snares than the network's reconstructions. This closes that gap in two steps:
@@ -38,6 +39,9 @@ held-out snares than the network's reconstructions. This closes that gap in two 
    every setting decoded so far and the fitted snares' copies, in synthesiser parameters, and
    trains on E times how far each uniform knob setting's margin lies under ``--ear-margin``
    (a differentiable stand-in for the ear; it prints how well it foretold the new round).
+   ``--ear-members N`` fits N stand-ins, each to its own bootstrap draw of the settings, and
+   ``--ear-doubt D`` trains on their mean margin less D times their spread: where they disagree
+   (the travel the guide has not heard yet) a setting counts as no surer than that.
 
 The result is a whole model file (encoder, metadata with the refit in its training record, the
 inference form); judge it with ``snaresynth eval``. Needs the train extra (TensorFlow).
@@ -118,6 +122,12 @@ def main() -> int:
     p.add_argument("--ear-margin", type=float, default=1.0, metavar="M",
                    help="with --ear: the snare margin (log-odds against the likeliest other "
                         "class) a setting must reach to cost nothing")
+    p.add_argument("--ear-members", type=int, default=1, metavar="N",
+                   help="with --ear: N stand-ins, each fitted to a bootstrap draw of the "
+                        "settings (1: one, fitted to them all)")
+    p.add_argument("--ear-doubt", type=float, default=0.0, metavar="D",
+                   help="with --ear-members: the margin trained on is the members' mean less D "
+                        "times their standard deviation")
     p.add_argument("--guide-rounds", type=int, default=3)
     p.add_argument("--guide-points", type=int, default=2000)
     p.add_argument("--guide-steps", type=int, default=500)
@@ -128,6 +138,8 @@ def main() -> int:
     args = p.parse_args()
     if args.guide_k < 1:
         p.error("--guide-k: at least 1")
+    if args.ear_members < 1:
+        p.error("--ear-members: at least 1")
     guided = bool(args.guide_pull or args.ear)
 
     import dataclasses
@@ -217,7 +229,13 @@ def main() -> int:
         za = to_network(uniform_knobs(decoder, 512, probe), lo, hi, knob_map).astype(np.float32)
         return float(mmd2(tf.sigmoid(params(za)), tf.constant(fitted), match_widths))
 
-    stand_in = ear_stand_in(fitted.shape[1]) if args.ear else None
+    stand_ins = [ear_stand_in(fitted.shape[1]) for _ in range(args.ear_members)] if args.ear \
+        else []
+
+    def ear_margin(units: tf.Tensor) -> tf.Tensor:
+        """The stand-ins' margin at these settings: their mean, less --ear-doubt spreads."""
+        said = tf.stack([m(units, training=False)[:, 0] for m in stand_ins])
+        return tf.reduce_mean(said, 0) - args.ear_doubt * tf.math.reduce_std(said, 0)
 
     @tf.function
     def mlp_step(jitter: tf.Tensor, want: tf.Tensor, za: tf.Tensor, anchor: tf.Tensor,
@@ -234,7 +252,7 @@ def main() -> int:
             if args.snare_pull or args.anchor or args.smooth or args.match or args.ear:
                 uniform = tf.sigmoid(params(za))  # the uniform knob settings' parameters
             if args.ear:  # each setting heard as snare by a margin, moved no further than that
-                short = tf.nn.relu(args.ear_margin - stand_in(uniform, training=False)[:, 0])
+                short = tf.nn.relu(args.ear_margin - ear_margin(uniform))
                 loss += ear * tf.reduce_mean(short)
             if args.match:  # the uniform travel's sounds spread like the snares' own settings
                 loss += args.match * mmd2(uniform, want, match_widths)
@@ -288,10 +306,10 @@ def main() -> int:
             misses = np.concatenate([misses, found])
             print(f"guide: {len(found)} of {len(knobs)} knob settings heard as no snare "
                   f"({np.mean(heard_snare):.3f} snare); {len(misses)} kept", flush=True)
-            if stand_in is not None:
+            if stand_ins:
                 units = tf.sigmoid(params(to_network(knobs, lo, hi, knob_map))).numpy()
                 if len(heard_y) > len(fitted):  # foretold before it learns this round
-                    said = stand_in.predict(units, verbose=0)[:, 0]
+                    said = ear_margin(tf.constant(units)).numpy()
                     error = float(np.median(np.abs(said - margin)))
                     flagged = int(np.sum(said[~heard_snare] <= 0))
                     print(f"ear stand-in foretold {np.mean((said > 0) == heard_snare):.3f} of "
@@ -299,7 +317,12 @@ def main() -> int:
                           f"error {error:.2f} median)", flush=True)
                 heard_x = np.concatenate([heard_x, units])
                 heard_y = np.concatenate([heard_y, margin])
-                fit_stand_in(stand_in, heard_x, heard_y)
+                for k, member in enumerate(stand_ins):
+                    rows = np.arange(len(heard_y))
+                    if len(stand_ins) > 1:  # each member its own draw: they differ where unsure
+                        rows = np.random.default_rng([args.seed, i, k]).integers(
+                            0, len(heard_y), len(heard_y))
+                    fit_stand_in(member, heard_x[rows], heard_y[rows])
         zm = np.zeros((64, len(lo)), np.float32)
         if len(misses):
             zm = misses[rng.integers(0, len(misses), 64)] + rng.normal(
@@ -337,6 +360,7 @@ def main() -> int:
                          "hold": args.hold, "guide_pull": args.guide_pull,
                          "guide_radius": args.guide_radius, "guide_k": args.guide_k,
                          "match": args.match, "ear": args.ear, "ear_margin": args.ear_margin,
+                         "ear_members": args.ear_members, "ear_doubt": args.ear_doubt,
                          "guide": str(args.guide) if args.guide else None,
                          "guide_rounds": rounds, "guide_points": args.guide_points,
                          "guide_steps": args.guide_steps, "seed": args.seed}
